@@ -1,0 +1,141 @@
+//! Who is calling: extractors that authenticate a request before its handler runs, so a
+//! handler's signature states what its caller must be.
+//!
+//! - [`ServiceCaller`]: an app server holding a service key.
+//! - [`Caller`]: a session holder; extracting it validates and touches the session.
+//! - [`AdminCaller`]: a session holder with role `admin` (every organisation) or `org_admin`
+//!   (its own organisation), and the [`Scope`] that role grants.
+
+use std::future::{ready, Future, Ready};
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{web, FromRequest, HttpRequest};
+
+use crate::domain::{Millis, Scope, SessionId, SessionRecord, TokenDigest};
+use crate::error::{ApiError, Challenge, Code};
+use crate::startup::AppState;
+
+pub const SERVICE_KEY_HEADER: &str = "X-Service-Key";
+
+fn state(req: &HttpRequest) -> Result<web::Data<AppState>, ApiError> {
+    req.app_data::<web::Data<AppState>>()
+        .cloned()
+        .ok_or_else(|| ApiError::new(Code::Internal, "the application state is missing"))
+}
+
+/// An app server that presented a valid `X-Service-Key`.
+pub struct ServiceCaller;
+
+impl FromRequest for ServiceCaller {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(
+            state(req).and_then(|state| match req.headers().get(SERVICE_KEY_HEADER) {
+                None => Err(ApiError::unauthorized(
+                    Challenge::ServiceKey,
+                    "this operation needs an X-Service-Key header",
+                )),
+                Some(key) if state.service_keys.accepts_header(key.as_bytes()) => Ok(ServiceCaller),
+                Some(_) => Err(ApiError::unauthorized(
+                    Challenge::ServiceKey,
+                    "the X-Service-Key is not valid",
+                )),
+            }),
+        )
+    }
+}
+
+/// A session holder whose bearer token names a live session. Extracting it counts as activity
+/// of that session.
+pub struct Caller {
+    pub session: SessionRecord,
+    pub now: Millis,
+}
+
+impl Caller {
+    pub fn id(&self) -> SessionId {
+        self.session.data.id
+    }
+}
+
+/// The token of an `Authorization: Bearer <token>` header. The scheme is case-insensitive.
+fn bearer_token(req: &HttpRequest) -> Result<&str, ApiError> {
+    let missing = || {
+        ApiError::unauthorized(
+            Challenge::Bearer,
+            "this operation needs an Authorization: Bearer <token> header",
+        )
+    };
+    let value = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .ok_or_else(missing)?
+        .to_str()
+        .map_err(|_| missing())?;
+    let (scheme, token) = value.split_once(' ').ok_or_else(missing)?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(missing());
+    }
+    Ok(token.trim())
+}
+
+fn invalid_token() -> ApiError {
+    ApiError::unauthorized(
+        Challenge::InvalidToken,
+        "the bearer token is not valid, or its session has ended",
+    )
+}
+
+impl FromRequest for Caller {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let found = state(req).and_then(|state| {
+            let digest = TokenDigest::of_presented(bearer_token(req)?).ok_or_else(invalid_token)?;
+            Ok((state, digest))
+        });
+        Box::pin(async move {
+            let (state, digest) = found?;
+            let now = Millis::now();
+            match state.store.authenticate(&digest, now).await? {
+                Some(session) => Ok(Caller { session, now }),
+                None => Err(invalid_token()),
+            }
+        })
+    }
+}
+
+/// A session holder allowed to list and end other sessions, within [`AdminCaller::scope`].
+pub struct AdminCaller {
+    pub caller: Caller,
+    pub scope: Scope,
+}
+
+impl FromRequest for AdminCaller {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let caller = Caller::from_request(req, payload);
+        Box::pin(async move {
+            let caller = caller.await?;
+            let data = &caller.session.data;
+            let scope = if data.has_role("admin") {
+                Scope::All
+            } else if data.has_role("org_admin") {
+                Scope::Organisation(data.organisation.clone())
+            } else {
+                return Err(ApiError::new(
+                    Code::Forbidden,
+                    "this operation needs a session with role admin or org_admin",
+                ));
+            };
+            Ok(AdminCaller { caller, scope })
+        })
+    }
+}

@@ -1,0 +1,202 @@
+//! Settings, each from an environment variable or the matching command-line flag.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use clap::error::{ContextKind, ContextValue, ErrorKind};
+use clap::{Args, CommandFactory, Parser, Subcommand};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::domain::ConcurrentSessions;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "sessiond",
+    version,
+    about = "Session management service: issues, validates and expires login sessions",
+    long_about = None
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub settings: Settings,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Print the OpenAPI document to stdout and exit.
+    Openapi,
+}
+
+#[derive(Args, Clone, Debug)]
+pub struct Settings {
+    /// Address to listen on.
+    #[arg(long, env = "SESSIOND_BIND", default_value = "127.0.0.1:8080", value_name = "HOST:PORT", value_parser = parse_bind)]
+    pub bind: SocketAddr,
+
+    /// Server name given to sessions whose login names none.
+    #[arg(long, env = "SESSIOND_SERVER_NAME", default_value = "LOCAL", value_name = "NAME", value_parser = parse_server_name)]
+    pub server_name: String,
+
+    /// Comma-separated keys that app servers send as X-Service-Key; one is generated (and
+    /// printed) when unset.
+    #[arg(long, env = "SESSIOND_SERVICE_KEYS", value_name = "KEY,...", hide_env_values = true, value_parser = ServiceKeys::parse)]
+    pub service_keys: Option<ServiceKeys>,
+
+    /// Default idle timeout of a session, in seconds (1..=604800).
+    #[arg(long, env = "SESSIOND_IDLE_TIMEOUT", default_value_t = 1800, value_name = "SECONDS", value_parser = clap::value_parser!(u32).range(1..=604_800))]
+    pub idle_timeout: u32,
+
+    /// Absolute lifetime of every session, in seconds, however active it is.
+    #[arg(long, env = "SESSIOND_MAX_LIFETIME", default_value_t = 43_200, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=315_360_000))]
+    pub max_lifetime: u64,
+
+    /// What happens when a user who has a session logs in again.
+    #[arg(long, env = "SESSIOND_CONCURRENT_SESSIONS", value_enum, default_value_t = ConcurrentSessions::DenyOtherIp, value_name = "POLICY")]
+    pub concurrent_sessions: ConcurrentSessions,
+
+    /// Largest request body accepted, in bytes.
+    #[arg(long, env = "SESSIOND_MAX_BODY", default_value_t = 1_048_576, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..=1_073_741_824))]
+    pub max_body: u64,
+}
+
+impl Settings {
+    /// The defaults, as if no variable or flag were given.
+    pub fn defaults() -> Self {
+        Cli::parse_from(["sessiond"]).settings
+    }
+}
+
+/// The keys app servers authenticate with, kept as SHA-256 digests so that comparing them
+/// takes the same time whatever the presented key's length or content.
+#[derive(Clone)]
+pub struct ServiceKeys(Vec<[u8; 32]>);
+
+impl std::fmt::Debug for ServiceKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ServiceKeys(<{} redacted>)", self.0.len())
+    }
+}
+
+impl ServiceKeys {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        if text.trim().is_empty() {
+            return Err("must name at least one key".into());
+        }
+        let keys: Vec<&str> = text.split(',').map(str::trim).collect();
+        if keys.iter().any(|k| k.is_empty()) {
+            return Err("a key in the list is empty".into());
+        }
+        Ok(Self::from_keys(&keys))
+    }
+
+    pub fn from_keys(keys: &[&str]) -> Self {
+        ServiceKeys(keys.iter().map(|k| Sha256::digest(k).into()).collect())
+    }
+
+    /// A new random key, for a server started without any.
+    pub fn generate() -> (Self, String) {
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes).expect("the operating system's random source failed");
+        let key = URL_SAFE_NO_PAD.encode(bytes);
+        (Self::from_keys(&[&key]), key)
+    }
+
+    /// Constant time over every configured key: no early exit reveals which one matched.
+    pub fn accepts(&self, presented: &str) -> bool {
+        self.accepts_header(presented.as_bytes())
+    }
+
+    /// [`Self::accepts`] for a raw header value.
+    pub fn accepts_header(&self, presented: &[u8]) -> bool {
+        let digest: [u8; 32] = Sha256::digest(presented).into();
+        self.0
+            .iter()
+            .fold(subtle::Choice::from(0), |found, key| {
+                found | key.ct_eq(&digest)
+            })
+            .into()
+    }
+}
+
+fn parse_bind(text: &str) -> Result<SocketAddr, String> {
+    text.to_socket_addrs()
+        .map_err(|e| format!("not a HOST:PORT address ({e})"))?
+        .next()
+        .ok_or_else(|| "the host has no address".to_string())
+}
+
+fn parse_server_name(text: &str) -> Result<String, String> {
+    let count = text.chars().count();
+    if count == 0 || count > 256 || text.chars().any(char::is_control) {
+        return Err("must be 1 to 256 characters, none of them control characters".into());
+    }
+    Ok(text.to_string())
+}
+
+/// One line for a setting that cannot be used, naming its variable and flag.
+pub fn describe_error(error: &clap::Error) -> String {
+    let mut line = error.to_string();
+    line = line.lines().next().unwrap_or_default().to_string();
+    let line = line.trim_start_matches("error: ").to_string();
+    if error.kind() == ErrorKind::ValueValidation || error.kind() == ErrorKind::InvalidValue {
+        if let Some(ContextValue::String(arg)) = error.get(ContextKind::InvalidArg) {
+            let flag = arg.split_whitespace().next().unwrap_or_default();
+            let command = Cli::command();
+            let env = command
+                .get_arguments()
+                .find(|a| a.get_long().is_some_and(|l| format!("--{l}") == flag))
+                .and_then(|a| a.get_env())
+                .map(|e| e.to_string_lossy().into_owned());
+            if let Some(env) = env {
+                return format!("sessiond: bad setting {env} ({flag}): {line}");
+            }
+        }
+    }
+    format!("sessiond: {line}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_contract() {
+        let s = Settings::defaults();
+        assert_eq!(s.bind.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.server_name, "LOCAL");
+        assert_eq!(s.idle_timeout, 1800);
+        assert_eq!(s.max_lifetime, 43_200);
+        assert_eq!(s.concurrent_sessions, ConcurrentSessions::DenyOtherIp);
+        assert_eq!(s.max_body, 1_048_576);
+    }
+
+    #[test]
+    fn service_keys_rotate_and_compare() {
+        let keys = ServiceKeys::parse("old-key, new-key").unwrap();
+        assert!(keys.accepts("old-key"));
+        assert!(keys.accepts("new-key"));
+        assert!(!keys.accepts("new-ke"));
+        assert!(!keys.accepts(""));
+        for bad in ["", " ", "a,,b", "a,"] {
+            assert!(ServiceKeys::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_bad_flag_names_its_variable() {
+        let error = Cli::try_parse_from(["sessiond", "--idle-timeout", "0"]).unwrap_err();
+        let line = describe_error(&error);
+        assert!(line.contains("SESSIOND_IDLE_TIMEOUT"), "{line}");
+        assert!(!line.contains('\n'));
+    }
+
+    #[test]
+    fn debug_hides_keys() {
+        let keys = ServiceKeys::parse("secret-value").unwrap();
+        assert!(!format!("{keys:?}").contains("secret"));
+    }
+}

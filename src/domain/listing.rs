@@ -1,0 +1,457 @@
+//! The Session Management list: filters, sort orders and keyset cursors.
+
+use std::cmp::Ordering;
+use std::net::IpAddr;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use utoipa::{IntoParams, ToSchema};
+
+use super::{Millis, SessionData, SessionId};
+
+pub const DEFAULT_LIMIT: usize = 100;
+pub const MAX_LIMIT: usize = 1000;
+const MAX_FILTER_CHARS: usize = 256;
+
+/// `GET /sessions` query. Unknown parameters are rejected, so `organization=` is caught.
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListParams {
+    /// Only sessions of this organisation (exact match).
+    pub organisation: Option<String>,
+    /// Only sessions of this user (exact match).
+    pub user_id: Option<String>,
+    /// Only sessions on this app-server node (exact match).
+    pub server_name: Option<String>,
+    /// Only sessions from this IP address.
+    pub ip_address: Option<String>,
+    /// Case-insensitive substring of name, user_id or ip_address.
+    pub q: Option<String>,
+    /// The sort key; ties are broken by id.
+    pub sort: Option<SortField>,
+    /// `desc` reverses the whole key, tie-break included.
+    pub order: Option<Order>,
+    /// Page size, 1..=1000.
+    #[param(minimum = 1, maximum = 1000, default = 100)]
+    pub limit: Option<i64>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SortField {
+    #[default]
+    Name,
+    Organisation,
+    /// Numeric; IPv4 before IPv6.
+    IpAddress,
+    ServerName,
+    Timeout,
+    /// By creation time: the longest session has the largest session time.
+    SessionTime,
+    /// By last activity.
+    LastActive,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Order {
+    #[default]
+    Asc,
+    Desc,
+}
+
+/// The value a session sorts by. Every field's natural order is this enum's derived order.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum SortKey<S = String> {
+    #[serde(rename = "t")]
+    Text(S),
+    #[serde(rename = "i")]
+    Ip(IpAddr),
+    #[serde(rename = "n")]
+    Number(u64),
+}
+
+impl SortField {
+    /// The key of one session. `last_active_at` is passed apart because stores keep it apart.
+    pub fn key(self, data: &SessionData, last_active_at: Millis) -> SortKey<&str> {
+        match self {
+            SortField::Name => SortKey::Text(&data.name),
+            SortField::Organisation => SortKey::Text(&data.organisation),
+            SortField::IpAddress => SortKey::Ip(data.ip_address),
+            SortField::ServerName => SortKey::Text(&data.server_name),
+            SortField::Timeout => SortKey::Number(u64::from(data.timeout_seconds)),
+            // Newest first is the smallest session time.
+            SortField::SessionTime => SortKey::Number(u64::MAX - data.created_at.0),
+            SortField::LastActive => SortKey::Number(last_active_at.0),
+        }
+    }
+
+    fn accepts(self, key: &SortKey) -> bool {
+        matches!(
+            (self, key),
+            (
+                SortField::Name | SortField::Organisation | SortField::ServerName,
+                SortKey::Text(_)
+            ) | (SortField::IpAddress, SortKey::Ip(_))
+                | (
+                    SortField::Timeout | SortField::SessionTime | SortField::LastActive,
+                    SortKey::Number(_)
+                )
+        )
+    }
+}
+
+impl SortKey<String> {
+    pub fn borrowed(&self) -> SortKey<&str> {
+        match self {
+            SortKey::Text(s) => SortKey::Text(s),
+            SortKey::Ip(ip) => SortKey::Ip(*ip),
+            SortKey::Number(n) => SortKey::Number(*n),
+        }
+    }
+}
+
+impl SortKey<&str> {
+    pub fn to_owned_key(&self) -> SortKey {
+        match self {
+            SortKey::Text(s) => SortKey::Text(s.to_string()),
+            SortKey::Ip(ip) => SortKey::Ip(*ip),
+            SortKey::Number(n) => SortKey::Number(*n),
+        }
+    }
+}
+
+/// A place in a sorted list: the sort key and id of the last row of a page.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Position {
+    pub key: SortKey,
+    pub id: SessionId,
+}
+
+/// Exact-match filters and the search text. An `org_admin`'s own organisation is not a filter:
+/// it is the caller's [`super::Scope`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Filters {
+    pub organisation: Option<String>,
+    pub user_id: Option<String>,
+    pub server_name: Option<String>,
+    pub ip_address: Option<IpAddr>,
+    /// Lowercased.
+    pub q: Option<String>,
+}
+
+impl Filters {
+    /// Whether one session passes the filters. `q` is tried last: it is the costly one.
+    pub fn matches(&self, data: &SessionData) -> bool {
+        fn same(filter: &Option<String>, value: &str) -> bool {
+            filter.as_deref().is_none_or(|f| f == value)
+        }
+        same(&self.organisation, &data.organisation)
+            && same(&self.user_id, &data.user_id)
+            && same(&self.server_name, &data.server_name)
+            && self.ip_address.is_none_or(|ip| ip == data.ip_address)
+            && self.q.as_deref().is_none_or(|q| {
+                contains_lowercase(&data.name, q)
+                    || contains_lowercase(&data.user_id, q)
+                    || (could_be_in_ip(q) && data.ip_address.to_string().contains(q))
+            })
+    }
+
+    /// A short digest that ties a cursor to the filters it was made with.
+    fn fingerprint(&self) -> String {
+        let mut hasher = Sha256::new();
+        for part in [
+            self.organisation.as_deref(),
+            self.user_id.as_deref(),
+            self.server_name.as_deref(),
+            self.ip_address.map(|ip| ip.to_string()).as_deref(),
+            self.q.as_deref(),
+        ] {
+            match part {
+                Some(value) => {
+                    hasher.update([1]);
+                    hasher.update((value.len() as u64).to_be_bytes());
+                    hasher.update(value.as_bytes());
+                }
+                None => hasher.update([0]),
+            }
+        }
+        URL_SAFE_NO_PAD.encode(&hasher.finalize()[..9])
+    }
+}
+
+/// Whether `haystack` contains `needle_lower` (already lowercase), ignoring case. ASCII text,
+/// by far the common case, is compared in place without allocating.
+pub fn contains_lowercase(haystack: &str, needle_lower: &str) -> bool {
+    if needle_lower.is_empty() {
+        return true;
+    }
+    if haystack.is_ascii() && needle_lower.is_ascii() {
+        let needle = needle_lower.as_bytes();
+        return haystack
+            .as_bytes()
+            .windows(needle.len())
+            .any(|w| w.eq_ignore_ascii_case(needle));
+    }
+    haystack.to_lowercase().contains(needle_lower)
+}
+
+/// An IP address is written with hex digits, dots and colons only; any other search text
+/// cannot match one, so the address need not be formatted.
+fn could_be_in_ip(needle: &str) -> bool {
+    needle
+        .bytes()
+        .all(|b| b.is_ascii_hexdigit() || b == b'.' || b == b':')
+}
+
+/// A parsed `GET /sessions` query.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListQuery {
+    pub filters: Filters,
+    pub sort: SortField,
+    pub order: Order,
+    pub limit: usize,
+    pub after: Option<Position>,
+}
+
+/// What a cursor carries, base64url-encoded JSON.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CursorBody {
+    s: SortField,
+    o: Order,
+    f: String,
+    k: SortKey,
+    i: String,
+}
+
+impl ListQuery {
+    pub fn parse(params: ListParams) -> Result<Self, String> {
+        let limit = match params.limit {
+            None => DEFAULT_LIMIT,
+            Some(l) if (1..=MAX_LIMIT as i64).contains(&l) => l as usize,
+            Some(l) => return Err(format!("limit: must be between 1 and {MAX_LIMIT}, got {l}")),
+        };
+        for (name, value) in [
+            ("organisation", &params.organisation),
+            ("user_id", &params.user_id),
+            ("server_name", &params.server_name),
+            ("q", &params.q),
+        ] {
+            if value
+                .as_ref()
+                .is_some_and(|v| v.chars().count() > MAX_FILTER_CHARS)
+            {
+                return Err(format!(
+                    "{name}: at most {MAX_FILTER_CHARS} characters are allowed"
+                ));
+            }
+        }
+        let ip_address = match params.ip_address {
+            None => None,
+            Some(text) => Some(
+                text.parse::<IpAddr>()
+                    .map_err(|_| format!("ip_address: {text:?} is not an IPv4 or IPv6 address"))?,
+            ),
+        };
+        let filters = Filters {
+            organisation: params.organisation,
+            user_id: params.user_id,
+            server_name: params.server_name,
+            ip_address,
+            q: params.q.map(|q| q.to_lowercase()),
+        };
+        let sort = params.sort.unwrap_or_default();
+        let order = params.order.unwrap_or_default();
+        let after = match params.cursor {
+            None => None,
+            Some(cursor) => Some(decode_cursor(&cursor, sort, order, &filters)?),
+        };
+        Ok(ListQuery {
+            filters,
+            sort,
+            order,
+            limit,
+            after,
+        })
+    }
+
+    /// Orders two rows as this query lists them.
+    pub fn compare(
+        &self,
+        a: (&SortKey<&str>, SessionId),
+        b: (&SortKey<&str>, SessionId),
+    ) -> Ordering {
+        let natural = a.0.cmp(b.0).then(a.1.cmp(&b.1));
+        match self.order {
+            Order::Asc => natural,
+            Order::Desc => natural.reverse(),
+        }
+    }
+
+    /// The cursor that continues after `position`.
+    pub fn cursor_after(&self, position: &Position) -> String {
+        let body = CursorBody {
+            s: self.sort,
+            o: self.order,
+            f: self.filters.fingerprint(),
+            k: position.key.clone(),
+            i: position.id.to_string(),
+        };
+        URL_SAFE_NO_PAD.encode(serde_json::to_vec(&body).expect("a cursor always serialises"))
+    }
+}
+
+fn decode_cursor(
+    cursor: &str,
+    sort: SortField,
+    order: Order,
+    filters: &Filters,
+) -> Result<Position, String> {
+    const GARBLED: &str = "cursor: not a cursor this service issued";
+    let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| GARBLED)?;
+    let body: CursorBody = serde_json::from_slice(&bytes).map_err(|_| GARBLED)?;
+    let id = SessionId::parse(&body.i).ok_or(GARBLED)?;
+    if !body.s.accepts(&body.k) {
+        return Err(GARBLED.into());
+    }
+    if body.s != sort || body.o != order || body.f != filters.fingerprint() {
+        return Err(
+            "cursor: it was made for another sort, order or filters; start again without it".into(),
+        );
+    }
+    Ok(Position { key: body.k, id })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params() -> ListParams {
+        ListParams {
+            organisation: None,
+            user_id: None,
+            server_name: None,
+            ip_address: None,
+            q: None,
+            sort: None,
+            order: None,
+            limit: None,
+            cursor: None,
+        }
+    }
+
+    fn position() -> Position {
+        Position {
+            key: SortKey::Text("Teresa Pringle".into()),
+            id: SessionId::generate(),
+        }
+    }
+
+    #[test]
+    fn cursor_round_trips() {
+        let query = ListQuery::parse(params()).unwrap();
+        let cursor = query.cursor_after(&position());
+        assert!(cursor
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+        let next = ListQuery::parse(ListParams {
+            cursor: Some(cursor),
+            limit: Some(7),
+            ..params()
+        })
+        .unwrap();
+        assert_eq!(next.after.unwrap().key, position().key);
+    }
+
+    #[test]
+    fn cursor_is_tied_to_sort_order_and_filters() {
+        let query = ListQuery::parse(params()).unwrap();
+        let cursor = query.cursor_after(&position());
+        type Edit = fn(&mut ListParams);
+        let edits: &[Edit] = &[
+            |p| p.sort = Some(SortField::ServerName),
+            |p| p.order = Some(Order::Desc),
+            |p| p.organisation = Some("Default".into()),
+            |p| p.q = Some("t".into()),
+            |p| p.ip_address = Some("10.0.0.1".into()),
+        ];
+        for edit in edits {
+            let mut p = params();
+            p.cursor = Some(cursor.clone());
+            edit(&mut p);
+            assert!(ListQuery::parse(p).is_err());
+        }
+    }
+
+    #[test]
+    fn garbled_cursors_are_refused() {
+        let good = ListQuery::parse(params())
+            .unwrap()
+            .cursor_after(&position());
+        let wrong_key = URL_SAFE_NO_PAD.encode(
+            br#"{"s":"name","o":"asc","f":"x","k":{"n":5},"i":"00000000-0000-4000-8000-000000000000"}"#,
+        );
+        for bad in [
+            "",
+            "!!!",
+            "bm90IGpzb24",
+            &good[..good.len() - 3],
+            &format!("{good}A"),
+            &wrong_key,
+        ] {
+            let p = ListParams {
+                cursor: Some(bad.to_string()),
+                ..params()
+            };
+            assert!(ListQuery::parse(p).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn limit_and_ip_filter_are_checked() {
+        for limit in [0, 1001, -1] {
+            let p = ListParams {
+                limit: Some(limit),
+                ..params()
+            };
+            assert!(ListQuery::parse(p).is_err());
+        }
+        let p = ListParams {
+            ip_address: Some("1.2.3".into()),
+            ..params()
+        };
+        assert!(ListQuery::parse(p).is_err());
+    }
+
+    #[test]
+    fn search_ignores_case_in_and_out_of_ascii() {
+        assert!(contains_lowercase("Teresa Pringle", "pring"));
+        assert!(contains_lowercase("ÉLODIE Durand", "élodie"));
+        assert!(!contains_lowercase("Teresa", "teresa p"));
+        assert!(contains_lowercase("anything", ""));
+    }
+
+    #[test]
+    fn ip_sorts_numerically_v4_before_v6() {
+        let keys: Vec<SortKey> = ["::1", "10.0.0.2", "9.255.255.255", "2001:db8::1"]
+            .iter()
+            .map(|s| SortKey::Ip(s.parse().unwrap()))
+            .collect();
+        let mut sorted = keys.clone();
+        sorted.sort();
+        let shown: Vec<String> = sorted
+            .iter()
+            .map(|k| match k {
+                SortKey::Ip(ip) => ip.to_string(),
+                _ => unreachable!(),
+            })
+            .collect();
+        assert_eq!(shown, ["9.255.255.255", "10.0.0.2", "::1", "2001:db8::1"]);
+    }
+}

@@ -1,0 +1,17 @@
+//! Types that parse: a value of one of these has already been checked.
+
+pub mod clock;
+pub mod id;
+pub mod listing;
+pub mod new_session;
+pub mod policy;
+pub mod session;
+pub mod token;
+
+pub use clock::Millis;
+pub use id::SessionId;
+pub use listing::{Filters, ListQuery, Order, Position, SortField, SortKey};
+pub use new_session::{NewSession, NewSessionRequest};
+pub use policy::ConcurrentSessions;
+pub use session::{Scope, Session, SessionData, SessionRecord};
+pub use token::{Token, TokenDigest};

@@ -1,0 +1,224 @@
+//! The login request an app server sends, and its parsed form.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+/// `POST /sessions` body. Unknown fields are rejected, so a typo such as `organization` is caught.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "user_id": "tpringle",
+    "name": "Teresa Pringle",
+    "organisation": "Default",
+    "ip_address": "59.100.242.122",
+    "server_name": "LOCAL",
+    "roles": [],
+    "timeout_seconds": 1800,
+    "user_agent": "Mozilla/5.0 (X11; Linux x86_64)"
+}))]
+pub struct NewSessionRequest {
+    /// 1–256 characters.
+    #[schema(min_length = 1, max_length = 256)]
+    pub user_id: String,
+    /// The user's display name, 1–256 characters.
+    #[schema(min_length = 1, max_length = 256)]
+    pub name: String,
+    /// 1–256 characters; `Default` when not given.
+    #[schema(min_length = 1, max_length = 256)]
+    pub organisation: Option<String>,
+    /// The end user's IPv4 or IPv6 address, as the app server saw it.
+    pub ip_address: String,
+    /// The app-server node the user is on, 1–256 characters; this service's own server name
+    /// when not given.
+    #[schema(min_length = 1, max_length = 256)]
+    pub server_name: Option<String>,
+    /// At most 16 roles of 1–64 characters; `admin` and `org_admin` may list and end sessions.
+    #[schema(max_items = 16)]
+    pub roles: Option<Vec<String>>,
+    /// The idle timeout in seconds, 1..=604800; the service's default when not given.
+    #[schema(minimum = 1, maximum = 604800)]
+    pub timeout_seconds: Option<i64>,
+    /// At most 512 characters.
+    #[schema(max_length = 512)]
+    pub user_agent: Option<String>,
+}
+
+/// What the service fills in when a login leaves it out.
+pub struct Defaults<'a> {
+    pub server_name: &'a str,
+    pub timeout_seconds: u32,
+}
+
+/// A login request that has been checked field by field.
+#[derive(Debug)]
+pub struct NewSession {
+    pub user_id: Arc<str>,
+    pub name: Arc<str>,
+    pub organisation: Arc<str>,
+    pub ip_address: IpAddr,
+    pub server_name: Arc<str>,
+    pub roles: Vec<Arc<str>>,
+    pub user_agent: Option<Arc<str>>,
+    pub timeout_seconds: u32,
+}
+
+pub const MAX_TIMEOUT_SECONDS: i64 = 604_800;
+pub const DEFAULT_ORGANISATION: &str = "Default";
+
+impl NewSession {
+    pub fn parse(request: NewSessionRequest, defaults: &Defaults<'_>) -> Result<Self, String> {
+        let ip_address = request.ip_address.parse::<IpAddr>().map_err(|_| {
+            format!(
+                "ip_address: {:?} is not an IPv4 or IPv6 address",
+                request.ip_address
+            )
+        })?;
+        let roles = request.roles.unwrap_or_default();
+        if roles.len() > 16 {
+            return Err(format!(
+                "roles: at most 16 are allowed, got {}",
+                roles.len()
+            ));
+        }
+        let mut parsed_roles: Vec<Arc<str>> = Vec::with_capacity(roles.len());
+        for role in &roles {
+            let role = text("roles", role, 64)?;
+            if !parsed_roles.contains(&role) {
+                parsed_roles.push(role);
+            }
+        }
+        let timeout_seconds = match request.timeout_seconds {
+            None => defaults.timeout_seconds,
+            Some(t) if (1..=MAX_TIMEOUT_SECONDS).contains(&t) => t as u32,
+            Some(t) => {
+                return Err(format!(
+                    "timeout_seconds: must be between 1 and {MAX_TIMEOUT_SECONDS}, got {t}"
+                ))
+            }
+        };
+        Ok(NewSession {
+            user_id: text("user_id", &request.user_id, 256)?,
+            name: text("name", &request.name, 256)?,
+            organisation: match &request.organisation {
+                Some(org) => text("organisation", org, 256)?,
+                None => DEFAULT_ORGANISATION.into(),
+            },
+            ip_address,
+            server_name: text(
+                "server_name",
+                request
+                    .server_name
+                    .as_deref()
+                    .unwrap_or(defaults.server_name),
+                256,
+            )?,
+            roles: parsed_roles,
+            user_agent: match &request.user_agent {
+                Some(agent) if agent.chars().count() > 512 => {
+                    return Err("user_agent: at most 512 characters are allowed".into())
+                }
+                Some(agent) if agent.chars().any(char::is_control) => {
+                    return Err("user_agent: control characters are not allowed".into())
+                }
+                Some(agent) => Some(agent.as_str().into()),
+                None => None,
+            },
+            timeout_seconds,
+        })
+    }
+}
+
+/// A required text field: 1..=`max` characters, none of them control characters (they would
+/// forge lines in logs and terminals).
+fn text(field: &str, value: &str, max: usize) -> Result<Arc<str>, String> {
+    let count = value.chars().count();
+    if count == 0 {
+        return Err(format!("{field}: must not be empty"));
+    }
+    if count > max {
+        return Err(format!(
+            "{field}: at most {max} characters are allowed, got {count}"
+        ));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(format!("{field}: control characters are not allowed"));
+    }
+    Ok(value.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DEFAULTS: Defaults<'static> = Defaults {
+        server_name: "LOCAL",
+        timeout_seconds: 1800,
+    };
+
+    fn request() -> NewSessionRequest {
+        NewSessionRequest {
+            user_id: "tpringle".into(),
+            name: "Teresa Pringle".into(),
+            organisation: None,
+            ip_address: "59.100.242.122".into(),
+            server_name: None,
+            roles: None,
+            timeout_seconds: None,
+            user_agent: None,
+        }
+    }
+
+    #[test]
+    fn fills_in_defaults() {
+        let s = NewSession::parse(request(), &DEFAULTS).unwrap();
+        assert_eq!(&*s.organisation, "Default");
+        assert_eq!(&*s.server_name, "LOCAL");
+        assert_eq!(s.timeout_seconds, 1800);
+        assert!(s.roles.is_empty());
+        assert!(s.user_agent.is_none());
+    }
+
+    #[test]
+    fn accepts_ipv6_and_limits_at_their_edges() {
+        let mut r = request();
+        r.ip_address = "2001:db8::1".into();
+        r.name = "é".repeat(256);
+        r.timeout_seconds = Some(604_800);
+        r.roles = Some(vec!["r".repeat(64); 16]);
+        r.user_agent = Some("a".repeat(512));
+        let s = NewSession::parse(r, &DEFAULTS).unwrap();
+        assert_eq!(s.ip_address.to_string(), "2001:db8::1");
+        assert_eq!(s.roles.len(), 1, "duplicate roles count once");
+    }
+
+    #[test]
+    fn rejects_each_bad_field_by_name() {
+        type Edit = fn(&mut NewSessionRequest);
+        let cases: &[(&str, Edit)] = &[
+            ("user_id", |r| r.user_id = String::new()),
+            ("user_id", |r| r.user_id = "u".repeat(257)),
+            ("name", |r| r.name = "a\nb".into()),
+            ("organisation", |r| r.organisation = Some(String::new())),
+            ("ip_address", |r| r.ip_address = "999.1.1.1".into()),
+            ("ip_address", |r| r.ip_address = "059.100.242.122".into()),
+            ("ip_address", |r| r.ip_address = "localhost".into()),
+            ("server_name", |r| r.server_name = Some("s".repeat(257))),
+            ("roles", |r| r.roles = Some(vec!["x".into(); 17])),
+            ("roles", |r| r.roles = Some(vec![String::new()])),
+            ("roles", |r| r.roles = Some(vec!["r".repeat(65)])),
+            ("timeout_seconds", |r| r.timeout_seconds = Some(0)),
+            ("timeout_seconds", |r| r.timeout_seconds = Some(604_801)),
+            ("timeout_seconds", |r| r.timeout_seconds = Some(-1)),
+            ("user_agent", |r| r.user_agent = Some("a".repeat(513))),
+        ];
+        for (field, edit) in cases {
+            let mut r = request();
+            edit(&mut r);
+            let err = NewSession::parse(r, &DEFAULTS).unwrap_err();
+            assert!(err.starts_with(field), "{field}: {err}");
+        }
+    }
+}

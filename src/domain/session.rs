@@ -1,0 +1,132 @@
+//! A session as stores keep it, and as the API shows it.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::{Millis, SessionId};
+
+/// What never changes after login. Strings are shared (`Arc<str>`), so copying a session out
+/// of a store bumps reference counts instead of allocating.
+#[derive(Clone, Debug)]
+pub struct SessionData {
+    pub id: SessionId,
+    pub user_id: Arc<str>,
+    pub name: Arc<str>,
+    pub organisation: Arc<str>,
+    pub ip_address: IpAddr,
+    pub server_name: Arc<str>,
+    pub roles: Arc<[Arc<str>]>,
+    pub user_agent: Option<Arc<str>>,
+    /// The idle timeout.
+    pub timeout_seconds: u32,
+    pub created_at: Millis,
+}
+
+impl SessionData {
+    pub fn has_role(&self, role: &str) -> bool {
+        self.roles.iter().any(|r| &**r == role)
+    }
+
+    /// When the session ends if nothing touches it: `min(last_active + timeout, created + max)`.
+    pub fn expires_at(&self, last_active_at: Millis, max_lifetime_seconds: u64) -> Millis {
+        last_active_at
+            .plus_seconds(u64::from(self.timeout_seconds))
+            .min(self.created_at.plus_seconds(max_lifetime_seconds))
+    }
+}
+
+/// A session read out of a store at one instant.
+#[derive(Clone, Debug)]
+pub struct SessionRecord {
+    pub data: SessionData,
+    pub last_active_at: Millis,
+    pub expires_at: Millis,
+}
+
+/// Which sessions an administrator may see and end.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// `admin`: every organisation.
+    All,
+    /// `org_admin`: its own organisation only.
+    Organisation(Arc<str>),
+}
+
+impl Scope {
+    pub fn admits(&self, organisation: &str) -> bool {
+        match self {
+            Scope::All => true,
+            Scope::Organisation(own) => &**own == organisation,
+        }
+    }
+}
+
+/// A session as the API shows it.
+#[derive(Serialize, ToSchema)]
+pub struct Session {
+    #[schema(value_type = String, example = "8c1f0c5e-7d3a-4b9e-9a41-2f6c1d0e5b7a")]
+    pub id: SessionId,
+    #[schema(value_type = String, example = "tpringle")]
+    pub user_id: Arc<str>,
+    #[schema(value_type = String, example = "Teresa Pringle")]
+    pub name: Arc<str>,
+    #[schema(value_type = String, example = "Default")]
+    pub organisation: Arc<str>,
+    #[schema(value_type = String, example = "59.100.242.122")]
+    pub ip_address: IpAddr,
+    #[schema(value_type = String, example = "LOCAL")]
+    pub server_name: Arc<str>,
+    #[schema(value_type = Vec<String>, example = json!([]))]
+    pub roles: Arc<[Arc<str>]>,
+    /// The user agent the app server reported, or null.
+    #[schema(value_type = Option<String>, example = "Mozilla/5.0 (X11; Linux x86_64)")]
+    pub user_agent: Option<Arc<str>>,
+    /// The idle timeout of this session, in seconds.
+    #[schema(example = 1800)]
+    pub timeout_seconds: u32,
+    /// Seconds since the session was created.
+    #[schema(example = 53)]
+    pub session_time_seconds: u64,
+    /// Seconds since the session was last used.
+    #[schema(example = 3)]
+    pub idle_seconds: u64,
+    #[schema(value_type = String, format = DateTime, example = "2026-11-27T23:00:00Z")]
+    pub created_at: Millis,
+    #[schema(value_type = String, format = DateTime, example = "2026-11-27T23:00:50Z")]
+    pub last_active_at: Millis,
+    /// `min(last_active_at + timeout, created_at + max lifetime)`.
+    #[schema(value_type = String, format = DateTime, example = "2026-11-27T23:30:50Z")]
+    pub expires_at: Millis,
+    /// True for the caller's own session.
+    pub own: bool,
+}
+
+impl Session {
+    pub fn view(record: SessionRecord, now: Millis, caller: Option<SessionId>) -> Self {
+        let SessionRecord {
+            data,
+            last_active_at,
+            expires_at,
+        } = record;
+        Session {
+            own: caller == Some(data.id),
+            id: data.id,
+            user_id: data.user_id,
+            name: data.name,
+            organisation: data.organisation,
+            ip_address: data.ip_address,
+            server_name: data.server_name,
+            roles: data.roles,
+            user_agent: data.user_agent,
+            timeout_seconds: data.timeout_seconds,
+            session_time_seconds: now.seconds_since(data.created_at),
+            idle_seconds: now.seconds_since(last_active_at),
+            created_at: data.created_at,
+            last_active_at,
+            expires_at,
+        }
+    }
+}

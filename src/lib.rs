@@ -1,0 +1,11 @@
+//! sessiond: issues, validates and expires login sessions, and lets administrators list and end
+//! them. The binary in `main.rs` only reads settings and runs [`startup::Application`].
+
+pub mod auth;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod openapi;
+pub mod routes;
+pub mod startup;
+pub mod store;

@@ -1,0 +1,70 @@
+//! The OpenAPI document, collected from the routes themselves.
+
+use actix_web::App;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_actix_web::AppExt;
+
+use crate::auth::SERVICE_KEY_HEADER;
+use crate::error::{Code, Problem};
+use crate::routes;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "sessiond",
+        description = "Issues, validates and expires login sessions, and lets administrators \
+            list and end them (the Session Management screen). Every error is an RFC 9457 \
+            problem (`application/problem+json`) with a stable `code`."
+    ),
+    modifiers(&SecuritySchemes),
+    components(schemas(Problem, Code)),
+    tags(
+        (name = "sessions", description = "Logging in, validating, listing and ending sessions"),
+        (name = "meta", description = "The service describing itself"),
+    )
+)]
+struct ApiDoc;
+
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("The token returned once by POST /sessions"))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "service_key",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                SERVICE_KEY_HEADER,
+                "A key from SESSIOND_SERVICE_KEYS, held by trusted app servers",
+            ))),
+        );
+    }
+}
+
+/// The document, built from the same route registrations the server uses.
+pub fn spec() -> utoipa::openapi::OpenApi {
+    let (_, spec) = App::new()
+        .into_utoipa_app()
+        .openapi(ApiDoc::openapi())
+        .configure(routes::configure)
+        .split_for_parts();
+    spec
+}
+
+/// The document as pretty-printed JSON, as committed in `openapi/openapi.json`.
+pub fn spec_json() -> String {
+    let mut json = spec()
+        .to_pretty_json()
+        .expect("the OpenAPI document always serialises");
+    json.push('\n');
+    json
+}

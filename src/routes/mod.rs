@@ -1,0 +1,20 @@
+//! HTTP routes, one file per resource, each handler with its OpenAPI description beside it.
+
+pub mod fallback;
+pub mod meta;
+pub mod sessions;
+
+use utoipa_actix_web::service_config::ServiceConfig;
+
+/// Registers every documented route. The OpenAPI document is collected from these same calls.
+pub fn configure(cfg: &mut ServiceConfig) {
+    // `/sessions/current` before `/sessions/{id}`, so that "current" is never taken for an id.
+    cfg.service(sessions::create_session)
+        .service(sessions::current_session)
+        .service(sessions::logout)
+        .service(sessions::list_sessions)
+        .service(sessions::delete_sessions)
+        .service(sessions::get_session)
+        .service(sessions::delete_session)
+        .service(meta::openapi_json);
+}

@@ -1,0 +1,380 @@
+//! `/sessions`: logging users in, validating and ending sessions, and the Session Management
+//! list for administrators.
+
+use std::collections::HashSet;
+
+use actix_web::http::header;
+use actix_web::{delete, get, post, web, HttpResponse};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoResponses, ToSchema};
+
+use crate::auth::{AdminCaller, Caller, ServiceCaller};
+use crate::domain::listing::ListParams;
+use crate::domain::new_session::Defaults;
+use crate::domain::{
+    ListQuery, Millis, NewSession, NewSessionRequest, Position, Scope, Session, SessionId, Token,
+};
+use crate::error::{ApiError, Code, Problem};
+use crate::startup::AppState;
+use crate::store::Insert;
+
+/// The most ids one `DELETE /sessions` may name.
+pub const MAX_DELETE_IDS: usize = 10_000;
+
+/// A new session and its bearer token. The token is shown here once and never again.
+#[derive(Serialize, ToSchema)]
+pub struct CreatedSession {
+    pub session: Session,
+    #[schema(example = "q3Yx0v2m5n8Jr6KcT1fW9sB4hL7dZpE0aGuNiOyRtQk")]
+    pub token: String,
+}
+
+/// One page of the Session Management list.
+#[derive(Serialize, ToSchema)]
+pub struct SessionList {
+    pub items: Vec<Session>,
+    /// How many sessions match the filters, on all pages together.
+    #[schema(example = 1)]
+    pub total: u64,
+    /// Pass as `cursor` for the next page; null when no rows follow.
+    #[schema(example = json!(null))]
+    pub next_cursor: Option<String>,
+}
+
+/// `DELETE /sessions` body.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"ids": ["8c1f0c5e-7d3a-4b9e-9a41-2f6c1d0e5b7a"]}))]
+pub struct DeleteSessionsRequest {
+    /// 1..=10000 session ids; duplicates count once.
+    #[schema(min_items = 1, max_items = 10000)]
+    pub ids: Vec<String>,
+}
+
+/// What happened to each id of a `DELETE /sessions`: every id sent is in exactly one list.
+#[derive(Serialize, ToSchema)]
+pub struct DeleteSessionsResult {
+    pub deleted: Vec<String>,
+    /// Ids that do not exist, have expired, or are outside the caller's organisation.
+    pub not_found: Vec<String>,
+    pub refused: Vec<Refusal>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Refusal {
+    pub id: String,
+    pub reason: RefusalReason,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum RefusalReason {
+    /// The caller's own session is never deleted this way; log out instead.
+    OwnSession,
+}
+
+/// Errors every bearer-authenticated operation can answer with.
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+pub enum BearerProblems {
+    /// No bearer token, or one that names no live session.
+    #[response(status = 401, content_type = "application/problem+json", headers(("WWW-Authenticate" = String)))]
+    Unauthorized(Problem),
+    /// The session store cannot be reached.
+    #[response(status = 503, content_type = "application/problem+json")]
+    Unavailable(Problem),
+}
+
+/// Errors every administrator operation can answer with, beyond [`BearerProblems`].
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+pub enum AdminProblems {
+    /// The caller's session has neither role `admin` nor `org_admin`.
+    #[response(status = 403, content_type = "application/problem+json")]
+    Forbidden(Problem),
+}
+
+/// Errors of operations that take a JSON body.
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+pub enum BodyProblems {
+    /// The body is not valid JSON, or a field is missing, unknown or out of range.
+    #[response(status = 400, content_type = "application/problem+json")]
+    Invalid(Problem),
+    /// The body is larger than the configured limit.
+    #[response(status = 413, content_type = "application/problem+json")]
+    TooLarge(Problem),
+    /// The body was not sent as `application/json`.
+    #[response(status = 415, content_type = "application/problem+json")]
+    NotJson(Problem),
+}
+
+/// Log a user in.
+///
+/// Called by a trusted app server with its service key. Applies the concurrent-session policy:
+/// by default a user who already has a live session from one IP address is refused from
+/// another (`409`, code `login-denied`, with the existing sessions). The token in the response
+/// is shown only here.
+#[utoipa::path(
+    tag = "sessions",
+    request_body = NewSessionRequest,
+    security(("service_key" = [])),
+    responses(
+        (status = 201, description = "The session was created", body = CreatedSession,
+            headers(("Location" = String, description = "/sessions/{id}"))),
+        BodyProblems,
+        (status = 401, description = "No X-Service-Key, or one that is not valid", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Refused by the concurrent-session policy (code `login-denied`)", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The session store cannot be reached", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/sessions")]
+pub async fn create_session(
+    _: ServiceCaller,
+    state: web::Data<AppState>,
+    body: web::Json<NewSessionRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let defaults = Defaults {
+        server_name: &state.server_name,
+        timeout_seconds: state.idle_timeout,
+    };
+    let session = NewSession::parse(body.into_inner(), &defaults).map_err(ApiError::invalid)?;
+    let token = Token::generate();
+    let insert = Insert {
+        id: SessionId::generate(),
+        digest: token.digest(),
+        session,
+    };
+    let now = Millis::now();
+    let (record, _replaced) = state.store.create(insert, state.policy, now).await?;
+    let location = format!("/sessions/{}", record.data.id);
+    Ok(HttpResponse::Created()
+        .insert_header((header::LOCATION, location))
+        .json(CreatedSession {
+            session: Session::view(record, now, None),
+            token: token.expose(),
+        }))
+}
+
+/// Validate a token.
+///
+/// The call app servers make on every request: answers the caller's own session and slides
+/// its idle timeout.
+#[utoipa::path(
+    tag = "sessions",
+    security(("bearer" = [])),
+    responses((status = 200, description = "The caller's session", body = Session), BearerProblems)
+)]
+#[get("/sessions/current")]
+pub async fn current_session(caller: Caller) -> web::Json<Session> {
+    let Caller { session, now } = caller;
+    let id = session.data.id;
+    web::Json(Session::view(session, now, Some(id)))
+}
+
+/// Log out: end the caller's own session.
+#[utoipa::path(
+    tag = "sessions",
+    security(("bearer" = [])),
+    responses((status = 204, description = "The session has ended"), BearerProblems)
+)]
+#[delete("/sessions/current")]
+pub async fn logout(caller: Caller, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    state
+        .store
+        .delete(&[caller.id()], &Scope::All, caller.now)
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// List sessions: the Session Management screen.
+///
+/// An `admin` sees every organisation, an `org_admin` only its own. Pages are keyset-paginated:
+/// pass `next_cursor` back as `cursor` with the same sort, order and filters. Listing does not
+/// touch the listed sessions.
+#[utoipa::path(
+    tag = "sessions",
+    params(ListParams),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "One page of sessions", body = SessionList),
+        (status = 400, description = "A parameter is unknown or not valid, or the cursor does not fit the query", body = Problem, content_type = "application/problem+json"),
+        BearerProblems,
+        AdminProblems,
+    )
+)]
+#[get("/sessions")]
+pub async fn list_sessions(
+    admin: AdminCaller,
+    state: web::Data<AppState>,
+    params: web::Query<ListParams>,
+) -> Result<web::Json<SessionList>, ApiError> {
+    let query = ListQuery::parse(params.into_inner()).map_err(ApiError::invalid)?;
+    let now = admin.caller.now;
+    let page = state.store.list(&query, &admin.scope, now).await?;
+    let next_cursor = match (page.more, page.items.last()) {
+        (true, Some(last)) => Some(
+            query.cursor_after(&Position {
+                key: query
+                    .sort
+                    .key(&last.data, last.last_active_at)
+                    .to_owned_key(),
+                id: last.data.id,
+            }),
+        ),
+        _ => None,
+    };
+    let caller = Some(admin.caller.id());
+    Ok(web::Json(SessionList {
+        items: page
+            .items
+            .into_iter()
+            .map(|record| Session::view(record, now, caller))
+            .collect(),
+        total: page.total,
+        next_cursor,
+    }))
+}
+
+fn no_such_session() -> ApiError {
+    ApiError::not_found("no such session")
+}
+
+/// Read one session.
+#[utoipa::path(
+    tag = "sessions",
+    params(("id" = String, Path, description = "The session id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The session", body = Session),
+        BearerProblems,
+        AdminProblems,
+        (status = 404, description = "No live session with this id in the caller's scope", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/sessions/{id}")]
+pub async fn get_session(
+    admin: AdminCaller,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<web::Json<Session>, ApiError> {
+    let id = SessionId::parse(&id).ok_or_else(no_such_session)?;
+    let now = admin.caller.now;
+    let record = state
+        .store
+        .get(id, &admin.scope, now)
+        .await?
+        .ok_or_else(no_such_session)?;
+    Ok(web::Json(Session::view(
+        record,
+        now,
+        Some(admin.caller.id()),
+    )))
+}
+
+/// End one session.
+///
+/// An administrator cannot end their own session this way (`409`, code `own-session`); that is
+/// what `DELETE /sessions/current` is for.
+#[utoipa::path(
+    tag = "sessions",
+    params(("id" = String, Path, description = "The session id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "The session has ended"),
+        BearerProblems,
+        AdminProblems,
+        (status = 404, description = "No live session with this id in the caller's scope", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "That is the caller's own session (code `own-session`)", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[delete("/sessions/{id}")]
+pub async fn delete_session(
+    admin: AdminCaller,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = SessionId::parse(&id).ok_or_else(no_such_session)?;
+    if id == admin.caller.id() {
+        return Err(ApiError::new(
+            Code::OwnSession,
+            "you cannot end your own session here; log out with DELETE /sessions/current",
+        ));
+    }
+    let ended = state
+        .store
+        .delete(&[id], &admin.scope, admin.caller.now)
+        .await?;
+    if ended.is_empty() {
+        return Err(no_such_session());
+    }
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// End several sessions at once.
+///
+/// Every id sent appears in exactly one of `deleted`, `not_found` and `refused`. The caller's
+/// own session is never deleted: it is reported under `refused`. Ids outside an `org_admin`'s
+/// organisation are reported as `not_found`.
+#[utoipa::path(
+    tag = "sessions",
+    request_body = DeleteSessionsRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "What happened to each id", body = DeleteSessionsResult),
+        BodyProblems,
+        BearerProblems,
+        AdminProblems,
+    )
+)]
+#[delete("/sessions")]
+pub async fn delete_sessions(
+    admin: AdminCaller,
+    state: web::Data<AppState>,
+    body: web::Json<DeleteSessionsRequest>,
+) -> Result<web::Json<DeleteSessionsResult>, ApiError> {
+    let requested = body.into_inner().ids;
+    if requested.is_empty() || requested.len() > MAX_DELETE_IDS {
+        return Err(ApiError::invalid(format!(
+            "ids: between 1 and {MAX_DELETE_IDS} are allowed, got {}",
+            requested.len()
+        )));
+    }
+    let own = admin.caller.id();
+    let mut seen = HashSet::with_capacity(requested.len());
+    let unique: Vec<String> = requested
+        .into_iter()
+        .filter(|id| seen.insert(id.clone()))
+        .collect();
+    let mut result = DeleteSessionsResult {
+        deleted: Vec::new(),
+        not_found: Vec::new(),
+        refused: Vec::new(),
+    };
+    let mut candidates = Vec::with_capacity(unique.len());
+    for text in &unique {
+        match SessionId::parse(text) {
+            Some(id) if id == own => result.refused.push(Refusal {
+                id: text.clone(),
+                reason: RefusalReason::OwnSession,
+            }),
+            Some(id) => candidates.push(id),
+            None => {}
+        }
+    }
+    let ended: HashSet<SessionId> = state
+        .store
+        .delete(&candidates, &admin.scope, admin.caller.now)
+        .await?
+        .into_iter()
+        .map(|record| record.data.id)
+        .collect();
+    for text in unique {
+        match SessionId::parse(&text) {
+            Some(id) if ended.contains(&id) => result.deleted.push(text),
+            Some(id) if id == own => {}
+            _ => result.not_found.push(text),
+        }
+    }
+    Ok(web::Json(result))
+}

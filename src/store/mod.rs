@@ -1,0 +1,94 @@
+//! Where sessions live. Every store offers the same operations, each one atomic: the HTTP layer
+//! never composes two store calls into one rule.
+
+mod memory;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+pub use memory::{IndexReport, MemoryStore};
+
+use crate::domain::{
+    ConcurrentSessions, ListQuery, Millis, NewSession, Scope, SessionId, SessionRecord, TokenDigest,
+};
+
+/// A store behind a shared pointer, as the application holds it.
+pub type SharedStore = Arc<dyn SessionStore>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The login was refused by the concurrent-session policy.
+    #[error("the user already has a session from another IP address")]
+    LoginDenied(Vec<Existing>),
+    /// The store cannot be reached; the request may succeed later.
+    #[error("the session store is unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// One of a user's sessions, as a refused login reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Existing {
+    pub id: SessionId,
+    pub ip_address: IpAddr,
+    pub server_name: Arc<str>,
+}
+
+/// A session to insert, with its server-made id and token digest.
+pub struct Insert {
+    pub id: SessionId,
+    pub digest: TokenDigest,
+    pub session: NewSession,
+}
+
+/// A page of the session list.
+pub struct Page {
+    pub items: Vec<SessionRecord>,
+    /// Every session that matches the filters, on every page.
+    pub total: u64,
+    /// Whether rows follow the last item.
+    pub more: bool,
+}
+
+#[async_trait]
+pub trait SessionStore: Send + Sync {
+    /// Applies the concurrent-session policy and inserts, as one atomic step. Returns the new
+    /// session and the ids of sessions it replaced.
+    async fn create(
+        &self,
+        insert: Insert,
+        policy: ConcurrentSessions,
+        now: Millis,
+    ) -> Result<(SessionRecord, Vec<SessionId>), StoreError>;
+
+    /// The live session a token digest belongs to, touched (its idle timeout slides).
+    async fn authenticate(
+        &self,
+        digest: &TokenDigest,
+        now: Millis,
+    ) -> Result<Option<SessionRecord>, StoreError>;
+
+    /// A live session in `scope`, untouched.
+    async fn get(
+        &self,
+        id: SessionId,
+        scope: &Scope,
+        now: Millis,
+    ) -> Result<Option<SessionRecord>, StoreError>;
+
+    /// Ends the live sessions among `ids` that are in `scope`; returns those it ended.
+    async fn delete(
+        &self,
+        ids: &[SessionId],
+        scope: &Scope,
+        now: Millis,
+    ) -> Result<Vec<SessionRecord>, StoreError>;
+
+    /// One page of the live sessions in `scope` that match the query.
+    async fn list(&self, query: &ListQuery, scope: &Scope, now: Millis)
+        -> Result<Page, StoreError>;
+
+    /// Frees the memory of expired sessions; returns how many it removed.
+    async fn reap(&self, now: Millis) -> Result<usize, StoreError>;
+}

@@ -1,0 +1,250 @@
+//! Starting the application and talking to it.
+
+use std::net::SocketAddr;
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use sessiond::config::{ServiceKeys, Settings};
+use sessiond::startup::Application;
+use sessiond::store::MemoryStore;
+
+pub const SERVICE_KEY: &str = "test-service-key";
+
+pub struct TestApp {
+    pub address: SocketAddr,
+    pub store: Arc<MemoryStore>,
+    agent: ureq::Agent,
+}
+
+/// A session a test logged in: its token and id.
+#[derive(Clone, Debug)]
+pub struct Login {
+    pub token: String,
+    pub id: String,
+}
+
+pub struct Response {
+    pub status: u16,
+    pub headers: ureq::http::HeaderMap,
+    pub body: String,
+}
+
+impl Response {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Asserts an RFC 9457 problem with this status and code, and returns its body.
+    pub fn problem(&self, status: u16, code: &str) -> Value {
+        assert_eq!(self.status, status, "body: {}", self.body);
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/problem+json"),
+            "body: {}",
+            self.body
+        );
+        let body = self.json();
+        assert_eq!(body["code"], code, "body: {}", self.body);
+        assert_eq!(body["status"], status);
+        assert_eq!(body["type"], format!("urn:sessiond:problem:{code}"));
+        assert!(body["title"].as_str().is_some_and(|t| !t.is_empty()));
+        assert!(body["detail"].as_str().is_some_and(|t| !t.is_empty()));
+        body
+    }
+}
+
+pub fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {})
+}
+
+pub fn spawn_app_with(edit: impl FnOnce(&mut Settings)) -> TestApp {
+    let mut settings = Settings::defaults();
+    settings.bind = "127.0.0.1:0".parse().unwrap();
+    settings.service_keys = Some(ServiceKeys::from_keys(&[SERVICE_KEY]));
+    edit(&mut settings);
+    let (sender, receiver) = mpsc::channel();
+    thread::spawn(move || {
+        actix_web::rt::System::new().block_on(async move {
+            let app = Application::build(settings).expect("the application starts");
+            sender
+                .send((app.address(), app.memory_store()))
+                .expect("the test is waiting");
+            app.run_until_stopped().await
+        })
+    });
+    let (address, store) = receiver.recv().expect("the application started");
+    let agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into();
+    TestApp {
+        address,
+        store,
+        agent,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.address, path)
+    }
+
+    /// Sends any request; `body` goes out as given, with whatever headers the test names.
+    pub fn send(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Response {
+        let mut request = ureq::http::Request::builder()
+            .method(method)
+            .uri(self.url(path));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request
+            .body(body.to_vec())
+            .expect("a well-formed test request");
+        let mut response = self.agent.run(request).expect("the server answers");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response
+            .body_mut()
+            .read_to_string()
+            .expect("a readable body");
+        Response {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// `POST /sessions` with the service key and this JSON body.
+    pub fn create(&self, body: &Value) -> Response {
+        self.send(
+            "POST",
+            "/sessions",
+            &[
+                ("X-Service-Key", SERVICE_KEY),
+                ("Content-Type", "application/json"),
+            ],
+            body.to_string().as_bytes(),
+        )
+    }
+
+    /// Logs a user in from `ip` and returns the new session, failing the test if refused.
+    pub fn login(&self, user: &str, ip: &str) -> Login {
+        self.login_as(&json!({"user_id": user, "name": user, "ip_address": ip}))
+    }
+
+    pub fn login_as(&self, body: &Value) -> Login {
+        let response = self.create(body);
+        assert_eq!(response.status, 201, "{}", response.body);
+        let json = response.json();
+        Login {
+            token: json["token"].as_str().unwrap().to_string(),
+            id: json["session"]["id"].as_str().unwrap().to_string(),
+        }
+    }
+
+    /// An administrator (role `admin`) of organisation Default.
+    pub fn admin(&self) -> Login {
+        self.login_as(&json!({
+            "user_id": format!("admin-{}", unique()), "name": "Ada Admin",
+            "ip_address": "10.0.0.1", "roles": ["admin"]
+        }))
+    }
+
+    pub fn get(&self, path: &str, token: &str) -> Response {
+        self.send(
+            "GET",
+            path,
+            &[("Authorization", &format!("Bearer {token}"))],
+            b"",
+        )
+    }
+
+    pub fn delete(&self, path: &str, token: &str) -> Response {
+        self.send(
+            "DELETE",
+            path,
+            &[("Authorization", &format!("Bearer {token}"))],
+            b"",
+        )
+    }
+
+    /// `DELETE /sessions` with `{"ids": ids}`.
+    pub fn delete_ids(&self, token: &str, ids: &[&str]) -> Response {
+        self.send(
+            "DELETE",
+            "/sessions",
+            &[
+                ("Authorization", &format!("Bearer {token}")),
+                ("Content-Type", "application/json"),
+            ],
+            json!({ "ids": ids }).to_string().as_bytes(),
+        )
+    }
+
+    /// Whether the token still validates.
+    pub fn validates(&self, token: &str) -> bool {
+        let response = self.get("/sessions/current", token);
+        assert!(
+            matches!(response.status, 200 | 401),
+            "{}: {}",
+            response.status,
+            response.body
+        );
+        response.status == 200
+    }
+
+    /// Every page of `GET /sessions?{query}`, following `next_cursor`.
+    pub fn list_all(&self, token: &str, query: &str) -> Vec<Value> {
+        let mut items = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut path = format!("/sessions?{query}");
+            if let Some(c) = &cursor {
+                path.push_str(&format!("&cursor={c}"));
+            }
+            let response = self.get(&path, token);
+            assert_eq!(response.status, 200, "{}", response.body);
+            let page = response.json();
+            items.extend(page["items"].as_array().unwrap().iter().cloned());
+            match page["next_cursor"].as_str() {
+                Some(next) => cursor = Some(next.to_string()),
+                None => return items,
+            }
+        }
+    }
+}
+
+/// A value no other test uses, for user ids and names.
+pub fn unique() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Polls `condition` until it holds, failing the test after `limit`.
+pub fn wait_until(limit: Duration, what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        thread::sleep(Duration::from_millis(50));
+    }
+}

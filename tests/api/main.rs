@@ -1,0 +1,12 @@
+//! HTTP tests: each starts the real application on port 0 and speaks HTTP to it.
+
+mod admin;
+mod bad_input;
+mod concurrency;
+mod expiry;
+mod helpers;
+mod listing;
+mod login;
+mod openapi_spec;
+mod policy;
+mod settings;

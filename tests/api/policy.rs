@@ -1,0 +1,126 @@
+//! The concurrent-session policy.
+
+use std::sync::{Arc, Barrier};
+use std::thread;
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::helpers::{spawn_app, spawn_app_with, unique, wait_until};
+use sessiond::domain::ConcurrentSessions;
+
+#[test]
+fn a_second_ip_is_denied_until_an_administrator_ends_the_first_session() {
+    let app = spawn_app();
+    let admin = app.admin();
+    let user = unique();
+    let first = app.login(&user, "59.100.242.122");
+    let same_ip = app.login(&user, "59.100.242.122");
+
+    let denied = app.create(&json!({
+        "user_id": user, "name": "Teresa Pringle", "ip_address": "203.0.113.9"
+    }));
+    let problem = denied.problem(409, "login-denied");
+    assert!(problem["detail"]
+        .as_str()
+        .unwrap()
+        .contains("59.100.242.122"));
+    let mut reported: Vec<&str> = problem["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            assert_eq!(s["ip_address"], "59.100.242.122");
+            assert_eq!(s["server_name"], "LOCAL");
+            s["id"].as_str().unwrap()
+        })
+        .collect();
+    reported.sort();
+    let mut expected = vec![first.id.as_str(), same_ip.id.as_str()];
+    expected.sort();
+    assert_eq!(reported, expected);
+    assert!(!denied.body.contains(&first.token));
+
+    let listed = app.list_all(&admin.token, &format!("user_id={user}"));
+    assert_eq!(listed.len(), 2, "the denied login created nothing");
+
+    let ended = app
+        .delete_ids(&admin.token, &[&first.id, &same_ip.id])
+        .json();
+    assert_eq!(ended["deleted"].as_array().unwrap().len(), 2);
+    app.login(&user, "203.0.113.9");
+}
+
+#[test]
+fn an_expired_session_does_not_block_a_new_ip() {
+    let app = spawn_app();
+    let admin = app.admin();
+    let user = unique();
+    let old = app.login_as(&json!({
+        "user_id": user, "name": "N", "ip_address": "10.0.0.1", "timeout_seconds": 1
+    }));
+    wait_until(Duration::from_secs(5), "the old session expires", || {
+        app.get(&format!("/sessions/{}", old.id), &admin.token)
+            .status
+            == 404
+    });
+    app.login(&user, "10.0.0.2");
+}
+
+#[test]
+fn other_users_and_the_same_address_written_differently_are_not_affected() {
+    let app = spawn_app();
+    let user = unique();
+    app.login(&user, "2001:db8::1");
+    app.login(&user, "2001:0db8:0:0::1");
+    app.login(&unique(), "10.0.0.99");
+}
+
+#[test]
+fn replace_ends_the_users_other_sessions() {
+    let app = spawn_app_with(|s| s.concurrent_sessions = ConcurrentSessions::Replace);
+    let user = unique();
+    let first = app.login(&user, "10.0.0.1");
+    let second = app.login(&user, "10.0.0.2");
+    assert!(!app.validates(&first.token));
+    assert!(app.validates(&second.token));
+}
+
+#[test]
+fn allow_sets_no_limit() {
+    let app = spawn_app_with(|s| s.concurrent_sessions = ConcurrentSessions::Allow);
+    let user = unique();
+    let first = app.login(&user, "10.0.0.1");
+    let second = app.login(&user, "10.0.0.2");
+    assert!(app.validates(&first.token));
+    assert!(app.validates(&second.token));
+}
+
+#[test]
+fn of_simultaneous_logins_from_different_ips_exactly_one_wins() {
+    let app = Arc::new(spawn_app());
+    for round in 0..5 {
+        let user = unique();
+        let racers = 16;
+        let start = Arc::new(Barrier::new(racers));
+        let handles: Vec<_> = (0..racers)
+            .map(|i| {
+                let (app, start, user) = (app.clone(), start.clone(), user.clone());
+                thread::spawn(move || {
+                    start.wait();
+                    app.create(&json!({
+                        "user_id": user, "name": "Racer", "ip_address": format!("10.{round}.0.{i}")
+                    }))
+                    .status
+                })
+            })
+            .collect();
+        let statuses: Vec<u16> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        assert_eq!(
+            statuses.iter().filter(|&&s| s == 201).count(),
+            1,
+            "{statuses:?}"
+        );
+        assert_eq!(statuses.iter().filter(|&&s| s == 409).count(), racers - 1);
+    }
+}
