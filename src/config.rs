@@ -58,6 +58,10 @@ pub struct Settings {
     #[arg(long, env = "SESSIOND_CONCURRENT_SESSIONS", value_enum, default_value_t = ConcurrentSessions::DenyOtherIp, value_name = "POLICY")]
     pub concurrent_sessions: ConcurrentSessions,
 
+    /// Start with sample sessions and an administrator session, and print the console's URL.
+    #[arg(long, env = "SESSIOND_DEMO", value_parser = clap::builder::BoolishValueParser::new())]
+    pub demo: bool,
+
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "SESSIOND_MAX_BODY", default_value_t = 1_048_576, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..=1_073_741_824))]
     pub max_body: u64,

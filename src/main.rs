@@ -23,7 +23,7 @@ fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let bind = cli.settings.bind;
     actix_web::rt::System::new().block_on(async move {
-        let app = match Application::build(cli.settings) {
+        let app = match Application::build(cli.settings).await {
             Ok(app) => app,
             Err(e) => {
                 eprintln!("sessiond: cannot listen on {bind} (SESSIOND_BIND): {e}");
@@ -31,6 +31,9 @@ fn main() -> ExitCode {
             }
         };
         log::info!("sessiond listening on http://{}", app.address());
+        if let Some(url) = app.demo_url() {
+            println!("Session Management (demo, signed in as Ada Admin): {url}");
+        }
         match app.run_until_stopped().await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

@@ -34,12 +34,13 @@ pub struct Application {
     server: Server,
     address: SocketAddr,
     store: Arc<MemoryStore>,
+    demo_url: Option<String>,
 }
 
 impl Application {
     /// Binds `settings.bind` (port 0 picks a free port) and prepares the server; it serves once
     /// [`Application::run_until_stopped`] is awaited. Must be called inside an actix system.
-    pub fn build(settings: Settings) -> std::io::Result<Self> {
+    pub async fn build(settings: Settings) -> std::io::Result<Self> {
         let listener = TcpListener::bind(settings.bind)?;
         let address = listener.local_addr()?;
         let service_keys = settings.service_keys.clone().unwrap_or_else(|| {
@@ -51,6 +52,15 @@ impl Application {
             keys
         });
         let store = Arc::new(MemoryStore::new(settings.max_lifetime));
+        let demo_url = match settings.demo {
+            false => None,
+            true => {
+                let token = crate::demo::seed(&*store)
+                    .await
+                    .map_err(std::io::Error::other)?;
+                Some(format!("{}/#token={token}", browsable(address)))
+            }
+        };
         let spec = crate::openapi::spec();
         let state = web::Data::new(AppState {
             store: store.clone(),
@@ -75,6 +85,7 @@ impl Application {
                 )
                 .app_data(web::QueryConfig::default().error_handler(query_error))
                 .app_data(web::PathConfig::default().error_handler(path_error))
+                .configure(routes::console::configure)
                 .default_service(web::to(routes::fallback::fallback))
                 .wrap(Logger::new("%a \"%r\" %s %b %Dms"))
         })
@@ -86,6 +97,7 @@ impl Application {
             server,
             address,
             store,
+            demo_url,
         })
     }
 
@@ -97,6 +109,11 @@ impl Application {
         self.address.port()
     }
 
+    /// With `--demo`: the console URL, signed in as the demo administrator.
+    pub fn demo_url(&self) -> Option<&str> {
+        self.demo_url.as_deref()
+    }
+
     /// The store, for tests that look inside it.
     pub fn memory_store(&self) -> Arc<MemoryStore> {
         self.store.clone()
@@ -106,6 +123,15 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
     }
+}
+
+/// An address a browser on this machine can open, for a server bound to any interface.
+fn browsable(address: SocketAddr) -> String {
+    let mut address = address;
+    if address.ip().is_unspecified() {
+        address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    format!("http://{address}")
 }
 
 fn spawn_reaper(store: Arc<MemoryStore>) {

@@ -1,5 +1,6 @@
 //! HTTP routes, one file per resource, each handler with its OpenAPI description beside it.
 
+pub mod console;
 pub mod fallback;
 pub mod meta;
 pub mod sessions;

@@ -73,7 +73,9 @@ pub fn spawn_app_with(edit: impl FnOnce(&mut Settings)) -> TestApp {
     let (sender, receiver) = mpsc::channel();
     thread::spawn(move || {
         actix_web::rt::System::new().block_on(async move {
-            let app = Application::build(settings).expect("the application starts");
+            let app = Application::build(settings)
+                .await
+                .expect("the application starts");
             sender
                 .send((app.address(), app.memory_store()))
                 .expect("the test is waiting");

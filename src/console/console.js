@@ -1,0 +1,345 @@
+// The Session Management page: lists sessions through the API with the administrator's own
+// bearer token, and ends the checked ones with one DELETE /sessions.
+import { formatDuration } from "./format.js";
+
+const TOKEN_KEY = "sessiond.token";
+const PAGE_SIZE = 50;
+const AUTO_REFRESH_MS = 5000;
+
+const $ = (id) => document.getElementById(id);
+
+const state = {
+  token: null,
+  me: null,
+  sort: "name",
+  order: "asc",
+  q: "",
+  organisation: "",
+  cursors: [null], // the cursor of each page visited; the last is the current page
+  rows: [],
+  fetchedAt: 0,
+  selected: new Set(),
+  organisations: new Set(),
+  autoTimer: null,
+};
+
+// --- signing in -----------------------------------------------------------------------------
+
+function tokenFromFragment() {
+  const params = new URLSearchParams(location.hash.slice(1));
+  const token = params.get("token");
+  if (token) {
+    // Out of the address bar (and history) at once.
+    history.replaceState(null, "", location.pathname + location.search);
+  }
+  return token;
+}
+
+function showSignIn(message) {
+  sessionStorage.removeItem(TOKEN_KEY);
+  state.token = null;
+  stopAutoRefresh();
+  $("console").hidden = true;
+  $("sign-out").hidden = true;
+  $("whoami").textContent = "";
+  $("signin").hidden = false;
+  $("signin-error").textContent = message || "";
+  $("token-input").value = "";
+  $("token-input").focus();
+}
+
+async function signIn(token) {
+  state.token = token;
+  const me = await api("GET", "/sessions/current");
+  if (!me) return;
+  state.me = me;
+  sessionStorage.setItem(TOKEN_KEY, token);
+  const role = me.roles.includes("admin") ? "admin" : me.roles.includes("org_admin") ? "org_admin" : "";
+  $("whoami").textContent = `${me.name}${role ? ` · ${role}` : ""}`;
+  $("sign-out").hidden = false;
+  $("signin").hidden = true;
+  $("console").hidden = false;
+  setAutoRefresh($("auto-refresh").checked);
+  await load();
+}
+
+// --- talking to the API ---------------------------------------------------------------------
+
+class Refused extends Error {}
+
+// Returns the parsed body, or null after handling a 401/403 by returning to the prompt.
+async function api(method, path, body) {
+  const headers = { Authorization: `Bearer ${state.token}` };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  let response;
+  try {
+    response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  } catch (e) {
+    throw new Refused("sessiond cannot be reached");
+  }
+  if (response.status === 401) {
+    showSignIn("Your session has ended or the token is not valid. Sign in again.");
+    return null;
+  }
+  if (response.status === 403) {
+    showSignIn("This session is not an administrator's: it needs role admin or org_admin.");
+    return null;
+  }
+  if (response.status === 204) return {};
+  const data = await response.json().catch(() => ({}));
+  if (!response.ok) throw new Refused(data.detail || `${response.status} ${response.statusText}`);
+  return data;
+}
+
+// --- the list -------------------------------------------------------------------------------
+
+function listPath() {
+  const params = new URLSearchParams({ sort: state.sort, order: state.order, limit: PAGE_SIZE });
+  if (state.q) params.set("q", state.q);
+  if (state.organisation) params.set("organisation", state.organisation);
+  const cursor = state.cursors[state.cursors.length - 1];
+  if (cursor) params.set("cursor", cursor);
+  return `/sessions?${params}`;
+}
+
+async function load() {
+  let page;
+  try {
+    page = await api("GET", listPath());
+  } catch (e) {
+    if (state.cursors.length > 1 && /cursor/.test(e.message)) {
+      state.cursors = [null];
+      return load();
+    }
+    return showStatus(e.message, true);
+  }
+  if (!page) return;
+  state.rows = page.items;
+  state.fetchedAt = Date.now();
+  state.nextCursor = page.next_cursor;
+  const present = new Set(page.items.map((s) => s.id));
+  state.selected = new Set([...state.selected].filter((id) => present.has(id)));
+  page.items.forEach((s) => state.organisations.add(s.organisation));
+  renderOrganisations();
+  render(page.total);
+}
+
+function render(total) {
+  const tbody = document.querySelector("#sessions tbody");
+  tbody.replaceChildren(...state.rows.map(row));
+  $("empty").hidden = state.rows.length > 0;
+  $("total").textContent = `${total} ${total === 1 ? "session" : "sessions"}`;
+  const pageNo = state.cursors.length;
+  $("page-info").textContent = `Page ${pageNo}`;
+  $("first-page").disabled = pageNo === 1;
+  $("prev-page").disabled = pageNo === 1;
+  $("next-page").disabled = !state.nextCursor;
+  for (const th of document.querySelectorAll("th[data-sort]")) {
+    const active = th.dataset.sort === state.sort;
+    if (active) th.setAttribute("aria-sort", state.order === "asc" ? "ascending" : "descending");
+    else th.removeAttribute("aria-sort");
+  }
+  syncSelection();
+}
+
+function cell(text, label, className) {
+  const td = document.createElement("td");
+  td.textContent = text;
+  td.dataset.label = label;
+  if (className) td.className = className;
+  return td;
+}
+
+function row(session) {
+  const tr = document.createElement("tr");
+  tr.dataset.id = session.id;
+  const check = document.createElement("input");
+  check.type = "checkbox";
+  check.className = "row-check";
+  check.setAttribute("aria-label", `Select ${session.name}`);
+  check.checked = state.selected.has(session.id);
+  if (session.own) {
+    check.disabled = true;
+    check.title = "Your own session: sign out instead";
+    tr.classList.add("own");
+  }
+  check.addEventListener("change", () => {
+    if (check.checked) state.selected.add(session.id);
+    else state.selected.delete(session.id);
+    syncSelection();
+  });
+  const checkCell = document.createElement("td");
+  checkCell.className = "check";
+  checkCell.append(check);
+
+  const name = cell(session.name, "Name", "name");
+  name.title = session.user_id;
+  if (session.own) {
+    const you = document.createElement("span");
+    you.className = "you";
+    you.textContent = "(you)";
+    name.append(" ", you);
+  }
+  const time = cell(formatDuration(session.session_time_seconds), "Session Time", "session-time");
+  time.dataset.base = session.session_time_seconds;
+  tr.append(
+    checkCell,
+    name,
+    cell(session.organisation, "Organisation"),
+    cell(session.ip_address, "IP Address", "mono"),
+    cell(session.server_name, "Server Name"),
+    cell(formatDuration(session.timeout_seconds), "Timeout"),
+    time,
+  );
+  return tr;
+}
+
+function renderOrganisations() {
+  const select = $("organisation");
+  const known = new Set([...select.options].map((o) => o.value));
+  for (const org of [...state.organisations].sort()) {
+    if (!known.has(org)) select.append(new Option(org, org));
+  }
+}
+
+// The Session Time column keeps counting between refreshes.
+function tick() {
+  const elapsed = Math.floor((Date.now() - state.fetchedAt) / 1000);
+  for (const td of document.querySelectorAll("td.session-time")) {
+    td.textContent = formatDuration(Number(td.dataset.base) + elapsed);
+  }
+}
+
+// --- selection and delete -------------------------------------------------------------------
+
+function selectable() {
+  return [...document.querySelectorAll("input.row-check:not(:disabled)")];
+}
+
+function syncSelection() {
+  const boxes = selectable();
+  const checked = boxes.filter((b) => b.checked).length;
+  const all = $("select-all");
+  all.checked = boxes.length > 0 && checked === boxes.length;
+  all.indeterminate = checked > 0 && checked < boxes.length;
+  const n = state.selected.size;
+  $("delete").disabled = n === 0;
+  $("delete").textContent = n ? `Delete (${n})` : "Delete";
+}
+
+function confirmDelete(count) {
+  const dialog = $("confirm");
+  $("confirm-text").textContent =
+    `End ${count} ${count === 1 ? "session" : "sessions"}? ${count === 1 ? "Its user" : "Their users"} will have to log in again.`;
+  return new Promise((resolve) => {
+    dialog.addEventListener("close", () => resolve(dialog.returnValue === "confirm"), { once: true });
+    dialog.showModal();
+  });
+}
+
+async function deleteSelected() {
+  const ids = [...state.selected];
+  if (!ids.length || !(await confirmDelete(ids.length))) return;
+  let result;
+  try {
+    result = await api("DELETE", "/sessions", { ids });
+  } catch (e) {
+    return showStatus(`Nothing was deleted: ${e.message}`, true);
+  }
+  if (!result) return;
+  const parts = [];
+  const plural = (n) => (n === 1 ? "session" : "sessions");
+  if (result.deleted.length) parts.push(`Deleted ${result.deleted.length} ${plural(result.deleted.length)}.`);
+  if (result.not_found.length) parts.push(`${result.not_found.length} not found (already ended).`);
+  if (result.refused.length) parts.push(`${result.refused.length} refused (your own session).`);
+  state.selected.clear();
+  showStatus(parts.join(" "));
+  await load();
+}
+
+function showStatus(message, isError = false) {
+  const status = $("status");
+  status.textContent = message;
+  status.classList.toggle("error", isError);
+}
+
+// --- auto-refresh ---------------------------------------------------------------------------
+
+function stopAutoRefresh() {
+  clearInterval(state.autoTimer);
+  state.autoTimer = null;
+}
+
+function setAutoRefresh(on) {
+  stopAutoRefresh();
+  sessionStorage.setItem("sessiond.auto", on ? "1" : "");
+  if (on && state.token) state.autoTimer = setInterval(load, AUTO_REFRESH_MS);
+}
+
+// --- wiring ---------------------------------------------------------------------------------
+
+function restart() {
+  state.cursors = [null];
+  load();
+}
+
+function wire() {
+  $("signin-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    signIn($("token-input").value.trim()).catch((err) => ($("signin-error").textContent = err.message));
+  });
+  $("sign-out").addEventListener("click", () => showSignIn(""));
+  $("refresh").addEventListener("click", () => load());
+  $("delete").addEventListener("click", deleteSelected);
+  $("select-all").addEventListener("change", (e) => {
+    for (const box of selectable()) {
+      box.checked = e.target.checked;
+      const id = box.closest("tr").dataset.id;
+      if (box.checked) state.selected.add(id);
+      else state.selected.delete(id);
+    }
+    syncSelection();
+  });
+  for (const th of document.querySelectorAll("th[data-sort]")) {
+    th.querySelector("button").addEventListener("click", () => {
+      const sort = th.dataset.sort;
+      state.order = state.sort === sort && state.order === "asc" ? "desc" : "asc";
+      state.sort = sort;
+      restart();
+    });
+  }
+  let debounce;
+  $("search").addEventListener("input", (e) => {
+    clearTimeout(debounce);
+    debounce = setTimeout(() => {
+      state.q = e.target.value.trim();
+      restart();
+    }, 250);
+  });
+  $("organisation").addEventListener("change", (e) => {
+    state.organisation = e.target.value;
+    restart();
+  });
+  $("next-page").addEventListener("click", () => {
+    if (!state.nextCursor) return;
+    state.cursors.push(state.nextCursor);
+    load();
+  });
+  $("prev-page").addEventListener("click", () => {
+    if (state.cursors.length > 1) state.cursors.pop();
+    load();
+  });
+  $("first-page").addEventListener("click", restart);
+  const auto = $("auto-refresh");
+  auto.checked = sessionStorage.getItem("sessiond.auto") === "1";
+  auto.addEventListener("change", () => setAutoRefresh(auto.checked));
+  setInterval(tick, 1000);
+}
+
+wire();
+const token = tokenFromFragment() || sessionStorage.getItem(TOKEN_KEY);
+if (token) {
+  signIn(token).catch((e) => showSignIn(e.message));
+} else {
+  showSignIn("");
+}
