@@ -337,6 +337,11 @@ function wire() {
 }
 
 wire();
+// A #token=… link opened in a tab that already shows the page signs in too.
+window.addEventListener("hashchange", () => {
+  const token = tokenFromFragment();
+  if (token) signIn(token).catch((e) => showSignIn(e.message));
+});
 const token = tokenFromFragment() || sessionStorage.getItem(TOKEN_KEY);
 if (token) {
   signIn(token).catch((e) => showSignIn(e.message));

@@ -2,7 +2,9 @@
 
 mod admin;
 mod bad_input;
+mod browser;
 mod concurrency;
+mod console;
 mod expiry;
 mod helpers;
 mod listing;

@@ -1,0 +1,132 @@
+//! Driving Debian's Chromium through chromedriver (WebDriver).
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::wd::Capabilities;
+use fantoccini::{Client, ClientBuilder};
+use serde_json::{json, Value};
+
+use crate::helpers::wait_until;
+
+/// A chromedriver process, killed on drop.
+pub struct Chromedriver {
+    process: Child,
+    port: u16,
+    profile: PathBuf,
+}
+
+fn find(candidates: &[&str]) -> Option<PathBuf> {
+    candidates.iter().map(PathBuf::from).find(|p| p.exists())
+}
+
+impl Chromedriver {
+    /// Starts chromedriver, or returns `None` after saying loudly why the browser tests cannot
+    /// run here. Under CI a missing browser fails the test instead.
+    pub fn start() -> Option<Self> {
+        let driver = find(&["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"]);
+        let browser = find(&["/usr/bin/chromium", "/usr/bin/chromium-browser"]);
+        if driver.is_none() || browser.is_none() {
+            let why =
+                "chromium and chromedriver are not installed (scripts/test installs the Debian \
+                       packages chromium and chromium-driver)";
+            if std::env::var("CI").is_ok_and(|v| v == "true") {
+                panic!("browser tests cannot be skipped in CI: {why}");
+            }
+            eprintln!("\n*** SKIPPED browser test: {why} ***\n");
+            return None;
+        }
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let process = Command::new(driver.unwrap())
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver starts");
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_secs(2)))
+            .build()
+            .into();
+        wait_until(Duration::from_secs(20), "chromedriver answers", || {
+            agent
+                .get(&format!("http://127.0.0.1:{port}/status"))
+                .call()
+                .is_ok()
+        });
+        let profile =
+            std::env::temp_dir().join(format!("sessiond-chromium-{}", crate::helpers::unique()));
+        Some(Chromedriver {
+            process,
+            port,
+            profile,
+        })
+    }
+
+    /// A new headless browser session.
+    pub async fn browser(&self, width: u32, height: u32) -> Client {
+        let options = json!({
+            "binary": find(&["/usr/bin/chromium", "/usr/bin/chromium-browser"]).unwrap(),
+            "args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--no-first-run", "--disable-default-apps",
+                format!("--user-data-dir={}", self.profile.display()),
+                format!("--window-size={width},{height}"),
+            ]
+        });
+        let mut capabilities = Capabilities::new();
+        capabilities.insert("goog:chromeOptions".into(), options);
+        ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(capabilities)
+            .connect(&format!("http://127.0.0.1:{}", self.port))
+            .await
+            .expect("a browser session starts")
+    }
+}
+
+impl Drop for Chromedriver {
+    fn drop(&mut self) {
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+        let _ = std::fs::remove_dir_all(&self.profile);
+    }
+}
+
+/// Runs `script` in the page until it returns something `done` accepts, and returns that.
+pub async fn eventually(
+    client: &Client,
+    what: &str,
+    script: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let value = client
+            .execute(script, vec![])
+            .await
+            .expect("the script runs");
+        if done(&value) {
+            return value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting until {what}; last saw {value}"
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Saves a screenshot under `target/` for a person to review.
+pub async fn screenshot(client: &Client, name: &str) -> PathBuf {
+    let png = client.screenshot().await.expect("a screenshot");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("target")
+        .join(name);
+    std::fs::write(&path, png).expect("the screenshot is written");
+    path
+}

@@ -1,0 +1,308 @@
+//! The Session Management page: served safely, and working in a real browser.
+
+use fantoccini::Locator;
+use serde_json::{json, Value};
+
+use crate::browser::{eventually, screenshot, Chromedriver};
+use crate::helpers::{spawn_app, unique, Login, TestApp};
+
+#[test]
+fn the_page_and_its_assets_are_served_with_a_strict_policy() {
+    let app = spawn_app();
+    for (path, kind) in [
+        ("/", "text/html"),
+        ("/console", "text/html"),
+        ("/console/console.js", "text/javascript"),
+        ("/console/format.js", "text/javascript"),
+        ("/console/console.css", "text/css"),
+    ] {
+        let response = app.send("GET", path, &[], b"");
+        assert_eq!(response.status, 200, "{path}");
+        assert!(
+            response.header("content-type").unwrap().starts_with(kind),
+            "{path}"
+        );
+        let csp = response.header("content-security-policy").unwrap();
+        assert!(csp.contains("default-src 'self'") && csp.contains("script-src 'self'"));
+        assert!(!csp.contains("unsafe-inline"));
+        assert_eq!(response.header("x-content-type-options"), Some("nosniff"));
+        assert_eq!(response.header("cache-control"), Some("no-cache"));
+    }
+    let html = app.send("GET", "/", &[], b"").body;
+    assert!(
+        !html.contains("<script>") && !html.contains("style="),
+        "no inline script or style"
+    );
+    assert!(
+        !html.contains("http://") && !html.contains("https://"),
+        "nothing from elsewhere"
+    );
+    app.send("GET", "/console/missing.js", &[], b"")
+        .problem(404, "not-found");
+    app.send("POST", "/console", &[], b"")
+        .problem(405, "method-not-allowed");
+}
+
+fn row_names_script() -> &'static str {
+    "return [...document.querySelectorAll('#sessions tbody tr')].map(tr => tr.children[1].textContent)"
+}
+
+fn person(app: &TestApp, organisation: &str, name: &str, ip: &str) -> Login {
+    app.login_as(&json!({
+        "user_id": unique(), "name": name, "organisation": organisation, "ip_address": ip,
+        "server_name": "APP-01"
+    }))
+}
+
+#[test]
+fn an_administrator_signs_in_sorts_searches_and_deletes_in_a_real_browser() {
+    let Some(driver) = Chromedriver::start() else {
+        return;
+    };
+    let app = spawn_app();
+    let organisation = unique();
+    let admin = app.login_as(&json!({
+        "user_id": unique(), "name": "Ada Admin", "organisation": organisation,
+        "ip_address": "127.0.0.1", "roles": ["org_admin"]
+    }));
+    let teresa = person(&app, &organisation, "Teresa Pringle", "59.100.242.122");
+    let bob = person(&app, &organisation, "Bob Brown", "10.0.0.2");
+    let carol = person(&app, &organisation, "Carol Cruz", "10.0.0.3");
+    let dave = person(&app, &organisation, "Dave Bobson", "10.0.0.4");
+    let plain = person(&app, &organisation, "Pat Plain", "10.0.0.5");
+
+    actix_web::rt::System::new().block_on(async {
+        let client = driver.browser(1280, 900).await;
+
+        // A token that is not valid leads back to the prompt.
+        client
+            .goto(&app.url("/#token=not-a-valid-token"))
+            .await
+            .unwrap();
+        eventually(
+            &client,
+            "the prompt explains",
+            "return document.getElementById('signin-error').textContent",
+            |v| v.as_str().is_some_and(|t| t.contains("not valid")),
+        )
+        .await;
+        // A plain user's session is not an administrator's.
+        client
+            .goto(&app.url(&format!("/#token={}", plain.token)))
+            .await
+            .unwrap();
+        eventually(
+            &client,
+            "the 403 is explained",
+            "return document.getElementById('signin-error').textContent",
+            |v| {
+                v.as_str()
+                    .is_some_and(|t| t.contains("not an administrator"))
+            },
+        )
+        .await;
+
+        // Sign in through the fragment.
+        client
+            .goto(&app.url(&format!("/console#token={}", admin.token)))
+            .await
+            .unwrap();
+        let names = eventually(&client, "the rows are shown", row_names_script(), |v| {
+            v.as_array().is_some_and(|a| a.len() == 6)
+        })
+        .await;
+        assert_eq!(
+            names,
+            json!([
+                "Ada Admin (you)",
+                "Bob Brown",
+                "Carol Cruz",
+                "Dave Bobson",
+                "Pat Plain",
+                "Teresa Pringle"
+            ])
+        );
+        let url = client.current_url().await.unwrap();
+        assert!(
+            !url.as_str().contains(&admin.token),
+            "the token left the address bar: {url}"
+        );
+        let total = client
+            .find(Locator::Id("total"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(total, "6 sessions");
+
+        // The caller's own row cannot be selected, not even by select-all.
+        let own_disabled = client
+            .execute(
+                &format!(
+                    "return document.querySelector('tr[data-id=\"{}\"] input').disabled",
+                    admin.id
+                ),
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(own_disabled, json!(true));
+        client
+            .find(Locator::Id("select-all"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        let checked: Value = client
+            .execute(
+                "return [...document.querySelectorAll('input.row-check')].map(b => b.checked)",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(checked, json!([false, true, true, true, true, true]));
+        client
+            .find(Locator::Id("select-all"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+
+        // The Timeout column reads as the original screen does.
+        let timeout: Value = client
+            .execute(
+                &format!(
+                    "return document.querySelector('tr[data-id=\"{}\"]').children[5].textContent",
+                    teresa.id
+                ),
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(timeout, json!("30 minutes, 0 seconds"));
+
+        // Sort by name, descending: one click on the active column.
+        client
+            .find(Locator::Css("th[data-sort='name'] button"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        eventually(
+            &client,
+            "rows sort by name descending",
+            row_names_script(),
+            |v| v.get(0).is_some_and(|n| n == "Teresa Pringle"),
+        )
+        .await;
+        let sort = client
+            .execute(
+                "return document.querySelector(\"th[data-sort='name']\").getAttribute('aria-sort')",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(sort, json!("descending"));
+
+        // Search.
+        client
+            .find(Locator::Id("search"))
+            .await
+            .unwrap()
+            .send_keys("BOB")
+            .await
+            .unwrap();
+        eventually(
+            &client,
+            "the search narrows the rows",
+            row_names_script(),
+            |v| v == &json!(["Dave Bobson", "Bob Brown"]),
+        )
+        .await;
+        client
+            .find(Locator::Id("search"))
+            .await
+            .unwrap()
+            .clear()
+            .await
+            .unwrap();
+        client
+            .execute(
+                "document.getElementById('search').dispatchEvent(new Event('input'))",
+                vec![],
+            )
+            .await
+            .unwrap();
+        eventually(&client, "every row is back", row_names_script(), |v| {
+            v.as_array().is_some_and(|a| a.len() == 6)
+        })
+        .await;
+
+        // Select two rows, delete, confirm.
+        for login in [&bob, &carol] {
+            client
+                .find(Locator::Css(&format!(
+                    "tr[data-id='{}'] input.row-check",
+                    login.id
+                )))
+                .await
+                .unwrap()
+                .click()
+                .await
+                .unwrap();
+        }
+        let delete = client.find(Locator::Id("delete")).await.unwrap();
+        assert_eq!(delete.text().await.unwrap(), "Delete (2)");
+        delete.click().await.unwrap();
+        let dialog_open = client
+            .execute("return document.getElementById('confirm').open", vec![])
+            .await
+            .unwrap();
+        assert_eq!(dialog_open, json!(true));
+        screenshot(&client, "console-confirm.png").await;
+        client
+            .find(Locator::Id("confirm-delete"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        eventually(
+            &client,
+            "the outcome is shown",
+            "return document.getElementById('status').textContent",
+            |v| v == "Deleted 2 sessions.",
+        )
+        .await;
+        eventually(
+            &client,
+            "the deleted rows are gone",
+            row_names_script(),
+            |v| {
+                v == &json!([
+                    "Teresa Pringle",
+                    "Pat Plain",
+                    "Dave Bobson",
+                    "Ada Admin (you)"
+                ])
+            },
+        )
+        .await;
+        screenshot(&client, "console.png").await;
+
+        // Phone width still shows every session.
+        client.set_window_size(390, 844).await.unwrap();
+        screenshot(&client, "console-phone.png").await;
+        client.close().await.unwrap();
+    });
+
+    assert!(!app.validates(&bob.token));
+    assert!(!app.validates(&carol.token));
+    for still in [&teresa, &dave, &admin] {
+        assert!(app.validates(&still.token));
+    }
+}
