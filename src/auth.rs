@@ -11,10 +11,11 @@ use std::pin::Pin;
 
 use actix_web::dev::Payload;
 use actix_web::http::header;
-use actix_web::{web, FromRequest, HttpRequest};
+use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 
 use crate::domain::{Millis, Scope, SessionId, SessionRecord, TokenDigest};
 use crate::error::{ApiError, Challenge, Code};
+use crate::observe::CallerSession;
 use crate::startup::AppState;
 
 pub const SERVICE_KEY_HEADER: &str = "X-Service-Key";
@@ -95,15 +96,20 @@ impl FromRequest for Caller {
     type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let found = state(req).and_then(|state| {
-            let digest = TokenDigest::of_presented(bearer_token(req)?).ok_or_else(invalid_token)?;
+        let req = req.clone();
+        let found = state(&req).and_then(|state| {
+            let digest =
+                TokenDigest::of_presented(bearer_token(&req)?).ok_or_else(invalid_token)?;
             Ok((state, digest))
         });
         Box::pin(async move {
             let (state, digest) = found?;
             let now = Millis::now();
             match state.store.authenticate(&digest, now).await? {
-                Some(session) => Ok(Caller { session, now }),
+                Some(session) => {
+                    req.extensions_mut().insert(CallerSession(session.data.id));
+                    Ok(Caller { session, now })
+                }
                 None => Err(invalid_token()),
             }
         })

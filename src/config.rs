@@ -29,6 +29,12 @@ pub struct Cli {
 pub enum Command {
     /// Print the OpenAPI document to stdout and exit.
     Openapi,
+    /// Probe a running sessiond's /healthz; exit 0 when it answers 200, 1 otherwise.
+    Healthcheck {
+        /// The URL to probe; by default /healthz on the SESSIOND_BIND address.
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+    },
 }
 
 #[derive(Args, Clone, Debug)]
@@ -61,6 +67,22 @@ pub struct Settings {
     /// Start with sample sessions and an administrator session, and print the console's URL.
     #[arg(long, env = "SESSIOND_DEMO", value_parser = clap::builder::BoolishValueParser::new())]
     pub demo: bool,
+
+    /// Directory for snapshots of the sessions, so they survive restarts; memory only when unset.
+    #[arg(long, env = "SESSIOND_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<std::path::PathBuf>,
+
+    /// Seconds between snapshots (with SESSIOND_DATA_DIR); one is also written on shutdown.
+    #[arg(long, env = "SESSIOND_SNAPSHOT_INTERVAL", default_value_t = 30, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub snapshot_interval: u64,
+
+    /// How many audit events GET /audit keeps, newest first.
+    #[arg(long, env = "SESSIOND_AUDIT_CAPACITY", default_value_t = 10_000, value_name = "EVENTS", value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub audit_capacity: u64,
+
+    /// Comma-separated origins allowed to call the API from a browser (CORS); none when unset.
+    #[arg(long, env = "SESSIOND_CORS_ORIGINS", value_name = "ORIGIN,...", value_parser = parse_origins)]
+    pub cors_origins: Option<Origins>,
 
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "SESSIOND_MAX_BODY", default_value_t = 1_048_576, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..=1_073_741_824))]
@@ -124,6 +146,33 @@ impl ServiceKeys {
             })
             .into()
     }
+}
+
+/// Browser origins such as `https://admin.example.com`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Origins(pub Vec<String>);
+
+fn parse_origins(text: &str) -> Result<Origins, String> {
+    let origins: Vec<String> = text
+        .split(',')
+        .map(|o| o.trim().trim_end_matches('/').to_string())
+        .filter(|o| !o.is_empty())
+        .collect();
+    if origins.is_empty() {
+        return Err("must name at least one origin".into());
+    }
+    for origin in &origins {
+        let rest = origin
+            .strip_prefix("https://")
+            .or_else(|| origin.strip_prefix("http://"))
+            .ok_or_else(|| format!("{origin:?} is not an http:// or https:// origin"))?;
+        if rest.is_empty() || rest.contains(['/', '?', '#', ' ', '*']) {
+            return Err(format!(
+                "{origin:?} is not an origin (scheme://host[:port])"
+            ));
+        }
+    }
+    Ok(Origins(origins))
 }
 
 fn parse_bind(text: &str) -> Result<SocketAddr, String> {
@@ -196,6 +245,27 @@ mod tests {
         let line = describe_error(&error);
         assert!(line.contains("SESSIOND_IDLE_TIMEOUT"), "{line}");
         assert!(!line.contains('\n'));
+    }
+
+    #[test]
+    fn origins_are_checked() {
+        assert_eq!(
+            parse_origins("https://a.example, http://localhost:3000/").unwrap(),
+            Origins(vec![
+                "https://a.example".into(),
+                "http://localhost:3000".into()
+            ])
+        );
+        for bad in [
+            "",
+            "a.example",
+            "https://",
+            "https://a.example/path",
+            "*",
+            "ftp://x",
+        ] {
+            assert!(parse_origins(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

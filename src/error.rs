@@ -49,6 +49,21 @@ impl Code {
         }
     }
 
+    /// The code for a status that arrives without one (from middleware or the HTTP layer).
+    pub fn for_status(status: StatusCode) -> Code {
+        match status.as_u16() {
+            401 => Code::Unauthorized,
+            403 => Code::Forbidden,
+            404 => Code::NotFound,
+            405 => Code::MethodNotAllowed,
+            413 => Code::PayloadTooLarge,
+            415 => Code::UnsupportedMediaType,
+            503 => Code::Unavailable,
+            s if s >= 500 => Code::Internal,
+            _ => Code::InvalidRequest,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Code::InvalidRequest => "invalid-request",
@@ -96,6 +111,8 @@ pub enum Challenge {
 #[error("{detail}")]
 pub struct ApiError {
     code: Code,
+    /// Set only where the status is not the code's own (see [`ApiError::with_status`]).
+    status: Option<StatusCode>,
     detail: String,
     challenge: Option<Challenge>,
     allow: Option<String>,
@@ -106,6 +123,7 @@ impl ApiError {
     pub fn new(code: Code, detail: impl Into<String>) -> Self {
         ApiError {
             code,
+            status: None,
             detail: detail.into(),
             challenge: None,
             allow: None,
@@ -143,6 +161,14 @@ impl ApiError {
 
     pub fn code(&self) -> Code {
         self.code
+    }
+
+    /// Keeps a status the code table does not name (a `408` from a middleware, say).
+    pub fn with_status(self, status: StatusCode) -> Self {
+        ApiError {
+            status: Some(status),
+            ..self
+        }
     }
 }
 
@@ -206,11 +232,11 @@ pub struct ExistingSession {
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
-        self.code.status()
+        self.status.unwrap_or_else(|| self.code.status())
     }
 
     fn error_response(&self) -> HttpResponse<BoxBody> {
-        let status = self.code.status();
+        let status = self.status_code();
         if status.is_server_error() {
             log::error!(
                 "{} {}: {}",

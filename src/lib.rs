@@ -1,12 +1,16 @@
 //! sessiond: issues, validates and expires login sessions, and lets administrators list and end
 //! them. The binary in `main.rs` only reads settings and runs [`startup::Application`].
 
+pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod demo;
 pub mod domain;
 pub mod error;
+pub mod metrics;
+pub mod observe;
 pub mod openapi;
 pub mod routes;
+pub mod snapshot;
 pub mod startup;
 pub mod store;

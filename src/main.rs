@@ -1,4 +1,6 @@
+use std::net::{Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::error::ErrorKind;
 use clap::Parser;
@@ -16,17 +18,20 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let Some(Command::Openapi) = cli.command {
-        print!("{}", sessiond::openapi::spec_json());
-        return ExitCode::SUCCESS;
+    match cli.command {
+        Some(Command::Openapi) => {
+            print!("{}", sessiond::openapi::spec_json());
+            return ExitCode::SUCCESS;
+        }
+        Some(Command::Healthcheck { url }) => return healthcheck(url, cli.settings.bind),
+        None => {}
     }
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    let bind = cli.settings.bind;
     actix_web::rt::System::new().block_on(async move {
         let app = match Application::build(cli.settings).await {
             Ok(app) => app,
             Err(e) => {
-                eprintln!("sessiond: cannot listen on {bind} (SESSIOND_BIND): {e}");
+                eprintln!("sessiond: {e}");
                 return ExitCode::FAILURE;
             }
         };
@@ -42,4 +47,34 @@ fn main() -> ExitCode {
             }
         }
     })
+}
+
+/// Probes `/healthz` without any shell tool, for container health checks.
+fn healthcheck(url: Option<String>, bind: SocketAddr) -> ExitCode {
+    let url = url.unwrap_or_else(|| {
+        let mut address = bind;
+        if address.ip().is_unspecified() {
+            address.set_ip(Ipv4Addr::LOCALHOST.into());
+        }
+        format!("http://{address}/healthz")
+    });
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(3)))
+        .http_status_as_error(false)
+        .build()
+        .into();
+    match agent.get(&url).call() {
+        Ok(response) if response.status() == 200 => {
+            println!("healthy: {url}");
+            ExitCode::SUCCESS
+        }
+        Ok(response) => {
+            eprintln!("unhealthy: {url} answered {}", response.status());
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("unhealthy: {url}: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -21,6 +21,7 @@ use crate::routes;
     components(schemas(Problem, Code)),
     tags(
         (name = "sessions", description = "Logging in, validating, listing and ending sessions"),
+        (name = "operations", description = "Health, metrics and the audit trail, for operators"),
         (name = "meta", description = "The service describing itself"),
     )
 )]

@@ -4,16 +4,22 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::Duration;
 
+use actix_cors::Cors;
 use actix_web::dev::Server;
-use actix_web::middleware::Logger;
+use actix_web::http::header;
+use actix_web::middleware::{from_fn, Condition, DefaultHeaders};
 use actix_web::{web, App, HttpServer};
 use utoipa_actix_web::AppExt;
 
-use crate::config::{ServiceKeys, Settings};
+use crate::audit::AuditLog;
+use crate::config::{Origins, ServiceKeys, Settings};
 use crate::domain::{ConcurrentSessions, Millis};
 use crate::error::{json_error, path_error, query_error};
+use crate::metrics::{EndReason, Metrics};
+use crate::observe::{access_log, problem_bodies};
 use crate::routes::{self, fallback::RouteTable};
-use crate::store::{MemoryStore, SessionStore, SharedStore};
+use crate::snapshot::{SnapshotError, SnapshotFile};
+use crate::store::{MemoryStore, SessionStore, SharedStore, StoreError};
 
 /// How often expired sessions are swept out of memory. They stop counting the instant they
 /// expire; this only frees their memory.
@@ -28,21 +34,48 @@ pub struct AppState {
     pub idle_timeout: u32,
     pub openapi_json: String,
     pub routes: RouteTable,
+    pub metrics: Metrics,
+    pub audit: AuditLog,
+}
+
+/// Why the application could not start; each names what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("cannot listen on {address} (SESSIOND_BIND): {source}")]
+    Bind {
+        address: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("{0} (SESSIOND_DATA_DIR)")]
+    Snapshot(#[from] SnapshotError),
+    #[error("cannot create the demo sessions: {0}")]
+    Demo(StoreError),
 }
 
 pub struct Application {
     server: Server,
     address: SocketAddr,
     store: Arc<MemoryStore>,
+    snapshots: Option<SnapshotFile>,
     demo_url: Option<String>,
 }
 
 impl Application {
-    /// Binds `settings.bind` (port 0 picks a free port) and prepares the server; it serves once
-    /// [`Application::run_until_stopped`] is awaited. Must be called inside an actix system.
-    pub async fn build(settings: Settings) -> std::io::Result<Self> {
-        let listener = TcpListener::bind(settings.bind)?;
-        let address = listener.local_addr()?;
+    /// Restores the last snapshot (with a data directory), binds `settings.bind` (port 0 picks a
+    /// free port) and prepares the server; it serves once [`Application::run_until_stopped`] is
+    /// awaited. Must be called inside an actix system.
+    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        let bind_error = |source| StartupError::Bind {
+            address: settings.bind,
+            source,
+        };
+        let listener = TcpListener::bind(settings.bind).map_err(bind_error)?;
+        let address = listener.local_addr().map_err(bind_error)?;
+        let store = Arc::new(MemoryStore::new(settings.max_lifetime));
+        let snapshots = match &settings.data_dir {
+            None => None,
+            Some(dir) => Some(restore(dir, &store)?),
+        };
         let service_keys = settings.service_keys.clone().unwrap_or_else(|| {
             let (keys, key) = ServiceKeys::generate();
             eprintln!(
@@ -51,13 +84,12 @@ impl Application {
             );
             keys
         });
-        let store = Arc::new(MemoryStore::new(settings.max_lifetime));
         let demo_url = match settings.demo {
             false => None,
             true => {
                 let token = crate::demo::seed(&*store)
                     .await
-                    .map_err(std::io::Error::other)?;
+                    .map_err(StartupError::Demo)?;
                 Some(format!("{}/#token={token}", browsable(address)))
             }
         };
@@ -70,14 +102,20 @@ impl Application {
             idle_timeout: settings.idle_timeout,
             openapi_json: crate::openapi::spec_json(),
             routes: RouteTable::from_spec(&spec),
+            metrics: Metrics::new(),
+            audit: AuditLog::new(settings.audit_capacity as usize),
         });
         let max_body = settings.max_body as usize;
+        let cors_origins = settings.cors_origins.clone();
+        let app_state = state.clone();
         let server = HttpServer::new(move || {
             let (app, _) = App::new()
                 .into_utoipa_app()
                 .configure(routes::configure)
                 .split_for_parts();
-            app.app_data(state.clone())
+            // The last `wrap` is the outermost: the access log sees every final response,
+            // problem bodies replace any plain error, including a CORS refusal.
+            app.app_data(app_state.clone())
                 .app_data(
                     web::JsonConfig::default()
                         .limit(max_body)
@@ -87,16 +125,27 @@ impl Application {
                 .app_data(web::PathConfig::default().error_handler(path_error))
                 .configure(routes::console::configure)
                 .default_service(web::to(routes::fallback::fallback))
-                .wrap(Logger::new("%a \"%r\" %s %b %Dms"))
+                .wrap(DefaultHeaders::new().add((header::X_CONTENT_TYPE_OPTIONS, "nosniff")))
+                .wrap(Condition::new(
+                    cors_origins.is_some(),
+                    cors(cors_origins.as_ref()),
+                ))
+                .wrap(from_fn(problem_bodies))
+                .wrap(from_fn(access_log))
         })
         .shutdown_timeout(10)
-        .listen(listener)?
+        .listen(listener)
+        .map_err(bind_error)?
         .run();
-        spawn_reaper(store.clone());
+        spawn_reaper(store.clone(), state.clone());
+        if let Some(file) = &snapshots {
+            spawn_snapshots(store.clone(), file.clone(), settings.snapshot_interval);
+        }
         Ok(Application {
             server,
             address,
             store,
+            snapshots,
             demo_url,
         })
     }
@@ -119,10 +168,55 @@ impl Application {
         self.store.clone()
     }
 
-    /// Serves until SIGINT or SIGTERM, then finishes the requests in flight.
+    /// Serves until SIGINT or SIGTERM, finishes the requests in flight, then writes a last
+    /// snapshot (with a data directory).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        self.server.await?;
+        if let Some(file) = &self.snapshots {
+            let saved = self.store.export(Millis::now());
+            file.save(&saved, Millis::now())
+                .map_err(std::io::Error::other)?;
+            log::info!(
+                "saved {} sessions to {}",
+                saved.len(),
+                file.path().display()
+            );
+        }
+        Ok(())
     }
+}
+
+/// Loads the snapshot in `dir` into `store`. A snapshot that cannot be read stops start-up and
+/// is left where it is.
+fn restore(dir: &std::path::Path, store: &MemoryStore) -> Result<SnapshotFile, SnapshotError> {
+    let file = SnapshotFile::in_dir(dir)?;
+    let saved = file.load()?;
+    let found = saved.len();
+    let restored = store.import(saved, Millis::now());
+    log::info!(
+        "restored {restored} sessions from {} ({} had expired meanwhile)",
+        file.path().display(),
+        found - restored
+    );
+    Ok(file)
+}
+
+/// The CORS policy for the allowed origins: the API's methods, and the headers a frontend
+/// sends (`Authorization`, `Content-Type`) or reads (`Location`, `WWW-Authenticate`).
+fn cors(origins: Option<&Origins>) -> Cors {
+    let mut cors = Cors::default()
+        .allowed_methods(["GET", "POST", "DELETE"])
+        .allowed_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::HeaderName::from_static("x-service-key"),
+        ])
+        .expose_headers([header::LOCATION, header::WWW_AUTHENTICATE])
+        .max_age(3600);
+    for origin in origins.map(|o| o.0.as_slice()).unwrap_or_default() {
+        cors = cors.allowed_origin(origin);
+    }
+    cors
 }
 
 /// An address a browser on this machine can open, for a server bound to any interface.
@@ -134,15 +228,36 @@ fn browsable(address: SocketAddr) -> String {
     format!("http://{address}")
 }
 
-fn spawn_reaper(store: Arc<MemoryStore>) {
+fn spawn_reaper(store: Arc<MemoryStore>, state: web::Data<AppState>) {
     actix_web::rt::spawn(async move {
         let mut every = actix_web::rt::time::interval(REAP_INTERVAL);
         loop {
             every.tick().await;
             match store.reap(Millis::now()).await {
-                Ok(0) => {}
-                Ok(n) => log::debug!("reaped {n} expired sessions"),
+                Ok(n) => state.metrics.ended(EndReason::Expired, n),
                 Err(e) => log::warn!("reaping expired sessions failed: {e}"),
+            }
+        }
+    });
+}
+
+fn spawn_snapshots(store: Arc<MemoryStore>, file: SnapshotFile, every_seconds: u64) {
+    actix_web::rt::spawn(async move {
+        let mut every = actix_web::rt::time::interval(Duration::from_secs(every_seconds));
+        every.tick().await;
+        loop {
+            every.tick().await;
+            let saved = store.export(Millis::now());
+            let file = file.clone();
+            // Encoding and disk I/O run off the event loop.
+            let written = actix_web::rt::task::spawn_blocking(move || {
+                file.save(&saved, Millis::now()).map(|()| saved.len())
+            })
+            .await;
+            match written {
+                Ok(Ok(n)) => log::debug!("snapshot of {n} sessions written"),
+                Ok(Err(e)) => log::error!("{e}"),
+                Err(e) => log::error!("the snapshot task failed: {e}"),
             }
         }
     });

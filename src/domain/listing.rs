@@ -230,13 +230,18 @@ struct CursorBody {
     i: String,
 }
 
+/// A page size: 1..=1000, 100 when not given.
+pub fn parse_limit(limit: Option<i64>) -> Result<usize, String> {
+    match limit {
+        None => Ok(DEFAULT_LIMIT),
+        Some(l) if (1..=MAX_LIMIT as i64).contains(&l) => Ok(l as usize),
+        Some(l) => Err(format!("limit: must be between 1 and {MAX_LIMIT}, got {l}")),
+    }
+}
+
 impl ListQuery {
     pub fn parse(params: ListParams) -> Result<Self, String> {
-        let limit = match params.limit {
-            None => DEFAULT_LIMIT,
-            Some(l) if (1..=MAX_LIMIT as i64).contains(&l) => l as usize,
-            Some(l) => return Err(format!("limit: must be between 1 and {MAX_LIMIT}, got {l}")),
-        };
+        let limit = parse_limit(params.limit)?;
         for (name, value) in [
             ("organisation", &params.organisation),
             ("user_id", &params.user_id),

@@ -1,7 +1,9 @@
 //! HTTP routes, one file per resource, each handler with its OpenAPI description beside it.
 
+pub mod audit;
 pub mod console;
 pub mod fallback;
+pub mod health;
 pub mod meta;
 pub mod sessions;
 
@@ -17,5 +19,9 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(sessions::delete_sessions)
         .service(sessions::get_session)
         .service(sessions::delete_session)
+        .service(audit::audit)
+        .service(health::healthz)
+        .service(health::readyz)
+        .service(health::metrics)
         .service(meta::openapi_json);
 }

@@ -8,6 +8,7 @@ use actix_web::{delete, get, post, web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoResponses, ToSchema};
 
+use crate::audit::{EndMethod, Subject};
 use crate::auth::{AdminCaller, Caller, ServiceCaller};
 use crate::domain::listing::ListParams;
 use crate::domain::new_session::Defaults;
@@ -15,8 +16,9 @@ use crate::domain::{
     ListQuery, Millis, NewSession, NewSessionRequest, Position, Scope, Session, SessionId, Token,
 };
 use crate::error::{ApiError, Code, Problem};
+use crate::metrics::EndReason;
 use crate::startup::AppState;
-use crate::store::Insert;
+use crate::store::{Insert, StoreError};
 
 /// The most ids one `DELETE /sessions` may name.
 pub const MAX_DELETE_IDS: usize = 10_000;
@@ -139,6 +141,13 @@ pub async fn create_session(
         timeout_seconds: state.idle_timeout,
     };
     let session = NewSession::parse(body.into_inner(), &defaults).map_err(ApiError::invalid)?;
+    let attempt = Subject {
+        id: None,
+        user_id: session.user_id.to_string(),
+        organisation: session.organisation.to_string(),
+        ip_address: session.ip_address,
+        server_name: session.server_name.to_string(),
+    };
     let token = Token::generate();
     let insert = Insert {
         id: SessionId::generate(),
@@ -146,7 +155,18 @@ pub async fn create_session(
         session,
     };
     let now = Millis::now();
-    let (record, _replaced) = state.store.create(insert, state.policy, now).await?;
+    let (record, replaced) = match state.store.create(insert, state.policy, now).await {
+        Ok(created) => created,
+        Err(StoreError::LoginDenied(existing)) => {
+            state.metrics.logins_denied.inc();
+            let ips = existing.iter().map(|e| e.ip_address).collect();
+            state.audit.login_denied(attempt, ips);
+            return Err(StoreError::LoginDenied(existing).into());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    state.metrics.sessions_created.inc();
+    state.metrics.ended(EndReason::Replaced, replaced.len());
     let location = format!("/sessions/{}", record.data.id);
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, location))
@@ -180,10 +200,11 @@ pub async fn current_session(caller: Caller) -> web::Json<Session> {
 )]
 #[delete("/sessions/current")]
 pub async fn logout(caller: Caller, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    state
+    let ended = state
         .store
         .delete(&[caller.id()], &Scope::All, caller.now)
         .await?;
+    state.metrics.ended(EndReason::Logout, ended.len());
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -305,9 +326,13 @@ pub async fn delete_session(
         .store
         .delete(&[id], &admin.scope, admin.caller.now)
         .await?;
-    if ended.is_empty() {
+    let Some(record) = ended.first() else {
         return Err(no_such_session());
-    }
+    };
+    state
+        .audit
+        .session_ended(&admin.caller.session.data, &record.data, EndMethod::Single);
+    state.metrics.ended(EndReason::Admin, 1);
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -362,13 +387,17 @@ pub async fn delete_sessions(
             None => {}
         }
     }
-    let ended: HashSet<SessionId> = state
+    let records = state
         .store
         .delete(&candidates, &admin.scope, admin.caller.now)
-        .await?
-        .into_iter()
-        .map(|record| record.data.id)
-        .collect();
+        .await?;
+    for record in &records {
+        state
+            .audit
+            .session_ended(&admin.caller.session.data, &record.data, EndMethod::Bulk);
+    }
+    state.metrics.ended(EndReason::Admin, records.len());
+    let ended: HashSet<SessionId> = records.iter().map(|record| record.data.id).collect();
     for text in unique {
         match SessionId::parse(&text) {
             Some(id) if ended.contains(&id) => result.deleted.push(text),

@@ -14,7 +14,7 @@ use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
 
-use super::{Existing, Insert, Page, SessionStore, StoreError};
+use super::{Census, Existing, Insert, Page, SessionStore, StoreError};
 use crate::domain::{
     ConcurrentSessions, ListQuery, Millis, Order, Scope, SessionData, SessionId, SessionRecord,
     SortKey, TokenDigest,
@@ -23,6 +23,14 @@ use crate::domain::{
 pub struct MemoryStore {
     table: RwLock<Table>,
     max_lifetime_seconds: u64,
+}
+
+/// A session as a snapshot keeps it.
+#[derive(Debug)]
+pub struct Saved {
+    pub digest: TokenDigest,
+    pub data: SessionData,
+    pub last_active_at: Millis,
 }
 
 struct Row {
@@ -144,6 +152,41 @@ impl MemoryStore {
         (total, best)
     }
 
+    /// Every live session with its token digest, for a snapshot.
+    pub fn export(&self, now: Millis) -> Vec<Saved> {
+        let table = self.read();
+        table
+            .rows
+            .iter()
+            .flatten()
+            .filter(|row| self.live(row, now))
+            .map(|row| Saved {
+                digest: row.digest,
+                data: row.data.clone(),
+                last_active_at: row.last_active_at(),
+            })
+            .collect()
+    }
+
+    /// Inserts saved sessions that are still live and whose id and token are not taken;
+    /// returns how many it inserted.
+    pub fn import(&self, saved: Vec<Saved>, now: Millis) -> usize {
+        let mut table = self.write();
+        let mut inserted = 0;
+        for s in saved {
+            let live = now
+                < s.data
+                    .expires_at(s.last_active_at, self.max_lifetime_seconds);
+            let taken =
+                table.by_id.contains_key(&s.data.id) || table.by_digest.contains_key(&s.digest);
+            if live && !taken {
+                table.insert(s.data, s.digest, s.last_active_at);
+                inserted += 1;
+            }
+        }
+        inserted
+    }
+
     /// Counts rows and index entries and every entry that does not match its row.
     pub fn check_indexes(&self) -> IndexReport {
         let table = self.read();
@@ -197,32 +240,25 @@ impl Table {
         interned
     }
 
-    fn insert(&mut self, insert: Insert, now: Millis) -> u32 {
-        let Insert {
-            id,
-            digest,
-            session,
-        } = insert;
-        let user_id = match self.by_user.get_key_value(&*session.user_id) {
+    /// Inserts a session with its strings interned, and indexes it.
+    fn insert(&mut self, data: SessionData, digest: TokenDigest, last_active_at: Millis) -> u32 {
+        let user_id = match self.by_user.get_key_value(&*data.user_id) {
             Some((kept, _)) => kept.clone(),
-            None => session.user_id,
+            None => data.user_id,
         };
+        let id = data.id;
         let data = SessionData {
-            id,
             user_id: user_id.clone(),
-            name: session.name,
-            organisation: self.intern(&session.organisation),
-            ip_address: session.ip_address,
-            server_name: self.intern(&session.server_name),
-            roles: self.intern_roles(&session.roles),
-            user_agent: session.user_agent.map(|ua| self.intern(&ua)),
-            timeout_seconds: session.timeout_seconds,
-            created_at: now,
+            organisation: self.intern(&data.organisation),
+            server_name: self.intern(&data.server_name),
+            roles: self.intern_roles(&data.roles),
+            user_agent: data.user_agent.map(|ua| self.intern(&ua)),
+            ..data
         };
         let row = Row {
             data,
             digest,
-            last_active_at: AtomicU64::new(now.0),
+            last_active_at: AtomicU64::new(last_active_at.0),
         };
         let slot = match self.free.pop() {
             Some(slot) => {
@@ -344,7 +380,24 @@ impl SessionStore for MemoryStore {
             }
             ConcurrentSessions::Allow => {}
         }
-        let slot = table.insert(insert, now);
+        let Insert {
+            id,
+            digest,
+            session,
+        } = insert;
+        let data = SessionData {
+            id,
+            user_id: session.user_id,
+            name: session.name,
+            organisation: session.organisation,
+            ip_address: session.ip_address,
+            server_name: session.server_name,
+            roles: session.roles.into(),
+            user_agent: session.user_agent,
+            timeout_seconds: session.timeout_seconds,
+            created_at: now,
+        };
+        let slot = table.insert(data, digest, now);
         Ok((table.row(slot).record(self.max_lifetime_seconds), replaced))
     }
 
@@ -438,6 +491,33 @@ impl SessionStore for MemoryStore {
             .map(|r| table.row(r.slot).record(self.max_lifetime_seconds))
             .collect();
         Ok(Page { items, total, more })
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    async fn census(&self, now: Millis) -> Result<Vec<Census>, StoreError> {
+        let table = self.read();
+        // Interned strings: the pointer identifies the value.
+        let mut counts: HashMap<(*const u8, *const u8), Census> = HashMap::new();
+        for row in table
+            .rows
+            .iter()
+            .flatten()
+            .filter(|row| self.live(row, now))
+        {
+            let (org, server) = (&row.data.organisation, &row.data.server_name);
+            counts
+                .entry((org.as_ptr(), server.as_ptr()))
+                .or_insert_with(|| Census {
+                    organisation: org.clone(),
+                    server_name: server.clone(),
+                    sessions: 0,
+                })
+                .sessions += 1;
+        }
+        Ok(counts.into_values().collect())
     }
 
     async fn reap(&self, now: Millis) -> Result<usize, StoreError> {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-pub use memory::{IndexReport, MemoryStore};
+pub use memory::{IndexReport, MemoryStore, Saved};
 
 use crate::domain::{
     ConcurrentSessions, ListQuery, Millis, NewSession, Scope, SessionId, SessionRecord, TokenDigest,
@@ -40,6 +40,14 @@ pub struct Insert {
     pub id: SessionId,
     pub digest: TokenDigest,
     pub session: NewSession,
+}
+
+/// How many live sessions one organisation has on one server.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Census {
+    pub organisation: Arc<str>,
+    pub server_name: Arc<str>,
+    pub sessions: u64,
 }
 
 /// A page of the session list.
@@ -88,6 +96,12 @@ pub trait SessionStore: Send + Sync {
     /// One page of the live sessions in `scope` that match the query.
     async fn list(&self, query: &ListQuery, scope: &Scope, now: Millis)
         -> Result<Page, StoreError>;
+
+    /// Whether the store can serve requests now.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Live sessions counted by organisation and server name.
+    async fn census(&self, now: Millis) -> Result<Vec<Census>, StoreError>;
 
     /// Frees the memory of expired sessions; returns how many it removed.
     async fn reap(&self, now: Millis) -> Result<usize, StoreError>;

@@ -13,10 +13,24 @@ use sessiond::store::MemoryStore;
 
 pub const SERVICE_KEY: &str = "test-service-key";
 
-pub struct TestApp {
+/// Speaks HTTP to one sessiond, however it was started.
+pub struct Client {
     pub address: SocketAddr,
-    pub store: Arc<MemoryStore>,
     agent: ureq::Agent,
+}
+
+/// A sessiond started in this process, with its store at hand.
+pub struct TestApp {
+    client: Client,
+    pub store: Arc<MemoryStore>,
+}
+
+impl std::ops::Deref for TestApp {
+    type Target = Client;
+
+    fn deref(&self) -> &Client {
+        &self.client
+    }
 }
 
 /// A session a test logged in: its token and id.
@@ -83,19 +97,22 @@ pub fn spawn_app_with(edit: impl FnOnce(&mut Settings)) -> TestApp {
         })
     });
     let (address, store) = receiver.recv().expect("the application started");
-    let agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(30)))
-        .build()
-        .into();
     TestApp {
-        address,
+        client: Client::new(address),
         store,
-        agent,
     }
 }
 
-impl TestApp {
+impl Client {
+    pub fn new(address: SocketAddr) -> Self {
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(30)))
+            .build()
+            .into();
+        Client { address, agent }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.address, path)
     }

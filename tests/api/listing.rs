@@ -126,7 +126,19 @@ fn every_sort_orders_rows_and_breaks_ties_by_id() {
 fn session_time_puts_the_longest_session_last_in_ascending_order() {
     let app = spawn_app();
     let admin = app.admin();
-    let f = fixture(&app, &PEOPLE[..3]);
+    // Creation times are kept to the millisecond; space the logins so none tie.
+    let organisation = unique();
+    let logins: Vec<Login> = (0..3)
+        .map(|i| {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            app.login_as(&json!({"user_id": unique(), "name": format!("P{i}"),
+                "organisation": organisation, "ip_address": "10.0.0.1"}))
+        })
+        .collect();
+    let f = Fixture {
+        organisation,
+        logins,
+    };
     let items = app.list_all(
         &admin.token,
         &format!("organisation={}&sort=session_time", f.organisation),

@@ -10,5 +10,8 @@ mod helpers;
 mod listing;
 mod login;
 mod openapi_spec;
+mod operations;
 mod policy;
+mod process;
 mod settings;
+mod snapshots;

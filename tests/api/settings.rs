@@ -1,17 +1,11 @@
-//! The binary: settings, the printed service key, the spec export and graceful shutdown.
+//! The binary: settings, the printed service key, the spec export, the health check and
+//! graceful shutdown.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-fn sessiond() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_sessiond"));
-    for (name, _) in std::env::vars() {
-        if name.starts_with("SESSIOND_") {
-            command.env_remove(name);
-        }
-    }
-    command
-}
+use crate::helpers::Client;
+use crate::process::{sessiond, Process};
 
 #[test]
 fn a_bad_setting_stops_start_up_with_one_line_naming_it() {
@@ -25,6 +19,10 @@ fn a_bad_setting_stops_start_up_with_one_line_naming_it() {
         ("SESSIOND_SERVICE_KEYS", "a,,b"),
         ("SESSIOND_BIND", "nowhere"),
         ("SESSIOND_SERVER_NAME", ""),
+        ("SESSIOND_SNAPSHOT_INTERVAL", "0"),
+        ("SESSIOND_AUDIT_CAPACITY", "lots"),
+        ("SESSIOND_CORS_ORIGINS", "app.example.com"),
+        ("SESSIOND_DEMO", "perhaps"),
     ] {
         let output = sessiond().env(variable, value).output().unwrap();
         assert!(
@@ -43,6 +41,23 @@ fn a_bad_setting_stops_start_up_with_one_line_naming_it() {
 }
 
 #[test]
+fn a_taken_port_is_one_clear_line() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap().to_string();
+    let output = sessiond()
+        .env("SESSIOND_BIND", &address)
+        .env("SESSIOND_SERVICE_KEYS", "k")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("SESSIOND_BIND") && stderr.contains(&address),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn the_openapi_subcommand_prints_the_spec() {
     let output = sessiond().arg("openapi").output().unwrap();
     assert!(output.status.success());
@@ -50,6 +65,36 @@ fn the_openapi_subcommand_prints_the_spec() {
         String::from_utf8(output.stdout).unwrap(),
         sessiond::openapi::spec_json()
     );
+}
+
+#[test]
+fn the_healthcheck_subcommand_probes_healthz() {
+    let server = Process::start(&[]).unwrap();
+    let healthy = sessiond()
+        .args(["healthcheck", "--url", &server.url("/healthz")])
+        .output()
+        .unwrap();
+    assert!(healthy.status.success(), "{healthy:?}");
+    let by_bind = sessiond()
+        .arg("healthcheck")
+        .env("SESSIOND_BIND", server.address.to_string())
+        .output()
+        .unwrap();
+    assert!(by_bind.status.success(), "{by_bind:?}");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let unhealthy = sessiond()
+        .args(["healthcheck", "--url", &format!("http://{closed}/healthz")])
+        .output()
+        .unwrap();
+    assert_eq!(unhealthy.status.code(), Some(1));
+    let not_ok = sessiond()
+        .args(["healthcheck", "--url", &server.url("/nope")])
+        .output()
+        .unwrap();
+    assert_eq!(not_ok.status.code(), Some(1));
 }
 
 #[test]
@@ -78,17 +123,17 @@ fn without_keys_one_is_generated_printed_once_and_the_server_stops_on_sigterm() 
         address.expect("the address is printed"),
     );
     assert!(key.len() >= 43);
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
-    let response = agent
-        .post(&format!("http://{address}/sessions"))
-        .header("X-Service-Key", &key)
-        .header("Content-Type", "application/json")
-        .send(r#"{"user_id":"u","name":"N","ip_address":"10.0.0.1"}"#)
-        .unwrap();
-    assert_eq!(response.status(), 201);
+    let client = Client::new(address.parse().unwrap());
+    let response = client.send(
+        "POST",
+        "/sessions",
+        &[
+            ("X-Service-Key", &key),
+            ("Content-Type", "application/json"),
+        ],
+        br#"{"user_id":"u","name":"N","ip_address":"10.0.0.1"}"#,
+    );
+    assert_eq!(response.status, 201);
 
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])

@@ -1,0 +1,148 @@
+//! Prometheus metrics, each application with its own registry (no process-global state, so
+//! several servers can run side by side in one test process).
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
+
+use crate::store::Census;
+
+/// Why a session ended, as the `reason` label says it.
+#[derive(Clone, Copy, Debug)]
+pub enum EndReason {
+    Logout,
+    Admin,
+    Expired,
+    Replaced,
+}
+
+impl EndReason {
+    fn label(self) -> &'static str {
+        match self {
+            EndReason::Logout => "logout",
+            EndReason::Admin => "admin",
+            EndReason::Expired => "expired",
+            EndReason::Replaced => "replaced",
+        }
+    }
+}
+
+pub struct Metrics {
+    registry: Registry,
+    sessions_active: IntGaugeVec,
+    pub sessions_created: IntCounter,
+    pub logins_denied: IntCounter,
+    sessions_ended: IntCounterVec,
+    http_requests: IntCounterVec,
+    http_duration: HistogramVec,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry =
+            Registry::new_custom(Some("sessiond".into()), None).expect("a valid metric prefix");
+        let sessions_active = IntGaugeVec::new(
+            Opts::new(
+                "sessions_active",
+                "Live sessions by organisation and server name",
+            ),
+            &["organisation", "server_name"],
+        )
+        .expect("a valid metric");
+        let sessions_created =
+            IntCounter::new("sessions_created_total", "Sessions created").expect("a valid metric");
+        let logins_denied = IntCounter::new(
+            "logins_denied_total",
+            "Logins refused by the concurrent-session policy",
+        )
+        .expect("a valid metric");
+        let sessions_ended = IntCounterVec::new(
+            Opts::new("sessions_ended_total", "Sessions ended, by reason"),
+            &["reason"],
+        )
+        .expect("a valid metric");
+        let http_requests = IntCounterVec::new(
+            Opts::new("http_requests_total", "HTTP requests by route and status"),
+            &["method", "route", "status"],
+        )
+        .expect("a valid metric");
+        let http_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "http_request_duration_seconds",
+                "HTTP request latency by route and status",
+            )
+            .buckets(vec![
+                0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+                1.0, 2.5,
+            ]),
+            &["method", "route", "status"],
+        )
+        .expect("a valid metric");
+        for collector in [
+            Box::new(sessions_active.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(sessions_created.clone()),
+            Box::new(logins_denied.clone()),
+            Box::new(sessions_ended.clone()),
+            Box::new(http_requests.clone()),
+            Box::new(http_duration.clone()),
+        ] {
+            registry
+                .register(collector)
+                .expect("metric names are distinct");
+        }
+        for reason in [
+            EndReason::Logout,
+            EndReason::Admin,
+            EndReason::Expired,
+            EndReason::Replaced,
+        ] {
+            sessions_ended.with_label_values(&[reason.label()]);
+        }
+        Metrics {
+            registry,
+            sessions_active,
+            sessions_created,
+            logins_denied,
+            sessions_ended,
+            http_requests,
+            http_duration,
+        }
+    }
+
+    pub fn ended(&self, reason: EndReason, count: usize) {
+        self.sessions_ended
+            .with_label_values(&[reason.label()])
+            .inc_by(count as u64);
+    }
+
+    pub fn request(&self, method: &str, route: &str, status: u16, seconds: f64) {
+        let status = status.to_string();
+        let labels = [method, route, status.as_str()];
+        self.http_requests.with_label_values(&labels).inc();
+        self.http_duration
+            .with_label_values(&labels)
+            .observe(seconds);
+    }
+
+    /// The text exposition, with the active-session gauge set from `census`.
+    pub fn render(&self, census: &[Census]) -> String {
+        self.sessions_active.reset();
+        for c in census {
+            self.sessions_active
+                .with_label_values(&[&*c.organisation, &*c.server_name])
+                .set(c.sessions as i64);
+        }
+        let mut out = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut out)
+            .expect("metrics always encode");
+        String::from_utf8(out).expect("the text format is UTF-8")
+    }
+}

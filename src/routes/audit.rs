@@ -1,0 +1,66 @@
+//! `GET /audit`: the trail of sessions ended by administrators and logins denied.
+
+use actix_web::{get, web};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::audit::AuditEvent;
+use crate::auth::AdminCaller;
+use crate::domain::listing::parse_limit;
+use crate::error::{ApiError, Problem};
+use crate::routes::sessions::{AdminProblems, BearerProblems};
+use crate::startup::AppState;
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct AuditParams {
+    /// Page size, 1..=1000.
+    #[param(minimum = 1, maximum = 1000, default = 100)]
+    pub limit: Option<i64>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// One page of the audit trail, newest first.
+#[derive(Serialize, ToSchema)]
+pub struct AuditList {
+    pub items: Vec<AuditEvent>,
+    /// Pass as `cursor` for older events; null when none follow.
+    pub next_cursor: Option<String>,
+}
+
+/// The audit trail.
+///
+/// Sessions ended by administrators (who, which session, when, single or bulk) and logins
+/// refused by the concurrent-session policy, newest first. An `admin` sees everything, an
+/// `org_admin` the events of its own organisation. The history is bounded by
+/// `SESSIOND_AUDIT_CAPACITY`; every event is also written to the log under target `audit`.
+#[utoipa::path(
+    tag = "operations",
+    params(AuditParams),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "One page of events", body = AuditList),
+        (status = 400, description = "A parameter is unknown or not valid", body = Problem, content_type = "application/problem+json"),
+        BearerProblems,
+        AdminProblems,
+    )
+)]
+#[get("/audit")]
+pub async fn audit(
+    admin: AdminCaller,
+    state: web::Data<AppState>,
+    params: web::Query<AuditParams>,
+) -> Result<web::Json<AuditList>, ApiError> {
+    let AuditParams { limit, cursor } = params.into_inner();
+    let limit = parse_limit(limit).map_err(ApiError::invalid)?;
+    let page = state
+        .audit
+        .page(&admin.scope, cursor.as_deref(), limit)
+        .map_err(ApiError::invalid)?;
+    Ok(web::Json(AuditList {
+        items: page.items,
+        next_cursor: page.next,
+    }))
+}

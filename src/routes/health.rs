@@ -1,0 +1,57 @@
+//! What operators and orchestrators poll: liveness, readiness and metrics. No credentials.
+
+use actix_web::{get, web, HttpResponse};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::domain::Millis;
+use crate::error::{ApiError, Code, Problem};
+use crate::startup::AppState;
+
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    #[schema(example = "ok")]
+    pub status: &'static str,
+}
+
+/// Liveness: the process is up and serving HTTP.
+#[utoipa::path(tag = "operations", responses((status = 200, description = "Alive", body = Health)))]
+#[get("/healthz")]
+pub async fn healthz() -> web::Json<Health> {
+    web::Json(Health { status: "ok" })
+}
+
+/// Readiness: the session store can serve requests.
+#[utoipa::path(
+    tag = "operations",
+    responses(
+        (status = 200, description = "Ready", body = Health),
+        (status = 503, description = "The session store cannot be reached", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/readyz")]
+pub async fn readyz(state: web::Data<AppState>) -> Result<web::Json<Health>, ApiError> {
+    state
+        .store
+        .ping()
+        .await
+        .map_err(|e| ApiError::new(Code::Unavailable, format!("not ready: {e}")))?;
+    Ok(web::Json(Health { status: "ready" }))
+}
+
+/// Metrics in the Prometheus text format: active sessions by organisation and server name,
+/// sessions created, logins denied, sessions ended by reason, and requests by route and status.
+#[utoipa::path(
+    tag = "operations",
+    responses(
+        (status = 200, description = "Prometheus text exposition format 0.0.4", content_type = "text/plain; version=0.0.4", body = String),
+        (status = 503, description = "The session store cannot be reached", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/metrics")]
+pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let census = state.store.census(Millis::now()).await?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(state.metrics.render(&census)))
+}

@@ -1,0 +1,324 @@
+//! Snapshots of the in-memory store, so sessions survive restarts.
+//!
+//! The file is written whole to a temporary name, flushed to disk, renamed over the old one and
+//! the directory flushed too: a crash at any moment leaves the previous snapshot or the new
+//! one, never a torn file. A SHA-256 trailer catches truncation and corruption on load.
+//!
+//! Format, version 1 (integers little-endian):
+//! `"SESSIOND"`, `u32` version, `u64` written-at ms, `u64` count, then per session: `u128` id,
+//! 32-byte token digest, strings user_id, name, organisation, server_name (`u32` length +
+//! UTF-8), `u8` 0/1 + user_agent string, `u8` role count + strings, `u8` 4/6 + address bytes,
+//! `u32` timeout, `u64` created ms, `u64` last-active ms; then the SHA-256 of all before it.
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+
+use crate::domain::{Millis, SessionData, SessionId, TokenDigest};
+use crate::store::Saved;
+
+const MAGIC: &[u8; 8] = b"SESSIOND";
+pub const VERSION: u32 = 1;
+const FILE_NAME: &str = "sessions.snapshot";
+
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("cannot read snapshot {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("snapshot {path} cannot be used: {reason}. It was left in place; move it away to start without it")]
+    Invalid { path: PathBuf, reason: String },
+    #[error("cannot write snapshot {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Where snapshots live: one file in the data directory.
+#[derive(Clone, Debug)]
+pub struct SnapshotFile {
+    path: PathBuf,
+}
+
+impl SnapshotFile {
+    /// Creates the directory if needed.
+    pub fn in_dir(dir: &Path) -> Result<Self, SnapshotError> {
+        let path = dir.join(FILE_NAME);
+        fs::create_dir_all(dir).map_err(|source| SnapshotError::Write {
+            path: path.clone(),
+            source,
+        })?;
+        Ok(SnapshotFile { path })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The saved sessions, or none when no snapshot was written yet.
+    pub fn load(&self) -> Result<Vec<Saved>, SnapshotError> {
+        let bytes = match fs::read(&self.path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => {
+                return Err(SnapshotError::Read {
+                    path: self.path.clone(),
+                    source,
+                })
+            }
+        };
+        decode(&bytes).map_err(|reason| SnapshotError::Invalid {
+            path: self.path.clone(),
+            reason,
+        })
+    }
+
+    /// Writes `sessions` atomically, replacing the previous snapshot.
+    pub fn save(&self, sessions: &[Saved], now: Millis) -> Result<(), SnapshotError> {
+        let bytes = encode(sessions, now);
+        let temporary = self.path.with_extension("snapshot.tmp");
+        let write = || -> std::io::Result<()> {
+            let mut file = File::create(&temporary)?;
+            file.write_all(&bytes)?;
+            file.sync_all()?;
+            fs::rename(&temporary, &self.path)?;
+            if let Some(dir) = self.path.parent() {
+                File::open(dir)?.sync_all()?;
+            }
+            Ok(())
+        };
+        write().map_err(|source| SnapshotError::Write {
+            path: self.path.clone(),
+            source,
+        })
+    }
+}
+
+pub fn encode(sessions: &[Saved], now: Millis) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64 + sessions.len() * 160);
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&VERSION.to_le_bytes());
+    out.extend_from_slice(&now.0.to_le_bytes());
+    out.extend_from_slice(&(sessions.len() as u64).to_le_bytes());
+    let text = |out: &mut Vec<u8>, s: &str| {
+        out.extend_from_slice(&(s.len() as u32).to_le_bytes());
+        out.extend_from_slice(s.as_bytes());
+    };
+    for s in sessions {
+        let d = &s.data;
+        out.extend_from_slice(&d.id.as_u128().to_le_bytes());
+        out.extend_from_slice(&s.digest.0);
+        text(&mut out, &d.user_id);
+        text(&mut out, &d.name);
+        text(&mut out, &d.organisation);
+        text(&mut out, &d.server_name);
+        match &d.user_agent {
+            Some(ua) => {
+                out.push(1);
+                text(&mut out, ua);
+            }
+            None => out.push(0),
+        }
+        out.push(d.roles.len() as u8);
+        for role in d.roles.iter() {
+            text(&mut out, role);
+        }
+        match d.ip_address {
+            IpAddr::V4(v4) => {
+                out.push(4);
+                out.extend_from_slice(&v4.octets());
+            }
+            IpAddr::V6(v6) => {
+                out.push(6);
+                out.extend_from_slice(&v6.octets());
+            }
+        }
+        out.extend_from_slice(&d.timeout_seconds.to_le_bytes());
+        out.extend_from_slice(&d.created_at.0.to_le_bytes());
+        out.extend_from_slice(&s.last_active_at.0.to_le_bytes());
+    }
+    let checksum = Sha256::digest(&out);
+    out.extend_from_slice(&checksum);
+    out
+}
+
+/// Reads what [`encode`] wrote; every inconsistency is an error, never a panic.
+pub fn decode(bytes: &[u8]) -> Result<Vec<Saved>, String> {
+    if bytes.len() < 8 || &bytes[..8] != MAGIC {
+        return Err("it is not a sessiond snapshot".into());
+    }
+    if bytes.len() < 28 + 32 {
+        return Err("it is truncated".into());
+    }
+    let (body, checksum) = bytes.split_at(bytes.len() - 32);
+    if Sha256::digest(body).as_slice() != checksum {
+        return Err("its checksum does not match (truncated or corrupt)".into());
+    }
+    let mut r = Reader { bytes: body, at: 8 };
+    let version = r.u32()?;
+    if version != VERSION {
+        return Err(format!(
+            "it has format version {version}; this sessiond reads version {VERSION}"
+        ));
+    }
+    let _written_at = r.u64()?;
+    let count = r.u64()?;
+    let mut sessions = Vec::with_capacity(count.min(1 << 24) as usize);
+    for _ in 0..count {
+        let id = SessionId::from_u128(r.u128()?);
+        let digest = TokenDigest(r.array()?);
+        let user_id = r.text()?;
+        let name = r.text()?;
+        let organisation = r.text()?;
+        let server_name = r.text()?;
+        let user_agent = match r.u8()? {
+            0 => None,
+            1 => Some(r.text()?),
+            other => return Err(format!("bad user-agent marker {other}")),
+        };
+        let roles = (0..r.u8()?)
+            .map(|_| r.text())
+            .collect::<Result<Vec<_>, _>>()?;
+        let ip_address = match r.u8()? {
+            4 => IpAddr::V4(Ipv4Addr::from(r.array::<4>()?)),
+            6 => IpAddr::V6(Ipv6Addr::from(r.array::<16>()?)),
+            other => return Err(format!("bad address family {other}")),
+        };
+        let timeout_seconds = r.u32()?;
+        let created_at = Millis(r.u64()?);
+        let last_active_at = Millis(r.u64()?);
+        sessions.push(Saved {
+            digest,
+            data: SessionData {
+                id,
+                user_id,
+                name,
+                organisation,
+                ip_address,
+                server_name,
+                roles: roles.into(),
+                user_agent,
+                timeout_seconds,
+                created_at,
+            },
+            last_active_at,
+        });
+    }
+    if r.at != body.len() {
+        return Err("it has trailing bytes".into());
+    }
+    Ok(sessions)
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl Reader<'_> {
+    fn take(&mut self, n: usize) -> Result<&[u8], String> {
+        let end = self.at.checked_add(n).filter(|&e| e <= self.bytes.len());
+        let end = end.ok_or("it ends in the middle of a session")?;
+        let slice = &self.bytes[self.at..end];
+        self.at = end;
+        Ok(slice)
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], String> {
+        Ok(self.take(N)?.try_into().expect("take returns N bytes"))
+    }
+
+    fn u8(&mut self) -> Result<u8, String> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn u32(&mut self) -> Result<u32, String> {
+        Ok(u32::from_le_bytes(self.array()?))
+    }
+
+    fn u64(&mut self) -> Result<u64, String> {
+        Ok(u64::from_le_bytes(self.array()?))
+    }
+
+    fn u128(&mut self) -> Result<u128, String> {
+        Ok(u128::from_le_bytes(self.array()?))
+    }
+
+    fn text(&mut self) -> Result<Arc<str>, String> {
+        let len = self.u32()? as usize;
+        let bytes = self.take(len)?;
+        std::str::from_utf8(bytes)
+            .map(Arc::from)
+            .map_err(|_| "a text field is not UTF-8".to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn saved(i: u32) -> Saved {
+        Saved {
+            digest: TokenDigest([i as u8; 32]),
+            data: SessionData {
+                id: SessionId::generate(),
+                user_id: format!("user-{i}").into(),
+                name: "Teresa Pringle".into(),
+                organisation: "Default".into(),
+                ip_address: if i % 2 == 0 {
+                    "59.100.242.122".parse().unwrap()
+                } else {
+                    "2001:db8::7".parse().unwrap()
+                },
+                server_name: "LOCAL".into(),
+                roles: vec![Arc::from("admin"), Arc::from("x")].into(),
+                user_agent: (i % 3 == 0).then(|| Arc::from("Mozilla/5.0")),
+                timeout_seconds: 1800 + i,
+                created_at: Millis(1_000 + u64::from(i)),
+            },
+            last_active_at: Millis(2_000 + u64::from(i)),
+        }
+    }
+
+    #[test]
+    fn round_trips_every_field() {
+        let sessions: Vec<Saved> = (0..10).map(saved).collect();
+        let decoded = decode(&encode(&sessions, Millis(5))).unwrap();
+        assert_eq!(decoded.len(), 10);
+        for (a, b) in sessions.iter().zip(&decoded) {
+            assert_eq!(a.digest, b.digest);
+            assert_eq!(format!("{:?}", a.data), format!("{:?}", b.data));
+            assert_eq!(a.last_active_at, b.last_active_at);
+        }
+    }
+
+    #[test]
+    fn refuses_every_truncation_and_any_flipped_byte() {
+        let bytes = encode(&(0..3).map(saved).collect::<Vec<_>>(), Millis(5));
+        for len in 0..bytes.len() {
+            assert!(decode(&bytes[..len]).is_err(), "truncated to {len}");
+        }
+        for at in (0..bytes.len()).step_by(7) {
+            let mut bad = bytes.clone();
+            bad[at] ^= 0x40;
+            assert!(decode(&bad).is_err(), "byte {at} flipped");
+        }
+    }
+
+    #[test]
+    fn refuses_another_version() {
+        let mut bytes = encode(&[], Millis(5));
+        bytes[8] = 2;
+        let body_len = bytes.len() - 32;
+        let checksum = Sha256::digest(&bytes[..body_len]);
+        bytes[body_len..].copy_from_slice(&checksum);
+        assert!(decode(&bytes).unwrap_err().contains("version 2"));
+    }
+}

@@ -1,0 +1,300 @@
+//! What operators rely on: health, metrics, the audit trail, CORS, headers and a clean log.
+
+use serde_json::{json, Value};
+
+use crate::helpers::{spawn_app, spawn_app_with, unique, Login, TestApp, SERVICE_KEY};
+use crate::process::Process;
+use sessiond::config::Origins;
+
+#[test]
+fn health_and_readiness_answer_without_credentials() {
+    let app = spawn_app();
+    let health = app.send("GET", "/healthz", &[], b"");
+    assert_eq!(
+        (health.status, health.json()),
+        (200, json!({"status": "ok"}))
+    );
+    let ready = app.send("GET", "/readyz", &[], b"");
+    assert_eq!(
+        (ready.status, ready.json()),
+        (200, json!({"status": "ready"}))
+    );
+}
+
+fn metric(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {series} in\n{text}"))
+}
+
+#[test]
+fn metrics_count_sessions_by_what_happened_to_them() {
+    let app = spawn_app();
+    let admin = app.admin();
+    let org = unique();
+    let login = |ip: &str| -> Login {
+        app.login_as(
+            &json!({"user_id": unique(), "name": "N", "organisation": org,
+            "ip_address": ip, "server_name": "APP-9"}),
+        )
+    };
+    let (a, b, c) = (login("10.0.0.1"), login("10.0.0.2"), login("10.0.0.3"));
+    let user = unique();
+    app.login(&user, "10.1.1.1");
+    app.create(&json!({"user_id": user, "name": "N", "ip_address": "10.1.1.2"}))
+        .problem(409, "login-denied");
+    assert_eq!(app.delete("/sessions/current", &a.token).status, 204);
+    assert_eq!(
+        app.delete(&format!("/sessions/{}", b.id), &admin.token)
+            .status,
+        204
+    );
+    assert_eq!(app.delete_ids(&admin.token, &[&c.id]).status, 200);
+
+    let response = app.send("GET", "/metrics", &[], b"");
+    assert_eq!(response.status, 200);
+    assert!(response
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/plain; version=0.0.4"));
+    let text = response.body;
+    assert_eq!(metric(&text, "sessiond_sessions_created_total"), 5.0);
+    assert_eq!(metric(&text, "sessiond_logins_denied_total"), 1.0);
+    assert_eq!(
+        metric(&text, "sessiond_sessions_ended_total{reason=\"logout\"}"),
+        1.0
+    );
+    assert_eq!(
+        metric(&text, "sessiond_sessions_ended_total{reason=\"admin\"}"),
+        2.0
+    );
+    assert_eq!(
+        metric(&text, "sessiond_sessions_ended_total{reason=\"replaced\"}"),
+        0.0
+    );
+    assert_eq!(
+        metric(
+            &text,
+            "sessiond_sessions_active{organisation=\"Default\",server_name=\"LOCAL\"}"
+        ),
+        2.0
+    );
+    assert!(
+        !text.contains(&format!("organisation=\"{org}\"")),
+        "ended sessions are not active"
+    );
+    assert_eq!(
+        metric(&text, "sessiond_http_requests_total{method=\"DELETE\",route=\"/sessions/{id}\",status=\"204\"}"),
+        1.0,
+        "routes are labelled by pattern, never by raw path"
+    );
+    assert!(text.contains("sessiond_http_request_duration_seconds_bucket{method=\"POST\",route=\"/sessions\",status=\"201\""));
+    assert!(!text.contains(&b.id));
+}
+
+fn org_admin(app: &TestApp, org: &str) -> Login {
+    app.login_as(
+        &json!({"user_id": unique(), "name": "Olga", "organisation": org,
+        "ip_address": "10.9.9.9", "roles": ["org_admin"]}),
+    )
+}
+
+#[test]
+fn the_audit_trail_records_who_ended_which_session_and_denied_logins() {
+    let app = spawn_app();
+    let admin = app.admin();
+    let (org_a, org_b) = (unique(), unique());
+    let one = app.login_as(
+        &json!({"user_id": unique(), "name": "One", "organisation": org_a,
+        "ip_address": "10.0.0.1", "server_name": "APP-1"}),
+    );
+    let two = app.login_as(
+        &json!({"user_id": unique(), "name": "Two", "organisation": org_b,
+        "ip_address": "10.0.0.2"}),
+    );
+    let denied_user = unique();
+    app.login_as(&json!({"user_id": denied_user, "name": "D", "organisation": org_a, "ip_address": "10.0.0.3"}));
+    app.create(&json!({"user_id": denied_user, "name": "D", "organisation": org_a, "ip_address": "10.0.0.4"}))
+        .problem(409, "login-denied");
+    app.delete(&format!("/sessions/{}", one.id), &admin.token);
+    app.delete_ids(&admin.token, &[&two.id]);
+
+    let page = app.get("/audit", &admin.token);
+    assert_eq!(page.status, 200, "{}", page.body);
+    let items = page.json()["items"].as_array().unwrap().clone();
+    assert_eq!(items.len(), 3);
+    let (bulk, single, denied) = (&items[0], &items[1], &items[2]);
+    assert_eq!(bulk["action"], "session-ended");
+    assert_eq!(bulk["method"], "bulk");
+    assert_eq!(bulk["session"]["id"], two.id.as_str());
+    assert_eq!(single["method"], "single");
+    assert_eq!(single["actor"]["session_id"], admin.id.as_str());
+    assert_eq!(single["actor"]["organisation"], "Default");
+    assert_eq!(
+        single["session"],
+        json!({"id": one.id, "user_id": single["session"]["user_id"], "organisation": org_a,
+            "ip_address": "10.0.0.1", "server_name": "APP-1"})
+    );
+    assert!(single["at"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(denied["action"], "login-denied");
+    assert_eq!(denied["session"]["ip_address"], "10.0.0.4");
+    assert_eq!(denied["existing_ip_addresses"], json!(["10.0.0.3"]));
+
+    let olga = org_admin(&app, &org_a);
+    let hers: Vec<Value> = app.get("/audit", &olga.token).json()["items"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(
+        hers.len(),
+        2,
+        "an org_admin sees its own organisation's events"
+    );
+    assert!(hers
+        .iter()
+        .all(|e| e["session"]["organisation"] == org_a.as_str()));
+
+    let first = app.get("/audit?limit=2", &admin.token).json();
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let rest = app
+        .get(&format!("/audit?limit=2&cursor={cursor}"), &admin.token)
+        .json();
+    assert_eq!(rest["items"][0]["action"], "login-denied");
+    assert_eq!(rest["next_cursor"], json!(null));
+    for bad in ["limit=0", "cursor=zzz", "since=1"] {
+        app.get(&format!("/audit?{bad}"), &admin.token)
+            .problem(400, "invalid-request");
+    }
+    let plain = app.login(&unique(), "10.5.5.5");
+    app.get("/audit", &plain.token).problem(403, "forbidden");
+    app.send("GET", "/audit", &[], b"")
+        .problem(401, "unauthorized");
+}
+
+#[test]
+fn the_audit_history_is_bounded() {
+    let app = spawn_app_with(|s| s.audit_capacity = 3);
+    let admin = app.admin();
+    for _ in 0..5 {
+        let user = app.login(&unique(), "10.0.0.1");
+        app.delete(&format!("/sessions/{}", user.id), &admin.token);
+    }
+    let items = app.get("/audit", &admin.token).json()["items"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(items, 3);
+}
+
+#[test]
+fn cors_allows_only_the_configured_origins() {
+    let app =
+        spawn_app_with(|s| s.cors_origins = Some(Origins(vec!["https://app.example".into()])));
+    let preflight = |origin: &str| {
+        app.send(
+            "OPTIONS",
+            "/sessions",
+            &[
+                ("Origin", origin),
+                ("Access-Control-Request-Method", "DELETE"),
+                (
+                    "Access-Control-Request-Headers",
+                    "authorization, content-type",
+                ),
+            ],
+            b"",
+        )
+    };
+    let allowed = preflight("https://app.example");
+    assert_eq!(allowed.status, 200, "{}", allowed.body);
+    assert_eq!(
+        allowed.header("access-control-allow-origin"),
+        Some("https://app.example")
+    );
+    let methods = allowed.header("access-control-allow-methods").unwrap();
+    assert!(methods.contains("DELETE"));
+    let headers = allowed
+        .header("access-control-allow-headers")
+        .unwrap()
+        .to_lowercase();
+    assert!(headers.contains("authorization") && headers.contains("content-type"));
+    preflight("https://evil.example").problem(400, "invalid-request");
+
+    let login = app.login(&unique(), "10.0.0.1");
+    let simple = app.send(
+        "GET",
+        "/sessions/current",
+        &[
+            ("Origin", "https://app.example"),
+            ("Authorization", &format!("Bearer {}", login.token)),
+        ],
+        b"",
+    );
+    assert_eq!(simple.status, 200);
+    assert_eq!(
+        simple.header("access-control-allow-origin"),
+        Some("https://app.example")
+    );
+
+    let closed = spawn_app();
+    let response = closed.send("GET", "/healthz", &[("Origin", "https://app.example")], b"");
+    assert_eq!(
+        response.header("access-control-allow-origin"),
+        None,
+        "no CORS unless configured"
+    );
+}
+
+#[test]
+fn every_response_carries_nosniff_and_no_server_version() {
+    let app = spawn_app();
+    for (method, path) in [
+        ("GET", "/healthz"),
+        ("GET", "/nope"),
+        ("POST", "/sessions"),
+        ("GET", "/openapi.json"),
+    ] {
+        let response = app.send(method, path, &[], b"");
+        assert_eq!(
+            response.header("x-content-type-options"),
+            Some("nosniff"),
+            "{method} {path}"
+        );
+        assert_eq!(response.header("server"), None);
+    }
+}
+
+#[test]
+fn the_log_has_an_access_line_per_request_and_never_a_secret() {
+    let server = Process::start(&[]).unwrap();
+    let login = server.login_as(
+        &json!({"user_id": "u1", "name": "N", "ip_address": "10.0.0.1", "roles": ["admin"]}),
+    );
+    let other = server.login("u2", "10.0.0.2");
+    server.get("/sessions/current", &login.token);
+    server.get(&format!("/sessions/{}", other.token), &login.token);
+    server.get("/sessions?q=x", &login.token);
+    server.delete_ids(&login.token, &[&other.id, &other.token]);
+    server.get("/sessions/current", &format!("{}x", login.token));
+    server.send(
+        "GET",
+        "/sessions/current",
+        &[("Authorization", "Basic dXNlcjpzZWNyZXQ=")],
+        b"",
+    );
+    let (status, log) = server.terminate();
+    assert!(status.success());
+    for secret in [
+        login.token.as_str(),
+        other.token.as_str(),
+        SERVICE_KEY,
+        "dXNlcjpzZWNyZXQ=",
+        "Bearer",
+    ] {
+        assert!(!log.contains(secret), "the log contains {secret:?}:\n{log}");
+    }
+    assert!(log.contains("GET /sessions/current 200"), "{log}");
+    assert!(log.contains(&format!("session={}", login.id)), "{log}");
+    assert!(log.contains("GET /sessions/{id} 404"), "{log}");
+    assert!(log.contains("audit"), "the bulk delete is audited: {log}");
+}
