@@ -29,6 +29,8 @@ pub struct Cli {
 pub enum Command {
     /// Print the OpenAPI document to stdout and exit.
     Openapi,
+    /// Manage the sessions of a running sessiond: list, delete, whoami, login.
+    Sessions(crate::cli::SessionsArgs),
     /// Probe a running sessiond's /healthz; exit 0 when it answers 200, 1 otherwise.
     Healthcheck {
         /// The URL to probe; by default /healthz on the SESSIOND_BIND address.
@@ -190,26 +192,28 @@ fn parse_server_name(text: &str) -> Result<String, String> {
     Ok(text.to_string())
 }
 
-/// One line for a setting that cannot be used, naming its variable and flag.
-pub fn describe_error(error: &clap::Error) -> String {
-    let mut line = error.to_string();
-    line = line.lines().next().unwrap_or_default().to_string();
-    let line = line.trim_start_matches("error: ").to_string();
-    if error.kind() == ErrorKind::ValueValidation || error.kind() == ErrorKind::InvalidValue {
-        if let Some(ContextValue::String(arg)) = error.get(ContextKind::InvalidArg) {
-            let flag = arg.split_whitespace().next().unwrap_or_default();
-            let command = Cli::command();
-            let env = command
-                .get_arguments()
-                .find(|a| a.get_long().is_some_and(|l| format!("--{l}") == flag))
-                .and_then(|a| a.get_env())
-                .map(|e| e.to_string_lossy().into_owned());
-            if let Some(env) = env {
-                return format!("sessiond: bad setting {env} ({flag}): {line}");
-            }
-        }
+/// One line for a setting that cannot be used, naming its variable and flag; `None` for
+/// other command-line errors, which clap explains best itself.
+pub fn describe_setting_error(error: &clap::Error) -> Option<String> {
+    if !matches!(
+        error.kind(),
+        ErrorKind::ValueValidation | ErrorKind::InvalidValue
+    ) {
+        return None;
     }
-    format!("sessiond: {line}")
+    let Some(ContextValue::String(arg)) = error.get(ContextKind::InvalidArg) else {
+        return None;
+    };
+    let flag = arg.split_whitespace().next().unwrap_or_default();
+    let env = Cli::command()
+        .get_arguments()
+        .find(|a| a.get_long().is_some_and(|l| format!("--{l}") == flag))
+        .and_then(|a| a.get_env())
+        .map(|e| e.to_string_lossy().into_owned())?;
+    let rendered = error.to_string();
+    let line = rendered.lines().next().unwrap_or_default();
+    let line = line.trim_start_matches("error: ");
+    Some(format!("sessiond: bad setting {env} ({flag}): {line}"))
 }
 
 #[cfg(test)]
@@ -242,7 +246,7 @@ mod tests {
     #[test]
     fn a_bad_flag_names_its_variable() {
         let error = Cli::try_parse_from(["sessiond", "--idle-timeout", "0"]).unwrap_err();
-        let line = describe_error(&error);
+        let line = describe_setting_error(&error).unwrap();
         assert!(line.contains("SESSIOND_IDLE_TIMEOUT"), "{line}");
         assert!(!line.contains('\n'));
     }

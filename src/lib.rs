@@ -3,9 +3,11 @@
 
 pub mod audit;
 pub mod auth;
+pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod domain;
+pub mod duration;
 pub mod error;
 pub mod metrics;
 pub mod observe;

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use clap::error::ErrorKind;
 use clap::Parser;
-use sessiond::config::{describe_error, Cli, Command};
+use sessiond::config::{describe_setting_error, Cli, Command};
 use sessiond::startup::Application;
 
 fn main() -> ExitCode {
@@ -13,10 +13,13 @@ fn main() -> ExitCode {
         Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
             e.exit()
         }
-        Err(e) => {
-            eprintln!("{}", describe_error(&e));
-            return ExitCode::from(2);
-        }
+        Err(e) => match describe_setting_error(&e) {
+            Some(line) => {
+                eprintln!("{line}");
+                return ExitCode::from(2);
+            }
+            None => e.exit(),
+        },
     };
     match cli.command {
         Some(Command::Openapi) => {
@@ -24,6 +27,7 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Some(Command::Healthcheck { url }) => return healthcheck(url, cli.settings.bind),
+        Some(Command::Sessions(args)) => return sessiond::cli::run(args),
         None => {}
     }
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();

@@ -124,6 +124,7 @@ impl Application {
                 .app_data(web::QueryConfig::default().error_handler(query_error))
                 .app_data(web::PathConfig::default().error_handler(path_error))
                 .configure(routes::console::configure)
+                .configure(routes::docs::configure)
                 .default_service(web::to(routes::fallback::fallback))
                 .wrap(DefaultHeaders::new().add((header::X_CONTENT_TYPE_OPTIONS, "nosniff")))
                 .wrap(Condition::new(

@@ -14,7 +14,10 @@ pub struct Health {
     pub status: &'static str,
 }
 
-/// Liveness: the process is up and serving HTTP.
+/// Liveness: the process is up.
+///
+/// Answers `200` whenever the process serves HTTP at all, without touching the session store:
+/// restart the process when this fails. Needs no credentials.
 #[utoipa::path(tag = "operations", responses((status = 200, description = "Alive", body = Health)))]
 #[get("/healthz")]
 pub async fn healthz() -> web::Json<Health> {
@@ -22,6 +25,9 @@ pub async fn healthz() -> web::Json<Health> {
 }
 
 /// Readiness: the session store can serve requests.
+///
+/// `200` when the store answers, `503` (code `unavailable`) when it cannot be reached: take the
+/// node out of rotation until it is ready again. Needs no credentials.
 #[utoipa::path(
     tag = "operations",
     responses(
@@ -39,8 +45,12 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<web::Json<Health>, Api
     Ok(web::Json(Health { status: "ready" }))
 }
 
-/// Metrics in the Prometheus text format: active sessions by organisation and server name,
-/// sessions created, logins denied, sessions ended by reason, and requests by route and status.
+/// Prometheus metrics.
+///
+/// The text exposition format: active sessions by organisation and server name, sessions
+/// created, logins denied, sessions ended by reason (logout, admin, expired, replaced), and
+/// request counts and latency histograms by method, route pattern and status. Needs no
+/// credentials; keep it on an internal network.
 #[utoipa::path(
     tag = "operations",
     responses(

@@ -5,6 +5,9 @@ use actix_web::{get, web, HttpResponse};
 use crate::startup::AppState;
 
 /// The OpenAPI document of this API.
+///
+/// This document, generated from the code; the interactive reference at `/docs` reads it.
+/// Needs no credentials.
 #[utoipa::path(
     tag = "meta",
     responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json"))

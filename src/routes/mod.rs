@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod console;
+pub mod docs;
 pub mod fallback;
 pub mod health;
 pub mod meta;

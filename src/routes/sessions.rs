@@ -55,6 +55,11 @@ pub struct DeleteSessionsRequest {
 
 /// What happened to each id of a `DELETE /sessions`: every id sent is in exactly one list.
 #[derive(Serialize, ToSchema)]
+#[schema(example = json!({
+    "deleted": ["8c1f0c5e-7d3a-4b9e-9a41-2f6c1d0e5b7a"],
+    "not_found": ["00000000-0000-4000-8000-000000000000"],
+    "refused": [{"id": "5d1e2a3b-4c5d-4e6f-8a7b-9c0d1e2f3a4b", "reason": "own-session"}]
+}))]
 pub struct DeleteSessionsResult {
     pub deleted: Vec<String>,
     /// Ids that do not exist, have expired, or are outside the caller's organisation.
@@ -193,6 +198,8 @@ pub async fn current_session(caller: Caller) -> web::Json<Session> {
 }
 
 /// Log out: end the caller's own session.
+///
+/// Its token stops validating at once, on every endpoint.
 #[utoipa::path(
     tag = "sessions",
     security(("bearer" = [])),
@@ -262,6 +269,9 @@ fn no_such_session() -> ApiError {
 }
 
 /// Read one session.
+///
+/// Any live session for an `admin`; for an `org_admin`, only sessions of its own organisation
+/// (others are `404`, as if they did not exist). Reading does not touch the session read.
 #[utoipa::path(
     tag = "sessions",
     params(("id" = String, Path, description = "The session id")),

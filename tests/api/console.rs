@@ -306,3 +306,37 @@ fn an_administrator_signs_in_sorts_searches_and_deletes_in_a_real_browser() {
         assert!(app.validates(&still.token));
     }
 }
+
+#[test]
+fn the_api_reference_renders_every_operation_in_a_real_browser() {
+    let Some(driver) = Chromedriver::start() else {
+        return;
+    };
+    let app = spawn_app();
+    actix_web::rt::System::new().block_on(async {
+        let client = driver.browser(1280, 900).await;
+        client.goto(&app.url("/docs/")).await.unwrap();
+        let count = eventually(
+            &client,
+            "every operation is listed",
+            "return document.querySelectorAll('.opblock').length",
+            |v| v.as_u64().is_some_and(|n| n >= 12),
+        )
+        .await;
+        assert_eq!(count, json!(12));
+        let schemes = client
+            .execute(
+                "return document.querySelector('.btn.authorize') !== null",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            schemes,
+            json!(true),
+            "the Authorize button offers the security schemes"
+        );
+        screenshot(&client, "docs.png").await;
+        client.close().await.unwrap();
+    });
+}

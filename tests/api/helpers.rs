@@ -107,6 +107,7 @@ impl Client {
     pub fn new(address: SocketAddr) -> Self {
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
+            .max_redirects(0)
             .timeout_global(Some(Duration::from_secs(30)))
             .build()
             .into();

@@ -3,6 +3,7 @@
 mod admin;
 mod bad_input;
 mod browser;
+mod cli;
 mod concurrency;
 mod console;
 mod expiry;

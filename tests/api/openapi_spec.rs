@@ -49,3 +49,62 @@ fn the_server_serves_the_same_spec_with_every_operation() {
     assert_eq!(schemes["bearer"]["scheme"], "bearer");
     assert_eq!(schemes["service_key"]["name"], "X-Service-Key");
 }
+
+#[test]
+fn every_operation_reads_as_documentation() {
+    let spec: serde_json::Value = serde_json::from_str(&sessiond::openapi::spec_json()).unwrap();
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let name = format!("{method} {path}");
+            for field in ["summary", "description"] {
+                assert!(
+                    operation[field].as_str().is_some_and(|t| t.len() > 10),
+                    "{name} has no {field}"
+                );
+            }
+            let responses = operation["responses"].as_object().unwrap();
+            let secured = operation["security"]
+                .as_array()
+                .is_some_and(|s| !s.is_empty());
+            if secured {
+                assert!(responses.contains_key("401"), "{name} documents 401");
+            }
+            if operation["requestBody"].is_object() {
+                for status in ["400", "413", "415"] {
+                    assert!(responses.contains_key(status), "{name} documents {status}");
+                }
+            }
+            for (status, response) in responses {
+                if status.starts_with('4') || status.starts_with('5') {
+                    assert!(
+                        response["content"]["application/problem+json"].is_object(),
+                        "{name} {status} is a problem"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn the_interactive_reference_is_served_from_the_binary() {
+    let app = spawn_app();
+    let redirect = app.send("GET", "/docs", &[], b"");
+    assert_eq!(redirect.status, 308);
+    assert_eq!(redirect.header("location"), Some("/docs/"));
+    let page = app.send("GET", "/docs/", &[], b"");
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("swagger-ui"));
+    for script in ["swagger-ui-bundle.js", "swagger-initializer.js"] {
+        let js = app.send("GET", &format!("/docs/{script}"), &[], b"");
+        assert_eq!(js.status, 200, "{script}");
+    }
+    let init = app
+        .send("GET", "/docs/swagger-initializer.js", &[], b"")
+        .body;
+    assert!(init.contains("\"/openapi.json\""), "{init}");
+    assert!(
+        !page.body.contains("https://"),
+        "nothing is loaded from elsewhere"
+    );
+}

@@ -1,0 +1,138 @@
+//! The HTTP side of the command-line client: requests with the right credential, and errors
+//! that say what sessiond said.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use serde_json::Value;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// The command cannot be sent as given (exit 2).
+    #[error("{0}")]
+    Usage(String),
+    /// sessiond answered with a problem.
+    #[error("{title}: {detail}")]
+    Refused { title: String, detail: String },
+    /// sessiond could not be reached, or answered something unexpected.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl CliError {
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            CliError::Usage(_) => ExitCode::from(2),
+            _ => ExitCode::FAILURE,
+        }
+    }
+}
+
+pub struct ApiClient {
+    base: String,
+    agent: ureq::Agent,
+    token: Option<String>,
+    service_key: Option<String>,
+}
+
+enum Credential {
+    Bearer,
+    ServiceKey,
+}
+
+impl ApiClient {
+    pub fn new(base: &str, token: Option<String>, service_key: Option<String>) -> Self {
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(30)))
+            .build()
+            .into();
+        ApiClient {
+            base: base.trim_end_matches('/').to_string(),
+            agent,
+            token,
+            service_key,
+        }
+    }
+
+    fn credential(&self, credential: Credential) -> Result<(&'static str, String), CliError> {
+        match credential {
+            Credential::Bearer => self
+                .token
+                .as_ref()
+                .map(|t| ("Authorization", format!("Bearer {t}")))
+                .ok_or_else(|| {
+                    CliError::Usage("a token is needed: --token or SESSIOND_TOKEN".into())
+                }),
+            Credential::ServiceKey => self
+                .service_key
+                .as_ref()
+                .map(|k| ("X-Service-Key", k.clone()))
+                .ok_or_else(|| {
+                    CliError::Usage(
+                        "a service key is needed: --service-key or SESSIOND_SERVICE_KEY".into(),
+                    )
+                }),
+        }
+    }
+
+    pub fn get(&self, path: &str, query: &[(&str, String)]) -> Result<Value, CliError> {
+        let (name, value) = self.credential(Credential::Bearer)?;
+        let mut request = self
+            .agent
+            .get(format!("{}{path}", self.base))
+            .header(name, &value);
+        for (k, v) in query {
+            request = request.query(k, v);
+        }
+        self.finish(path, request.call())
+    }
+
+    pub fn delete(&self, path: &str, body: &Value) -> Result<Value, CliError> {
+        let (name, value) = self.credential(Credential::Bearer)?;
+        let request = self
+            .agent
+            .delete(format!("{}{path}", self.base))
+            .header(name, &value)
+            .force_send_body();
+        self.finish(path, request.send_json(body))
+    }
+
+    pub fn post(&self, path: &str, body: &Value) -> Result<Value, CliError> {
+        let (name, value) = self.credential(Credential::ServiceKey)?;
+        let request = self
+            .agent
+            .post(format!("{}{path}", self.base))
+            .header(name, &value);
+        self.finish(path, request.send_json(body))
+    }
+
+    fn finish(
+        &self,
+        path: &str,
+        response: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> Result<Value, CliError> {
+        let mut response = response.map_err(|e| {
+            CliError::Failed(format!("cannot reach sessiond at {}: {e}", self.base))
+        })?;
+        let status = response.status();
+        let text = response.body_mut().read_to_string().unwrap_or_default();
+        let body: Value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).map_err(|_| {
+                CliError::Failed(format!(
+                    "{path} answered {status} with a body that is not JSON"
+                ))
+            })?
+        };
+        if status.is_success() {
+            return Ok(body);
+        }
+        let field = |key: &str| body[key].as_str().map(str::to_string);
+        Err(CliError::Refused {
+            title: field("title").unwrap_or_else(|| status.to_string()),
+            detail: field("detail").unwrap_or_default(),
+        })
+    }
+}

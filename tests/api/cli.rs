@@ -1,0 +1,312 @@
+//! `sessiond sessions …` run as a real binary against a real server.
+
+use assert_cmd::Command;
+use serde_json::{json, Value};
+
+use crate::helpers::{spawn_app, unique, Login, TestApp, SERVICE_KEY};
+
+fn cli(app: &TestApp, token: Option<&str>) -> Command {
+    let mut command = Command::cargo_bin("sessiond").unwrap();
+    for (name, _) in std::env::vars() {
+        if name.starts_with("SESSIOND_") {
+            command.env_remove(name);
+        }
+    }
+    command.env("SESSIOND_URL", app.url(""));
+    if let Some(token) = token {
+        command.env("SESSIOND_TOKEN", token);
+    }
+    command.arg("sessions");
+    command
+}
+
+fn stdout(output: &std::process::Output) -> String {
+    String::from_utf8(output.stdout.clone()).unwrap()
+}
+
+fn stderr(output: &std::process::Output) -> String {
+    String::from_utf8(output.stderr.clone()).unwrap()
+}
+
+fn people(app: &TestApp, org: &str, n: usize) -> Vec<Login> {
+    (0..n)
+        .map(|i| {
+            app.login_as(&json!({"user_id": unique(), "name": format!("Person {i}"),
+                "organisation": org, "ip_address": format!("10.7.0.{i}"), "server_name": "APP-2"}))
+        })
+        .collect()
+}
+
+#[test]
+fn login_prints_only_the_token() {
+    let app = spawn_app();
+    let output = cli(&app, None)
+        .args([
+            "login",
+            "--user",
+            "tpringle",
+            "--name",
+            "Teresa Pringle",
+            "--ip",
+            "59.100.242.122",
+        ])
+        .args(["--role", "admin", "--org", "Acme", "--timeout", "600"])
+        .env("SESSIOND_SERVICE_KEY", SERVICE_KEY)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let token = stdout(&output).trim().to_string();
+    assert_eq!(token.len(), 43, "only the token: {token:?}");
+    let me = app.get("/sessions/current", &token).json();
+    assert_eq!(
+        (
+            me["organisation"].clone(),
+            me["roles"].clone(),
+            me["timeout_seconds"].clone()
+        ),
+        (json!("Acme"), json!(["admin"]), json!(600))
+    );
+
+    let refused = cli(&app, None)
+        .args([
+            "login",
+            "--user",
+            "tpringle",
+            "--name",
+            "T",
+            "--ip",
+            "203.0.113.9",
+        ])
+        .args(["--service-key", SERVICE_KEY])
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        stderr(&refused).contains("Login denied") && stderr(&refused).contains("59.100.242.122")
+    );
+    assert!(stdout(&refused).is_empty());
+
+    let no_key = cli(&app, None)
+        .args(["login", "--user", "u", "--name", "N", "--ip", "10.0.0.1"])
+        .output()
+        .unwrap();
+    assert_eq!(no_key.status.code(), Some(2));
+    assert!(stderr(&no_key).contains("SESSIOND_SERVICE_KEY"));
+    let wrong_key = cli(&app, None)
+        .args([
+            "login",
+            "--user",
+            "u",
+            "--name",
+            "N",
+            "--ip",
+            "10.0.0.1",
+            "--service-key",
+            "wrong",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(wrong_key.status.code(), Some(1));
+}
+
+#[test]
+fn list_prints_the_session_management_table() {
+    let app = spawn_app();
+    let admin = app.admin();
+    let org = unique();
+    let them = people(&app, &org, 3);
+    let output = cli(&app, Some(&admin.token)).arg("list").output().unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let table = stdout(&output);
+    for column in [
+        "Name",
+        "Organisation",
+        "IP Address",
+        "Server Name",
+        "Timeout",
+        "Session Time",
+    ] {
+        assert!(table.contains(column), "{table}");
+    }
+    assert!(table.contains("Ada Admin (you)"), "{table}");
+    assert!(table.contains("30 minutes, 0 seconds"), "{table}");
+    assert!(table.contains(&them[1].id) && table.contains("10.7.0.1"));
+    assert!(table.contains("4 of 4 sessions"), "{table}");
+    assert!(!table.contains(&them[0].token));
+}
+
+#[test]
+fn list_filters_sorts_pages_and_prints_json_for_scripts() {
+    let app = spawn_app();
+    let admin = app.admin();
+    let org = unique();
+    people(&app, &org, 5);
+    people(&app, &unique(), 2);
+    let json_of = |args: &[&str]| -> Vec<Value> {
+        let output = cli(&app, Some(&admin.token))
+            .arg("list")
+            .args(args)
+            .arg("--json")
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", stderr(&output));
+        serde_json::from_str::<Value>(&stdout(&output))
+            .expect("stdout is one JSON array")
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(json_of(&["--org", &org]).len(), 5);
+    assert_eq!(json_of(&["--org", &org, "--limit", "2"]).len(), 2);
+    assert_eq!(json_of(&["--org", &org, "--limit", "2", "--all"]).len(), 5);
+    assert_eq!(json_of(&["--server", "APP-2"]).len(), 7);
+    assert_eq!(json_of(&["--search", "PERSON 1"]).len(), 2);
+    let desc = json_of(&["--org", &org, "--sort", "ip_address", "--desc"]);
+    assert_eq!(desc[0]["ip_address"], "10.7.0.4");
+    let user = desc[0]["user_id"].as_str().unwrap().to_string();
+    assert_eq!(json_of(&["--user", &user]).len(), 1);
+
+    let bad_sort = cli(&app, Some(&admin.token))
+        .args(["list", "--sort", "colour"])
+        .output()
+        .unwrap();
+    assert_eq!(bad_sort.status.code(), Some(2));
+}
+
+#[test]
+fn delete_asks_first_and_reports_what_happened() {
+    let app = spawn_app();
+    let admin = app.admin();
+    let org = unique();
+    let them = people(&app, &org, 3);
+
+    let declined = cli(&app, Some(&admin.token))
+        .args(["delete", &them[0].id])
+        .write_stdin("n\n")
+        .output()
+        .unwrap();
+    assert_eq!(declined.status.code(), Some(1));
+    assert!(
+        app.validates(&them[0].token),
+        "nothing deleted when declined"
+    );
+
+    let confirmed = cli(&app, Some(&admin.token))
+        .args(["delete", &them[0].id])
+        .write_stdin("y\n")
+        .output()
+        .unwrap();
+    assert!(confirmed.status.success(), "{}", stderr(&confirmed));
+    assert!(stdout(&confirmed).contains(&format!("deleted    {}", them[0].id)));
+    assert!(!app.validates(&them[0].token));
+
+    let mixed = cli(&app, Some(&admin.token))
+        .args([
+            "delete",
+            "--yes",
+            &them[1].id,
+            &admin.id,
+            "00000000-0000-4000-8000-000000000000",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        mixed.status.code(),
+        Some(1),
+        "not everything asked for was done"
+    );
+    let out = stdout(&mixed);
+    assert!(
+        out.contains("refused") && out.contains("your own session"),
+        "{out}"
+    );
+    assert!(
+        out.contains("not found  00000000-0000-4000-8000-000000000000"),
+        "{out}"
+    );
+    assert!(out.contains("Deleted 1, not found 1, refused 1."), "{out}");
+    assert!(app.validates(&admin.token));
+}
+
+#[test]
+fn delete_ends_every_session_of_a_user_or_an_organisation_but_mine() {
+    let app = spawn_app();
+    let org = unique();
+    let admin = app.login_as(
+        &json!({"user_id": unique(), "name": "Ada", "organisation": org,
+        "ip_address": "10.0.0.1", "roles": ["org_admin"]}),
+    );
+    let user = unique();
+    let a = app.login_as(
+        &json!({"user_id": user, "name": "U", "organisation": org, "ip_address": "10.0.0.2"}),
+    );
+    let b = app.login_as(
+        &json!({"user_id": user, "name": "U", "organisation": org, "ip_address": "10.0.0.2"}),
+    );
+    let other = people(&app, &org, 2);
+
+    let by_user = cli(&app, Some(&admin.token))
+        .args(["delete", "--user", &user, "--yes"])
+        .output()
+        .unwrap();
+    assert!(by_user.status.success(), "{}", stderr(&by_user));
+    assert!(stdout(&by_user).contains("Deleted 2, not found 0, refused 0."));
+    assert!(!app.validates(&a.token) && !app.validates(&b.token));
+    assert!(app.validates(&other[0].token));
+
+    let by_org = cli(&app, Some(&admin.token))
+        .args(["delete", "--org", &org, "--yes"])
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&by_org).contains("Deleted 2, not found 0, refused 1."),
+        "{}",
+        stdout(&by_org)
+    );
+    assert!(other.iter().all(|o| !app.validates(&o.token)));
+    assert!(
+        app.validates(&admin.token),
+        "the caller's own session survives"
+    );
+}
+
+#[test]
+fn whoami_and_the_errors_a_script_meets() {
+    let app = spawn_app();
+    let admin = app.admin();
+    let me = cli(&app, Some(&admin.token))
+        .arg("whoami")
+        .output()
+        .unwrap();
+    assert!(me.status.success());
+    assert!(stdout(&me).contains("Ada Admin") && stdout(&me).contains(&admin.id));
+    let json = cli(&app, Some(&admin.token))
+        .args(["whoami", "--json"])
+        .output()
+        .unwrap();
+    let parsed: Value = serde_json::from_str(&stdout(&json)).unwrap();
+    assert_eq!(parsed["own"], true);
+
+    let bad_token = cli(&app, Some("not-a-token")).arg("list").output().unwrap();
+    assert_eq!(bad_token.status.code(), Some(1));
+    assert!(stderr(&bad_token).contains("Authentication is required"));
+    let no_token = cli(&app, None).arg("whoami").output().unwrap();
+    assert_eq!(no_token.status.code(), Some(2));
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let unreachable = cli(&app, Some(&admin.token))
+        .args(["list", "--url", &format!("http://{closed}")])
+        .output()
+        .unwrap();
+    assert_eq!(unreachable.status.code(), Some(1));
+    assert!(stderr(&unreachable).contains("cannot reach sessiond"));
+    let usage = cli(&app, Some(&admin.token))
+        .arg("delete")
+        .output()
+        .unwrap();
+    assert_eq!(usage.status.code(), Some(2));
+    let help = cli(&app, None).args(["list", "--help"]).output().unwrap();
+    assert!(stdout(&help).contains("Exit status: 0"));
+}
