@@ -6,7 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fantoccini::wd::Capabilities;
-use fantoccini::{Client, ClientBuilder};
+use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
 
 use crate::helpers::wait_until;
@@ -119,6 +119,23 @@ pub async fn eventually(
         );
         actix_web::rt::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Runs `script` in the page and returns what it returns.
+pub async fn run(client: &Client, script: &str) -> Value {
+    client
+        .execute(script, vec![])
+        .await
+        .expect("the script runs")
+}
+
+/// Clicks the element `css` selects.
+pub async fn click(client: &Client, css: &str) {
+    let element = client
+        .find(Locator::Css(css))
+        .await
+        .expect("the element exists");
+    element.click().await.expect("the element takes the click");
 }
 
 /// Saves a screenshot under `target/` for a person to review.

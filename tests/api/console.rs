@@ -3,7 +3,7 @@
 use fantoccini::Locator;
 use serde_json::{json, Value};
 
-use crate::browser::{eventually, screenshot, Chromedriver};
+use crate::browser::{click, eventually, run, screenshot, Chromedriver};
 use crate::helpers::{spawn_app, unique, Login, TestApp};
 
 #[test]
@@ -137,61 +137,37 @@ fn an_administrator_signs_in_sorts_searches_and_deletes_in_a_real_browser() {
         assert_eq!(total, "6 sessions");
 
         // The caller's own row cannot be selected, not even by select-all.
-        let own_disabled = client
-            .execute(
-                &format!(
-                    "return document.querySelector('tr[data-id=\"{}\"] input').disabled",
-                    admin.id
-                ),
-                vec![],
-            )
-            .await
-            .unwrap();
+        let own_disabled = run(
+            &client,
+            &format!(
+                "return document.querySelector('tr[data-id=\"{}\"] input').disabled",
+                admin.id
+            ),
+        )
+        .await;
         assert_eq!(own_disabled, json!(true));
-        client
-            .find(Locator::Id("select-all"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
-        let checked: Value = client
-            .execute(
-                "return [...document.querySelectorAll('input.row-check')].map(b => b.checked)",
-                vec![],
-            )
-            .await
-            .unwrap();
+        click(&client, "#select-all").await;
+        let checked: Value = run(
+            &client,
+            "return [...document.querySelectorAll('input.row-check')].map(b => b.checked)",
+        )
+        .await;
         assert_eq!(checked, json!([false, true, true, true, true, true]));
-        client
-            .find(Locator::Id("select-all"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        click(&client, "#select-all").await;
 
         // The Timeout column reads as the original screen does.
-        let timeout: Value = client
-            .execute(
-                &format!(
-                    "return document.querySelector('tr[data-id=\"{}\"]').children[5].textContent",
-                    teresa.id
-                ),
-                vec![],
-            )
-            .await
-            .unwrap();
+        let timeout: Value = run(
+            &client,
+            &format!(
+                "return document.querySelector('tr[data-id=\"{}\"]').children[5].textContent",
+                teresa.id
+            ),
+        )
+        .await;
         assert_eq!(timeout, json!("30 minutes, 0 seconds"));
 
         // Sort by name, descending: one click on the active column.
-        client
-            .find(Locator::Css("th[data-sort='name'] button"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        click(&client, "th[data-sort='name'] button").await;
         eventually(
             &client,
             "rows sort by name descending",
@@ -199,13 +175,11 @@ fn an_administrator_signs_in_sorts_searches_and_deletes_in_a_real_browser() {
             |v| v.get(0).is_some_and(|n| n == "Teresa Pringle"),
         )
         .await;
-        let sort = client
-            .execute(
-                "return document.querySelector(\"th[data-sort='name']\").getAttribute('aria-sort')",
-                vec![],
-            )
-            .await
-            .unwrap();
+        let sort = run(
+            &client,
+            "return document.querySelector(\"th[data-sort='name']\").getAttribute('aria-sort')",
+        )
+        .await;
         assert_eq!(sort, json!("descending"));
 
         // Search.
@@ -230,13 +204,11 @@ fn an_administrator_signs_in_sorts_searches_and_deletes_in_a_real_browser() {
             .clear()
             .await
             .unwrap();
-        client
-            .execute(
-                "document.getElementById('search').dispatchEvent(new Event('input'))",
-                vec![],
-            )
-            .await
-            .unwrap();
+        run(
+            &client,
+            "document.getElementById('search').dispatchEvent(new Event('input'))",
+        )
+        .await;
         eventually(&client, "every row is back", row_names_script(), |v| {
             v.as_array().is_some_and(|a| a.len() == 6)
         })
@@ -244,33 +216,19 @@ fn an_administrator_signs_in_sorts_searches_and_deletes_in_a_real_browser() {
 
         // Select two rows, delete, confirm.
         for login in [&bob, &carol] {
-            client
-                .find(Locator::Css(&format!(
-                    "tr[data-id='{}'] input.row-check",
-                    login.id
-                )))
-                .await
-                .unwrap()
-                .click()
-                .await
-                .unwrap();
+            click(
+                &client,
+                &format!("tr[data-id='{}'] input.row-check", login.id),
+            )
+            .await;
         }
         let delete = client.find(Locator::Id("delete")).await.unwrap();
         assert_eq!(delete.text().await.unwrap(), "Delete (2)");
         delete.click().await.unwrap();
-        let dialog_open = client
-            .execute("return document.getElementById('confirm').open", vec![])
-            .await
-            .unwrap();
+        let dialog_open = run(&client, "return document.getElementById('confirm').open").await;
         assert_eq!(dialog_open, json!(true));
         screenshot(&client, "console-confirm.png").await;
-        client
-            .find(Locator::Id("confirm-delete"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        click(&client, "#confirm-delete").await;
         eventually(
             &client,
             "the outcome is shown",
@@ -324,13 +282,11 @@ fn the_api_reference_renders_every_operation_in_a_real_browser() {
         )
         .await;
         assert_eq!(count, json!(12));
-        let schemes = client
-            .execute(
-                "return document.querySelector('.btn.authorize') !== null",
-                vec![],
-            )
-            .await
-            .unwrap();
+        let schemes = run(
+            &client,
+            "return document.querySelector('.btn.authorize') !== null",
+        )
+        .await;
         assert_eq!(
             schemes,
             json!(true),
