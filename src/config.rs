@@ -70,6 +70,14 @@ pub struct Settings {
     #[arg(long, env = "SESSIOND_DEMO", value_parser = clap::builder::BoolishValueParser::new())]
     pub demo: bool,
 
+    /// Where sessions live: `memory` (this process), or a Redis URL shared by several nodes.
+    #[arg(long, env = "SESSIOND_STORE", default_value = "memory", value_name = "memory|redis://HOST:PORT/DB", value_parser = StoreSetting::parse)]
+    pub store: StoreSetting,
+
+    /// Prefix of every Redis key, so that several deployments can share one Redis.
+    #[arg(long, env = "SESSIOND_REDIS_PREFIX", default_value = "sessiond:", value_name = "PREFIX", value_parser = parse_prefix)]
+    pub redis_prefix: String,
+
     /// Directory for snapshots of the sessions, so they survive restarts; memory only when unset.
     #[arg(long, env = "SESSIOND_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<std::path::PathBuf>,
@@ -148,6 +156,37 @@ impl ServiceKeys {
             })
             .into()
     }
+}
+
+/// Where sessions live.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoreSetting {
+    Memory,
+    /// A `redis://` URL.
+    Redis(String),
+}
+
+impl StoreSetting {
+    fn parse(text: &str) -> Result<Self, String> {
+        if text == "memory" {
+            return Ok(StoreSetting::Memory);
+        }
+        if !(text.starts_with("redis://")
+            || text.starts_with("redis+unix://")
+            || text.starts_with("unix://"))
+        {
+            return Err("must be `memory` or a redis:// URL".into());
+        }
+        redis::Client::open(text).map_err(|e| format!("not a usable Redis URL: {e}"))?;
+        Ok(StoreSetting::Redis(text.to_string()))
+    }
+}
+
+fn parse_prefix(text: &str) -> Result<String, String> {
+    if text.is_empty() || text.len() > 128 || text.chars().any(|c| c.is_control() || c == ' ') {
+        return Err("must be 1 to 128 characters without spaces".into());
+    }
+    Ok(text.to_string())
 }
 
 /// Browser origins such as `https://admin.example.com`.

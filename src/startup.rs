@@ -12,14 +12,14 @@ use actix_web::{web, App, HttpServer};
 use utoipa_actix_web::AppExt;
 
 use crate::audit::AuditLog;
-use crate::config::{Origins, ServiceKeys, Settings};
+use crate::config::{Origins, ServiceKeys, Settings, StoreSetting};
 use crate::domain::{ConcurrentSessions, Millis};
 use crate::error::{json_error, path_error, query_error};
 use crate::metrics::{EndReason, Metrics};
 use crate::observe::{access_log, problem_bodies};
 use crate::routes::{self, fallback::RouteTable};
 use crate::snapshot::{SnapshotError, SnapshotFile};
-use crate::store::{MemoryStore, SessionStore, SharedStore, StoreError};
+use crate::store::{MemoryStore, RedisStore, SharedStore, StoreError};
 
 /// How often expired sessions are swept out of memory. They stop counting the instant they
 /// expire; this only frees their memory.
@@ -50,13 +50,18 @@ pub enum StartupError {
     Snapshot(#[from] SnapshotError),
     #[error("cannot create the demo sessions: {0}")]
     Demo(StoreError),
+    #[error("cannot use Redis (SESSIOND_STORE): {0}")]
+    Redis(StoreError),
+    #[error("SESSIOND_DATA_DIR snapshots the memory store; with SESSIOND_STORE=redis, Redis keeps the sessions")]
+    SnapshotsNeedMemory,
 }
 
 pub struct Application {
     server: Server,
     address: SocketAddr,
-    store: Arc<MemoryStore>,
-    snapshots: Option<SnapshotFile>,
+    store: SharedStore,
+    /// The memory store and where it is snapshotted, when sessions live in this process.
+    snapshots: Option<(Arc<MemoryStore>, SnapshotFile)>,
     demo_url: Option<String>,
 }
 
@@ -71,10 +76,24 @@ impl Application {
         };
         let listener = TcpListener::bind(settings.bind).map_err(bind_error)?;
         let address = listener.local_addr().map_err(bind_error)?;
-        let store = Arc::new(MemoryStore::new(settings.max_lifetime));
-        let snapshots = match &settings.data_dir {
-            None => None,
-            Some(dir) => Some(restore(dir, &store)?),
+        let (store, snapshots): (SharedStore, _) = match &settings.store {
+            StoreSetting::Memory => {
+                let memory = Arc::new(MemoryStore::new(settings.max_lifetime));
+                let snapshots = match &settings.data_dir {
+                    None => None,
+                    Some(dir) => Some((memory.clone(), restore(dir, &memory)?)),
+                };
+                (memory, snapshots)
+            }
+            StoreSetting::Redis(url) => {
+                if settings.data_dir.is_some() {
+                    return Err(StartupError::SnapshotsNeedMemory);
+                }
+                let redis = RedisStore::connect(url, &settings.redis_prefix, settings.max_lifetime)
+                    .await
+                    .map_err(StartupError::Redis)?;
+                (redis, None)
+            }
         };
         let service_keys = settings.service_keys.clone().unwrap_or_else(|| {
             let (keys, key) = ServiceKeys::generate();
@@ -139,8 +158,8 @@ impl Application {
         .map_err(bind_error)?
         .run();
         spawn_reaper(store.clone(), state.clone());
-        if let Some(file) = &snapshots {
-            spawn_snapshots(store.clone(), file.clone(), settings.snapshot_interval);
+        if let Some((memory, file)) = &snapshots {
+            spawn_snapshots(memory.clone(), file.clone(), settings.snapshot_interval);
         }
         Ok(Application {
             server,
@@ -165,7 +184,7 @@ impl Application {
     }
 
     /// The store, for tests that look inside it.
-    pub fn memory_store(&self) -> Arc<MemoryStore> {
+    pub fn store(&self) -> SharedStore {
         self.store.clone()
     }
 
@@ -173,8 +192,8 @@ impl Application {
     /// snapshot (with a data directory).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await?;
-        if let Some(file) = &self.snapshots {
-            let saved = self.store.export(Millis::now());
+        if let Some((memory, file)) = &self.snapshots {
+            let saved = memory.export(Millis::now());
             file.save(&saved, Millis::now())
                 .map_err(std::io::Error::other)?;
             log::info!(
@@ -229,7 +248,7 @@ fn browsable(address: SocketAddr) -> String {
     format!("http://{address}")
 }
 
-fn spawn_reaper(store: Arc<MemoryStore>, state: web::Data<AppState>) {
+fn spawn_reaper(store: SharedStore, state: web::Data<AppState>) {
     actix_web::rt::spawn(async move {
         let mut every = actix_web::rt::time::interval(REAP_INTERVAL);
         loop {

@@ -14,7 +14,7 @@ use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
 
-use super::{Census, Existing, Insert, Page, SessionStore, StoreError};
+use super::{Census, Existing, IndexReport, Insert, Page, SessionStore, StoreError};
 use crate::domain::{
     ConcurrentSessions, ListQuery, Millis, Order, Scope, SessionData, SessionId, SessionRecord,
     SortKey, TokenDigest,
@@ -70,17 +70,6 @@ struct Table {
     /// many sessions, each kept once.
     strings: HashSet<Arc<str>>,
     role_sets: HashSet<Arc<[Arc<str>]>>,
-}
-
-/// What [`MemoryStore::check_indexes`] found.
-#[derive(Debug, PartialEq, Eq)]
-pub struct IndexReport {
-    pub rows: usize,
-    pub by_id: usize,
-    pub by_digest: usize,
-    pub by_user: usize,
-    /// Index entries that point at no row, or at a row with another key.
-    pub orphans: usize,
 }
 
 impl MemoryStore {
@@ -187,8 +176,33 @@ impl MemoryStore {
         inserted
     }
 
+    /// Replaces every session with `saved` (the live ones): a replica catching up with its
+    /// source.
+    pub fn replace_all(&self, saved: Vec<Saved>, now: Millis) -> usize {
+        *self.write() = Table::default();
+        self.import(saved, now)
+    }
+
+    /// Records activity seen elsewhere; time never moves backwards.
+    pub fn touch(&self, id: SessionId, at: Millis) {
+        let table = self.read();
+        if let Some(&slot) = table.by_id.get(&id) {
+            table.row(slot).last_active_at.fetch_max(at.0, Relaxed);
+        }
+    }
+
+    /// Removes sessions ended elsewhere, live or not.
+    pub fn forget(&self, ids: &[SessionId]) {
+        let mut table = self.write();
+        for id in ids {
+            if let Some(&slot) = table.by_id.get(id) {
+                table.remove(slot);
+            }
+        }
+    }
+
     /// Counts rows and index entries and every entry that does not match its row.
-    pub fn check_indexes(&self) -> IndexReport {
+    fn report(&self) -> IndexReport {
         let table = self.read();
         let row_at = |slot: u32| table.rows.get(slot as usize).and_then(Option::as_ref);
         let mut orphans = 0;
@@ -518,6 +532,10 @@ impl SessionStore for MemoryStore {
                 .sessions += 1;
         }
         Ok(counts.into_values().collect())
+    }
+
+    async fn check_indexes(&self) -> Result<IndexReport, StoreError> {
+        Ok(self.report())
     }
 
     async fn reap(&self, now: Millis) -> Result<usize, StoreError> {

@@ -2,13 +2,15 @@
 //! never composes two store calls into one rule.
 
 mod memory;
+mod redis;
 
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 
-pub use memory::{IndexReport, MemoryStore, Saved};
+pub use self::redis::RedisStore;
+pub use memory::{MemoryStore, Saved};
 
 use crate::domain::{
     ConcurrentSessions, ListQuery, Millis, NewSession, Scope, SessionId, SessionRecord, TokenDigest,
@@ -40,6 +42,19 @@ pub struct Insert {
     pub id: SessionId,
     pub digest: TokenDigest,
     pub session: NewSession,
+}
+
+/// What a store's consistency check found.
+#[derive(Debug, PartialEq, Eq)]
+pub struct IndexReport {
+    /// Sessions stored.
+    pub rows: usize,
+    pub by_id: usize,
+    pub by_digest: usize,
+    /// Entries of the user index, over all users.
+    pub by_user: usize,
+    /// Index entries that point at no session, or at one with another key.
+    pub orphans: usize,
 }
 
 /// How many live sessions one organisation has on one server.
@@ -102,6 +117,9 @@ pub trait SessionStore: Send + Sync {
 
     /// Live sessions counted by organisation and server name.
     async fn census(&self, now: Millis) -> Result<Vec<Census>, StoreError>;
+
+    /// Counts sessions and index entries, and the entries that point nowhere.
+    async fn check_indexes(&self) -> Result<IndexReport, StoreError>;
 
     /// Frees the memory of expired sessions; returns how many it removed.
     async fn reap(&self, now: Millis) -> Result<usize, StoreError>;

@@ -55,7 +55,7 @@ fn a_storm_of_logins_and_deletes_leaves_no_orphan_index_entries() {
     for worker in workers {
         worker.join().unwrap();
     }
-    let report = app.store.check_indexes();
+    let report = app.indexes();
     assert_eq!(report.orphans, 0, "{report:?}");
     assert_eq!(report.rows, report.by_id);
     assert_eq!(report.rows, report.by_digest);

@@ -2,14 +2,15 @@
 
 use std::net::SocketAddr;
 use std::sync::mpsc;
-use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use sessiond::config::{ServiceKeys, Settings};
+use sessiond::config::{ServiceKeys, Settings, StoreSetting};
 use sessiond::startup::Application;
-use sessiond::store::MemoryStore;
+use sessiond::store::{IndexReport, SharedStore};
+
+use crate::redis_server::RedisServer;
 
 pub const SERVICE_KEY: &str = "test-service-key";
 
@@ -19,10 +20,12 @@ pub struct Client {
     agent: ureq::Agent,
 }
 
-/// A sessiond started in this process, with its store at hand.
+/// A sessiond started in this process, with its store at hand. With
+/// `SESSIOND_TEST_STORE=redis` every test runs against its own `redis-server`.
 pub struct TestApp {
     client: Client,
-    pub store: Arc<MemoryStore>,
+    pub store: SharedStore,
+    _redis: Option<RedisServer>,
 }
 
 impl std::ops::Deref for TestApp {
@@ -79,10 +82,25 @@ pub fn spawn_app() -> TestApp {
     spawn_app_with(|_| {})
 }
 
+/// Whether this run tests the Redis store (`SESSIOND_TEST_STORE=redis`).
+pub fn testing_redis() -> bool {
+    std::env::var("SESSIOND_TEST_STORE").is_ok_and(|s| s == "redis")
+}
+
 pub fn spawn_app_with(edit: impl FnOnce(&mut Settings)) -> TestApp {
     let mut settings = Settings::defaults();
     settings.bind = "127.0.0.1:0".parse().unwrap();
     settings.service_keys = Some(ServiceKeys::from_keys(&[SERVICE_KEY]));
+    let redis = match testing_redis() {
+        true => {
+            let server =
+                RedisServer::start().expect("SESSIOND_TEST_STORE=redis needs redis-server");
+            settings.store = StoreSetting::Redis(server.url());
+            settings.redis_prefix = format!("test-{}:", unique());
+            Some(server)
+        }
+        false => None,
+    };
     edit(&mut settings);
     let (sender, receiver) = mpsc::channel();
     thread::spawn(move || {
@@ -91,7 +109,7 @@ pub fn spawn_app_with(edit: impl FnOnce(&mut Settings)) -> TestApp {
                 .await
                 .expect("the application starts");
             sender
-                .send((app.address(), app.memory_store()))
+                .send((app.address(), app.store()))
                 .expect("the test is waiting");
             app.run_until_stopped().await
         })
@@ -100,6 +118,16 @@ pub fn spawn_app_with(edit: impl FnOnce(&mut Settings)) -> TestApp {
     TestApp {
         client: Client::new(address),
         store,
+        _redis: redis,
+    }
+}
+
+impl TestApp {
+    /// What the store's consistency check finds now.
+    pub fn indexes(&self) -> IndexReport {
+        actix_web::rt::System::new()
+            .block_on(self.store.check_indexes())
+            .expect("the store answers")
     }
 }
 

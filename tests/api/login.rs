@@ -170,7 +170,7 @@ fn the_service_key_is_required_and_checked() {
         let response = app.send("POST", "/sessions", &headers, body.as_bytes());
         response.problem(401, "unauthorized");
     }
-    assert_eq!(app.store.check_indexes().rows, 0, "nothing was created");
+    assert_eq!(app.indexes().rows, 0, "nothing was created");
 }
 
 #[test]

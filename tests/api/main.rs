@@ -14,5 +14,6 @@ mod openapi_spec;
 mod operations;
 mod policy;
 mod process;
+mod redis_server;
 mod settings;
 mod snapshots;

@@ -1,0 +1,682 @@
+//! The Redis store: several sessiond nodes share their sessions through one Redis.
+//!
+//! Every rule is decided in Redis, atomically, by a Lua script: the policy's check-and-insert,
+//! validation with its touch (one round trip), and deletes. Keys, under a prefix:
+//! - `s:{id}`: a hash per session, expiring (TTL) when the session does;
+//! - `t:{token digest}`: the session id, with the same TTL;
+//! - `u:{user id}`: the set of the user's session ids, for the policy; scripts remove members
+//!   as sessions end, and the set expires with the longest session it may hold.
+//!
+//! Listing needs a scan-friendly layout, so each node keeps a replica of the sessions in a
+//! [`MemoryStore`], loaded at start-up and kept current by the change events the scripts
+//! publish. Before it answers a list, a node publishes a marker and waits to receive it back:
+//! Redis delivers messages in order, so every change made before the request has reached the
+//! replica by then, on whichever node it was made.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures_util::StreamExt;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{AsyncCommands, Script};
+use serde::Deserialize;
+use tokio::sync::oneshot;
+
+use super::{
+    Census, Existing, IndexReport, Insert, MemoryStore, Page, Saved, SessionStore, StoreError,
+};
+use crate::domain::{
+    ConcurrentSessions, ListQuery, Millis, Scope, SessionData, SessionId, SessionRecord,
+    TokenDigest,
+};
+
+/// How long a request waits for Redis before answering `503`.
+const TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The hash fields a session is read back with, in this order, after its id.
+const FIELDS: [&str; 11] = ["u", "n", "o", "i", "v", "r", "a", "t", "c", "l", "d"];
+
+pub struct RedisStore {
+    conn: ConnectionManager,
+    prefix: String,
+    channel: String,
+    max_lifetime_seconds: u64,
+    replica: Arc<MemoryStore>,
+    markers: Arc<Markers>,
+    create: Script,
+    authenticate: Script,
+    delete: Script,
+    sweep: Script,
+}
+
+/// Markers this node published and is waiting to see come back.
+struct Markers {
+    node: String,
+    next: AtomicU64,
+    waiting: Mutex<HashMap<u64, oneshot::Sender<()>>>,
+    /// Whether the change feed is subscribed and the replica caught up.
+    following: AtomicBool,
+}
+
+fn unavailable(e: redis::RedisError) -> StoreError {
+    StoreError::Unavailable(format!("Redis: {e}"))
+}
+
+impl RedisStore {
+    /// Connects to Redis and starts following its change feed. `url` is a `redis://` URL.
+    pub async fn connect(
+        url: &str,
+        prefix: &str,
+        max_lifetime_seconds: u64,
+    ) -> Result<Arc<Self>, StoreError> {
+        let client = redis::Client::open(url).map_err(unavailable)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(TIMEOUT))
+            .set_response_timeout(Some(TIMEOUT))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(500));
+        let conn = client
+            .get_connection_manager_with_config(config)
+            .await
+            .map_err(unavailable)?;
+        let store = Arc::new(RedisStore {
+            conn,
+            prefix: prefix.to_string(),
+            channel: format!("{prefix}events"),
+            max_lifetime_seconds,
+            replica: Arc::new(MemoryStore::new(max_lifetime_seconds)),
+            markers: Arc::new(Markers {
+                node: SessionId::generate().to_string(),
+                next: AtomicU64::new(0),
+                waiting: Mutex::new(HashMap::new()),
+                following: AtomicBool::new(false),
+            }),
+            create: Script::new(include_str!("lua/create.lua")),
+            authenticate: Script::new(include_str!("lua/authenticate.lua")),
+            delete: Script::new(include_str!("lua/delete.lua")),
+            sweep: Script::new(include_str!("lua/sweep.lua")),
+        });
+        store.clone().follow(client);
+        // Serve only once the replica is loaded, so the first list is complete.
+        for _ in 0..100 {
+            if store.markers.following.load(Ordering::SeqCst) {
+                return Ok(store);
+            }
+            actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+        }
+        Err(StoreError::Unavailable(
+            "the sessions in Redis could not be loaded within 10 seconds".into(),
+        ))
+    }
+
+    fn key(&self, kind: &str, name: &str) -> String {
+        format!("{}{kind}:{name}", self.prefix)
+    }
+
+    fn max_ms(&self) -> u64 {
+        self.max_lifetime_seconds.saturating_mul(1000)
+    }
+
+    /// Follows the change feed for as long as the process runs: subscribes, reloads the
+    /// replica, applies events in order, and starts over whenever the connection drops.
+    fn follow(self: Arc<Self>, client: redis::Client) {
+        actix_web::rt::spawn(async move {
+            loop {
+                if let Err(e) = self.follow_once(&client).await {
+                    log::warn!("the Redis change feed stopped: {e}; reconnecting");
+                }
+                self.markers.following.store(false, Ordering::SeqCst);
+                actix_web::rt::time::sleep(Duration::from_millis(250)).await;
+            }
+        });
+    }
+
+    async fn follow_once(&self, client: &redis::Client) -> Result<(), StoreError> {
+        let mut pubsub = client.get_async_pubsub().await.map_err(unavailable)?;
+        pubsub.subscribe(&self.channel).await.map_err(unavailable)?;
+        // Subscribed first, reloaded second: no change can fall between the two.
+        let loaded = self.reload().await?;
+        log::info!("replica loaded with {loaded} sessions from Redis; following changes");
+        self.markers.following.store(true, Ordering::SeqCst);
+        let mut messages = pubsub.into_on_message();
+        while let Some(message) = messages.next().await {
+            match message.get_payload::<String>() {
+                Ok(payload) => self.apply(&payload),
+                Err(e) => log::warn!("unreadable change event: {e}"),
+            }
+        }
+        Err(StoreError::Unavailable("the subscription ended".into()))
+    }
+
+    /// Loads every session from Redis into the replica.
+    async fn reload(&self) -> Result<usize, StoreError> {
+        let mut conn = self.conn.clone();
+        let pattern = format!("{}s:*", self.prefix);
+        let mut cursor: u64 = 0;
+        let mut saved = Vec::new();
+        loop {
+            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut conn)
+                .await
+                .map_err(unavailable)?;
+            cursor = next;
+            if keys.is_empty() {
+                if cursor == 0 {
+                    break;
+                }
+                continue;
+            }
+            let mut pipe = redis::pipe();
+            for key in &keys {
+                pipe.cmd("HMGET").arg(key).arg(&FIELDS);
+            }
+            let rows: Vec<Vec<Option<String>>> =
+                pipe.query_async(&mut conn).await.map_err(unavailable)?;
+            for (key, fields) in keys.iter().zip(rows) {
+                let id = key.rsplit(':').next().unwrap_or_default().to_string();
+                let mut row = vec![Some(id)];
+                row.extend(fields);
+                if let Some(s) = parse(&row) {
+                    saved.push(s);
+                }
+            }
+            if cursor == 0 {
+                break;
+            }
+        }
+        Ok(self.replica.replace_all(saved, Millis::now()))
+    }
+
+    /// Applies one change event to the replica.
+    fn apply(&self, payload: &str) {
+        let event: Event = match serde_json::from_str(payload) {
+            Ok(event) => event,
+            Err(e) => return log::warn!("unreadable change event: {e}"),
+        };
+        match event {
+            Event::Created(e) => {
+                let row = [
+                    Some(e.id),
+                    Some(e.u),
+                    Some(e.n),
+                    Some(e.o),
+                    Some(e.i),
+                    Some(e.v),
+                    Some(e.r),
+                    e.a,
+                    Some(e.t),
+                    Some(e.c),
+                    Some(e.l),
+                    Some(e.d),
+                ];
+                if let Some(saved) = parse(&row) {
+                    self.replica.import(vec![saved], Millis::now());
+                }
+            }
+            Event::Touched { id, l } => {
+                if let (Some(id), Ok(at)) = (SessionId::parse(&id), l.parse()) {
+                    self.replica.touch(id, Millis(at));
+                }
+            }
+            Event::Deleted { id } => {
+                if let Some(id) = SessionId::parse(&id) {
+                    self.replica.forget(&[id]);
+                }
+            }
+            Event::Marker { node, n } => {
+                if node == self.markers.node {
+                    let waiting = n.parse().ok().and_then(|n| {
+                        self.markers
+                            .waiting
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .remove(&n)
+                    });
+                    if let Some(sender) = waiting {
+                        let _ = sender.send(());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Returns once every change published before this call has reached the replica.
+    async fn catch_up(&self) -> Result<(), StoreError> {
+        if !self.markers.following.load(Ordering::SeqCst) {
+            return Err(StoreError::Unavailable(
+                "not following the Redis change feed".into(),
+            ));
+        }
+        let n = self.markers.next.fetch_add(1, Ordering::Relaxed);
+        let (sender, receiver) = oneshot::channel();
+        self.markers
+            .waiting
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(n, sender);
+        let marker = serde_json::json!({"op": "m", "node": self.markers.node, "n": n.to_string()});
+        let mut conn = self.conn.clone();
+        let published: Result<(), _> = conn.publish(&self.channel, marker.to_string()).await;
+        let outcome = match published {
+            Err(e) => Err(unavailable(e)),
+            Ok(()) => match actix_web::rt::time::timeout(TIMEOUT, receiver).await {
+                Ok(Ok(())) => Ok(()),
+                _ => Err(StoreError::Unavailable(
+                    "the Redis change feed did not answer in time".into(),
+                )),
+            },
+        };
+        self.markers
+            .waiting
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&n);
+        outcome
+    }
+
+    fn record(&self, saved: Saved) -> SessionRecord {
+        SessionRecord {
+            expires_at: saved
+                .data
+                .expires_at(saved.last_active_at, self.max_lifetime_seconds),
+            data: saved.data,
+            last_active_at: saved.last_active_at,
+        }
+    }
+}
+
+/// A change event, as the scripts publish it (all numbers as strings).
+#[derive(Deserialize)]
+#[serde(tag = "op")]
+enum Event {
+    #[serde(rename = "c")]
+    Created(CreatedEvent),
+    #[serde(rename = "t")]
+    Touched { id: String, l: String },
+    #[serde(rename = "d")]
+    Deleted { id: String },
+    #[serde(rename = "m")]
+    Marker { node: String, n: String },
+}
+
+#[derive(Deserialize)]
+struct CreatedEvent {
+    id: String,
+    u: String,
+    n: String,
+    o: String,
+    i: String,
+    v: String,
+    r: String,
+    a: Option<String>,
+    t: String,
+    c: String,
+    l: String,
+    d: String,
+}
+
+/// A session from its id and fields `u n o i v r a t c l d`; `None` if anything is off.
+fn parse(row: &[Option<String>]) -> Option<Saved> {
+    let [id, u, n, o, i, v, r, a, t, c, l, d] = row else {
+        return None;
+    };
+    let roles: Vec<String> = serde_json::from_str(r.as_deref()?).ok()?;
+    Some(Saved {
+        digest: TokenDigest(from_hex(d.as_deref()?)?),
+        data: SessionData {
+            id: SessionId::parse(id.as_deref()?)?,
+            user_id: u.as_deref()?.into(),
+            name: n.as_deref()?.into(),
+            organisation: o.as_deref()?.into(),
+            ip_address: i.as_deref()?.parse::<IpAddr>().ok()?,
+            server_name: v.as_deref()?.into(),
+            roles: roles.iter().map(|r| r.as_str().into()).collect(),
+            user_agent: a.as_deref().map(Into::into),
+            timeout_seconds: t.as_deref()?.parse().ok()?,
+            created_at: Millis(c.as_deref()?.parse().ok()?),
+        },
+        last_active_at: Millis(l.as_deref()?.parse().ok()?),
+    })
+}
+
+fn to_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn from_hex(text: &str) -> Option<[u8; 32]> {
+    let bytes = text.as_bytes();
+    if bytes.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, pair) in bytes.chunks(2).enumerate() {
+        out[i] = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
+    }
+    Some(out)
+}
+
+fn policy_name(policy: ConcurrentSessions) -> &'static str {
+    match policy {
+        ConcurrentSessions::DenyOtherIp => "deny-other-ip",
+        ConcurrentSessions::Replace => "replace",
+        ConcurrentSessions::Allow => "allow",
+    }
+}
+
+#[async_trait]
+impl SessionStore for RedisStore {
+    async fn create(
+        &self,
+        insert: Insert,
+        policy: ConcurrentSessions,
+        now: Millis,
+    ) -> Result<(SessionRecord, Vec<SessionId>), StoreError> {
+        let Insert {
+            id,
+            digest,
+            session,
+        } = insert;
+        let roles: Vec<&str> = session.roles.iter().map(|r| &**r).collect();
+        let reply: Vec<String> = self
+            .create
+            .key(self.key("u", &session.user_id))
+            .key(self.key("s", &id.to_string()))
+            .key(self.key("t", &to_hex(&digest.0)))
+            .arg(policy_name(policy))
+            .arg(now.0)
+            .arg(self.max_ms())
+            .arg(&self.prefix)
+            .arg(&self.channel)
+            .arg(id.to_string())
+            .arg(to_hex(&digest.0))
+            .arg(&*session.user_id)
+            .arg(&*session.name)
+            .arg(&*session.organisation)
+            .arg(session.ip_address.to_string())
+            .arg(&*session.server_name)
+            .arg(serde_json::to_string(&roles).expect("roles serialise"))
+            .arg(session.timeout_seconds)
+            .arg(session.user_agent.as_deref().unwrap_or_default())
+            .arg(if session.user_agent.is_some() {
+                "1"
+            } else {
+                "0"
+            })
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(unavailable)?;
+        let (status, rest) = reply
+            .split_first()
+            .ok_or_else(|| StoreError::Unavailable("Redis gave an empty answer".into()))?;
+        if status == "denied" {
+            let existing = rest
+                .chunks(3)
+                .filter_map(|c| {
+                    Some(Existing {
+                        id: SessionId::parse(c.first()?)?,
+                        ip_address: c.get(1)?.parse().ok()?,
+                        server_name: c.get(2)?.as_str().into(),
+                    })
+                })
+                .collect();
+            return Err(StoreError::LoginDenied(existing));
+        }
+        let replaced: Vec<SessionId> = rest.iter().filter_map(|s| SessionId::parse(s)).collect();
+        let saved = Saved {
+            digest,
+            data: SessionData {
+                id,
+                user_id: session.user_id,
+                name: session.name,
+                organisation: session.organisation,
+                ip_address: session.ip_address,
+                server_name: session.server_name,
+                roles: session.roles.into(),
+                user_agent: session.user_agent,
+                timeout_seconds: session.timeout_seconds,
+                created_at: now,
+            },
+            last_active_at: now,
+        };
+        // The replica learns of the new session from the change feed, in order with every
+        // other change; importing it here could resurrect it after a concurrent delete.
+        self.replica.forget(&replaced);
+        Ok((self.record(saved), replaced))
+    }
+
+    async fn authenticate(
+        &self,
+        digest: &TokenDigest,
+        now: Millis,
+    ) -> Result<Option<SessionRecord>, StoreError> {
+        let reply: Option<Vec<Option<String>>> = self
+            .authenticate
+            .key(self.key("t", &to_hex(&digest.0)))
+            .arg(now.0)
+            .arg(self.max_ms())
+            .arg(&self.prefix)
+            .arg(&self.channel)
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(unavailable)?;
+        Ok(reply.and_then(|row| parse(&row)).map(|saved| {
+            self.replica.touch(saved.data.id, saved.last_active_at);
+            self.record(saved)
+        }))
+    }
+
+    async fn get(
+        &self,
+        id: SessionId,
+        scope: &Scope,
+        now: Millis,
+    ) -> Result<Option<SessionRecord>, StoreError> {
+        let fields: Vec<Option<String>> = redis::cmd("HMGET")
+            .arg(self.key("s", &id.to_string()))
+            .arg(&FIELDS)
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(unavailable)?;
+        let mut row = vec![Some(id.to_string())];
+        row.extend(fields);
+        Ok(parse(&row)
+            .map(|saved| self.record(saved))
+            .filter(|r| now < r.expires_at && scope.admits(&r.data.organisation)))
+    }
+
+    async fn delete(
+        &self,
+        ids: &[SessionId],
+        scope: &Scope,
+        now: Millis,
+    ) -> Result<Vec<SessionRecord>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let organisation = match scope {
+            Scope::All => String::new(),
+            Scope::Organisation(org) => org.to_string(),
+        };
+        let mut invocation = self.delete.prepare_invoke();
+        invocation
+            .arg(now.0)
+            .arg(self.max_ms())
+            .arg(&self.prefix)
+            .arg(&self.channel)
+            .arg(organisation);
+        for id in ids {
+            invocation.arg(id.to_string());
+        }
+        let reply: Vec<Option<String>> = invocation
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(unavailable)?;
+        let ended: Vec<SessionRecord> = reply
+            .chunks(FIELDS.len() + 1)
+            .filter_map(parse)
+            .map(|saved| self.record(saved))
+            .collect();
+        let ended_ids: Vec<SessionId> = ended.iter().map(|r| r.data.id).collect();
+        self.replica.forget(&ended_ids);
+        Ok(ended)
+    }
+
+    async fn list(
+        &self,
+        query: &ListQuery,
+        scope: &Scope,
+        now: Millis,
+    ) -> Result<Page, StoreError> {
+        self.catch_up().await?;
+        self.replica.list(query, scope, now).await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        let _: String = redis::cmd("PING")
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(unavailable)?;
+        if !self.markers.following.load(Ordering::SeqCst) {
+            return Err(StoreError::Unavailable(
+                "not following the Redis change feed yet".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    async fn census(&self, now: Millis) -> Result<Vec<Census>, StoreError> {
+        self.replica.census(now).await
+    }
+
+    async fn check_indexes(&self) -> Result<IndexReport, StoreError> {
+        let mut conn = self.conn.clone();
+        let keys = |kind: &str| format!("{}{kind}:*", self.prefix);
+        let scan = |pattern: String| {
+            let mut conn = conn.clone();
+            async move {
+                let mut all = Vec::new();
+                let mut iter = conn
+                    .scan_match::<_, String>(pattern)
+                    .await
+                    .map_err(unavailable)?;
+                while let Some(key) = iter.next_item().await {
+                    all.push(key.map_err(unavailable)?);
+                }
+                Ok::<_, StoreError>(all)
+            }
+        };
+        let sessions = scan(keys("s")).await?;
+        let tokens = scan(keys("t")).await?;
+        let users = scan(keys("u")).await?;
+        let mut orphans = 0;
+        for token in &tokens {
+            let id: Option<String> = conn.get(token).await.map_err(unavailable)?;
+            let digest: Option<String> = match &id {
+                Some(id) => conn
+                    .hget(self.key("s", id), "d")
+                    .await
+                    .map_err(unavailable)?,
+                None => None,
+            };
+            orphans += usize::from(digest.as_deref() != token.rsplit(':').next());
+        }
+        let mut by_user = 0;
+        for user in &users {
+            let members: Vec<String> = conn.smembers(user).await.map_err(unavailable)?;
+            let name = &user[self.prefix.len() + 2..];
+            for id in &members {
+                let owner: Option<String> = conn
+                    .hget(self.key("s", id), "u")
+                    .await
+                    .map_err(unavailable)?;
+                orphans += usize::from(owner.as_deref() != Some(name));
+            }
+            by_user += members.len();
+        }
+        Ok(IndexReport {
+            rows: sessions.len(),
+            by_id: sessions.len(),
+            by_digest: tokens.len(),
+            by_user,
+            orphans,
+        })
+    }
+
+    async fn reap(&self, now: Millis) -> Result<usize, StoreError> {
+        // Redis expires session and token keys itself; what is left is the user index, whose
+        // entries for expired sessions are swept here so that it never grows with dead ones.
+        let mut cursor = "0".to_string();
+        loop {
+            let (next, _removed): (String, u64) = self
+                .sweep
+                .arg(&self.prefix)
+                .arg(&cursor)
+                .arg(500)
+                .invoke_async(&mut self.conn.clone())
+                .await
+                .map_err(unavailable)?;
+            if next == "0" {
+                break;
+            }
+            cursor = next;
+        }
+        self.replica.reap(now).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_round_trips() {
+        let bytes = [0xab; 32];
+        assert_eq!(from_hex(&to_hex(&bytes)), Some(bytes));
+        assert_eq!(from_hex("zz"), None);
+        assert_eq!(from_hex(&"g".repeat(64)), None);
+    }
+
+    #[test]
+    fn a_row_with_a_missing_or_bad_field_is_no_session() {
+        let good: Vec<Option<String>> = [
+            "8c1f0c5e-7d3a-4b9e-9a41-2f6c1d0e5b7a",
+            "u",
+            "N",
+            "Default",
+            "10.0.0.1",
+            "LOCAL",
+            "[\"admin\"]",
+            "ua",
+            "1800",
+            "1000",
+            "2000",
+            &"ab".repeat(32),
+        ]
+        .iter()
+        .map(|s| Some(s.to_string()))
+        .collect();
+        let saved = parse(&good).unwrap();
+        assert!(saved.data.has_role("admin"));
+        assert_eq!(saved.last_active_at, Millis(2000));
+        for i in [0, 1, 4, 6, 8, 9, 11] {
+            let mut bad = good.clone();
+            bad[i] = Some("x".into());
+            if i == 1 {
+                bad[i] = None;
+            }
+            assert!(parse(&bad).is_none(), "field {i}");
+        }
+        let mut no_agent = good.clone();
+        no_agent[7] = None;
+        assert!(parse(&no_agent).unwrap().data.user_agent.is_none());
+    }
+}
