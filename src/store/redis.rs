@@ -204,6 +204,7 @@ impl RedisStore {
         };
         match event {
             Event::Created(e) => {
+                let e = *e;
                 let row = [
                     Some(e.id),
                     Some(e.u),
@@ -299,7 +300,7 @@ impl RedisStore {
 #[serde(tag = "op")]
 enum Event {
     #[serde(rename = "c")]
-    Created(CreatedEvent),
+    Created(Box<CreatedEvent>),
     #[serde(rename = "t")]
     Touched { id: String, l: String },
     #[serde(rename = "d")]

@@ -1,0 +1,259 @@
+//! Several sessiond nodes sharing one Redis: every rule holds across nodes.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Barrier};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::helpers::{unique, wait_until, Login};
+use crate::process::Process;
+use crate::redis_server::RedisServer;
+
+fn node(redis: &RedisServer, name: &str, prefix: &str) -> Process {
+    Process::start(&[
+        ("SESSIOND_STORE", &redis.url()),
+        ("SESSIOND_SERVER_NAME", name),
+        ("SESSIOND_REDIS_PREFIX", prefix),
+    ])
+    .unwrap_or_else(|e| panic!("node {name} starts: {e}"))
+}
+
+fn admin(node: &Process) -> Login {
+    node.login_as(&json!({"user_id": unique(), "name": "Ada Admin", "ip_address": "10.0.0.1", "roles": ["admin"]}))
+}
+
+/// The listing as both nodes must agree on it: without `own` and the clock-driven fields.
+fn listing(node: &Process, token: &str, query: &str) -> Vec<Value> {
+    node.list_all(token, query)
+        .into_iter()
+        .map(|mut s| {
+            let o = s.as_object_mut().unwrap();
+            for field in [
+                "own",
+                "idle_seconds",
+                "session_time_seconds",
+                "last_active_at",
+                "expires_at",
+            ] {
+                o.remove(field);
+            }
+            s
+        })
+        .collect()
+}
+
+#[test]
+fn a_session_made_on_one_node_lives_and_ends_on_every_node() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let prefix = format!("{}:", unique());
+    let (a, b) = (
+        node(&redis, "NODE-A", &prefix),
+        node(&redis, "NODE-B", &prefix),
+    );
+    let admin_a = admin(&a);
+
+    let user = a.login(&unique(), "10.1.0.1");
+    let on_b = b.get("/sessions/current", &user.token);
+    assert_eq!(on_b.status, 200, "{}", on_b.body);
+    assert_eq!(
+        on_b.json()["server_name"],
+        "NODE-A",
+        "the node it was created through"
+    );
+
+    // Deleted through B: refused on A at once.
+    let by_admin = b.login_as(
+        &json!({"user_id": unique(), "name": "Bo", "ip_address": "10.0.0.9", "roles": ["admin"]}),
+    );
+    assert_eq!(
+        b.delete(&format!("/sessions/{}", user.id), &by_admin.token)
+            .status,
+        204
+    );
+    assert!(!a.validates(&user.token));
+    // Logged out through A: refused on B at once.
+    let other = b.login(&unique(), "10.1.0.2");
+    assert_eq!(a.delete("/sessions/current", &other.token).status, 204);
+    assert!(!b.validates(&other.token));
+    // Bulk-deleted through A.
+    let third = b.login(&unique(), "10.1.0.3");
+    let result = a.delete_ids(&admin_a.token, &[&third.id]).json();
+    assert_eq!(result["deleted"], json!([third.id]));
+    assert!(!b.validates(&third.token));
+}
+
+#[test]
+fn every_node_lists_every_nodes_sessions_alike() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let prefix = format!("{}:", unique());
+    let (a, b) = (
+        node(&redis, "NODE-A", &prefix),
+        node(&redis, "NODE-B", &prefix),
+    );
+    let admin_a = admin(&a);
+    let org = unique();
+    for i in 0..12 {
+        let through = if i % 2 == 0 { &a } else { &b };
+        through.login_as(
+            &json!({"user_id": unique(), "name": format!("User {:02}", i % 5),
+            "organisation": org, "ip_address": format!("10.2.0.{i}")}),
+        );
+    }
+    // Listed through B right after the logins through A: no waiting.
+    for query in [
+        format!("organisation={org}&limit=5"),
+        format!("organisation={org}&sort=server_name&order=desc&limit=4"),
+        format!("organisation={org}&q=user%200&limit=2"),
+        format!("organisation={org}&server_name=NODE-B"),
+    ] {
+        let on_a = listing(&a, &admin_a.token, &query);
+        let on_b = listing(&b, &admin_a.token, &query);
+        assert_eq!(on_a, on_b, "{query}");
+    }
+    let all = listing(&b, &admin_a.token, &format!("organisation={org}"));
+    assert_eq!(all.len(), 12);
+    let servers: HashSet<&str> = all
+        .iter()
+        .map(|s| s["server_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(servers, HashSet::from(["NODE-A", "NODE-B"]));
+    let page = b
+        .get(
+            &format!("/sessions?organisation={org}&limit=5"),
+            &admin_a.token,
+        )
+        .json();
+    assert_eq!(page["total"], 12);
+    // A cursor from one node continues on the other.
+    let cursor = page["next_cursor"].as_str().unwrap();
+    let next = a.get(
+        &format!("/sessions?organisation={org}&limit=5&cursor={cursor}"),
+        &admin_a.token,
+    );
+    assert_eq!(next.status, 200);
+    assert_eq!(next.json()["items"].as_array().unwrap().len(), 5);
+}
+
+#[test]
+fn simultaneous_logins_through_both_nodes_let_exactly_one_in() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let prefix = format!("{}:", unique());
+    let nodes = Arc::new([
+        node(&redis, "NODE-A", &prefix),
+        node(&redis, "NODE-B", &prefix),
+    ]);
+    for round in 0..5 {
+        let user = unique();
+        let racers = 12;
+        let start = Arc::new(Barrier::new(racers));
+        let handles: Vec<_> = (0..racers)
+            .map(|i| {
+                let (nodes, start, user) = (nodes.clone(), start.clone(), user.clone());
+                thread::spawn(move || {
+                    start.wait();
+                    nodes[i % 2]
+                        .create(&json!({"user_id": user, "name": "Racer", "ip_address": format!("10.{round}.1.{i}")}))
+                        .status
+                })
+            })
+            .collect();
+        let statuses: Vec<u16> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        assert_eq!(
+            statuses.iter().filter(|&&s| s == 201).count(),
+            1,
+            "{statuses:?}"
+        );
+        assert_eq!(
+            statuses.iter().filter(|&&s| s == 409).count(),
+            racers - 1,
+            "{statuses:?}"
+        );
+    }
+}
+
+#[test]
+fn deployments_with_different_prefixes_do_not_see_each_other() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let (a, b) = (node(&redis, "A", "blue:"), node(&redis, "B", "green:"));
+    let user = a.login(&unique(), "10.0.0.1");
+    assert!(!b.validates(&user.token));
+    let admin_b = admin(&b);
+    assert_eq!(
+        b.get("/sessions", &admin_b.token).json()["total"],
+        1,
+        "only its own admin"
+    );
+}
+
+#[test]
+fn redis_down_means_503_fast_and_recovery_needs_no_restart() {
+    let Some(mut redis) = RedisServer::start() else {
+        return;
+    };
+    let prefix = format!("{}:", unique());
+    let (a, b) = (
+        node(&redis, "NODE-A", &prefix),
+        node(&redis, "NODE-B", &prefix),
+    );
+    let admin_a = admin(&a);
+    let user = b.login(&unique(), "10.0.0.5");
+
+    redis.stop();
+    for (name, node) in [("A", &a), ("B", &b)] {
+        for (method, path) in [
+            ("GET", "/sessions/current"),
+            ("GET", "/sessions"),
+            ("GET", "/readyz"),
+        ] {
+            let started = Instant::now();
+            let response = node.send(
+                method,
+                path,
+                &[("Authorization", &format!("Bearer {}", admin_a.token))],
+                b"",
+            );
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "{name} {path} answered in time"
+            );
+            response.problem(503, "unavailable");
+        }
+        let started = Instant::now();
+        node.create(&json!({"user_id": unique(), "name": "N", "ip_address": "10.0.0.6"}))
+            .problem(503, "unavailable");
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert_eq!(
+            node.send("GET", "/healthz", &[], b"").status,
+            200,
+            "still alive"
+        );
+    }
+
+    // Redis comes back empty (no persistence here): the nodes reconnect by themselves.
+    redis.restart();
+    for node in [&a, &b] {
+        wait_until(Duration::from_secs(15), "the node is ready again", || {
+            node.send("GET", "/readyz", &[], b"").status == 200
+        });
+    }
+    assert!(
+        !a.validates(&user.token),
+        "the sessions went with that Redis"
+    );
+    let again = a.login(&unique(), "10.0.0.7");
+    assert!(b.validates(&again.token));
+    let admin_b = admin(&b);
+    let listed = a.get("/sessions", &admin_b.token);
+    assert_eq!(listed.status, 200, "{}", listed.body);
+    assert_eq!(listed.json()["total"], 2);
+}

@@ -1,0 +1,324 @@
+//! One contract, every store: the same cases run against the memory store and the Redis store,
+//! calling the store directly with explicit clocks.
+
+use std::future::Future;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use sessiond::domain::listing::ListParams;
+use sessiond::domain::{
+    ConcurrentSessions, ListQuery, Millis, NewSession, Scope, SessionId, Token, TokenDigest,
+};
+use sessiond::store::{Insert, MemoryStore, RedisStore, SharedStore, StoreError};
+
+use crate::helpers::unique;
+use crate::redis_server::RedisServer;
+
+const MAX_LIFETIME: u64 = 3600;
+
+/// Runs `case` against a fresh store of the given kind.
+fn with_store<F, Fut>(redis: bool, case: F)
+where
+    F: FnOnce(SharedStore) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    actix_web::rt::System::new().block_on(async move {
+        if redis {
+            let Some(server) = RedisServer::start() else {
+                return;
+            };
+            let prefix = format!("contract-{}:", unique());
+            let store = RedisStore::connect(&server.url(), &prefix, MAX_LIFETIME)
+                .await
+                .expect("Redis is reachable");
+            case(store).await;
+            drop(server);
+        } else {
+            case(Arc::new(MemoryStore::new(MAX_LIFETIME))).await;
+        }
+    });
+}
+
+macro_rules! contract {
+    ($($case:ident),* $(,)?) => {
+        mod memory {
+            $(#[test] fn $case() { super::with_store(false, super::$case) })*
+        }
+        mod redis {
+            $(#[test] fn $case() { super::with_store(true, super::$case) })*
+        }
+    };
+}
+
+contract!(
+    validation_touches_and_expiry_ends,
+    the_max_lifetime_caps_activity,
+    deny_other_ip_allows_the_same_address_only,
+    replace_and_allow,
+    simultaneous_logins_from_different_ips_let_exactly_one_in,
+    deletes_respect_the_scope_and_report_what_ended,
+    listing_pages_cover_every_match_once,
+    indexes_stay_consistent,
+);
+
+fn session(user: &str, org: &str, ip: &str, timeout: u32) -> NewSession {
+    NewSession {
+        user_id: user.into(),
+        name: format!("Name of {user}").into(),
+        organisation: org.into(),
+        ip_address: ip.parse::<IpAddr>().unwrap(),
+        server_name: "LOCAL".into(),
+        roles: vec![],
+        user_agent: None,
+        timeout_seconds: timeout,
+    }
+}
+
+/// Creates a session; returns its id and token digest.
+async fn login(
+    store: &SharedStore,
+    new: NewSession,
+    policy: ConcurrentSessions,
+    now: Millis,
+) -> Result<(SessionId, TokenDigest), StoreError> {
+    let id = SessionId::generate();
+    let digest = Token::generate().digest();
+    let insert = Insert {
+        id,
+        digest,
+        session: new,
+    };
+    store
+        .create(insert, policy, now)
+        .await
+        .map(|_| (id, digest))
+}
+
+async fn must_login(store: &SharedStore, new: NewSession, now: Millis) -> (SessionId, TokenDigest) {
+    login(store, new, ConcurrentSessions::Allow, now)
+        .await
+        .unwrap()
+}
+
+fn at(base: Millis, seconds: u64) -> Millis {
+    base.plus_seconds(seconds)
+}
+
+async fn validation_touches_and_expiry_ends(store: SharedStore) {
+    let t0 = Millis::now();
+    let (id, digest) = must_login(&store, session(&unique(), "A", "10.0.0.1", 60), t0).await;
+    let record = store
+        .authenticate(&digest, at(t0, 50))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.data.id, id);
+    assert_eq!(record.last_active_at, at(t0, 50));
+    assert_eq!(
+        record.expires_at,
+        at(t0, 110),
+        "the touch slid the idle timeout"
+    );
+    assert!(store
+        .authenticate(&digest, at(t0, 109))
+        .await
+        .unwrap()
+        .is_some());
+    let expired = at(t0, 169);
+    assert!(store
+        .authenticate(&digest, expired)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(store.get(id, &Scope::All, expired).await.unwrap().is_none());
+    assert!(store
+        .delete(&[id], &Scope::All, expired)
+        .await
+        .unwrap()
+        .is_empty());
+    let unknown = Token::generate().digest();
+    assert!(store.authenticate(&unknown, t0).await.unwrap().is_none());
+}
+
+async fn the_max_lifetime_caps_activity(store: SharedStore) {
+    let t0 = Millis::now();
+    let (_, digest) = must_login(&store, session(&unique(), "A", "10.0.0.1", 1800), t0).await;
+    let mut now = t0;
+    while now < at(t0, MAX_LIFETIME - 1000) {
+        now = at(now, 1000);
+        assert!(store.authenticate(&digest, now).await.unwrap().is_some());
+    }
+    let last = store
+        .authenticate(&digest, at(t0, MAX_LIFETIME - 1))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(last.expires_at, at(t0, MAX_LIFETIME));
+    assert!(store
+        .authenticate(&digest, at(t0, MAX_LIFETIME))
+        .await
+        .unwrap()
+        .is_none());
+}
+
+async fn deny_other_ip_allows_the_same_address_only(store: SharedStore) {
+    let t0 = Millis::now();
+    let user = unique();
+    let deny = ConcurrentSessions::DenyOtherIp;
+    let (first, _) = login(&store, session(&user, "A", "10.0.0.1", 60), deny, t0)
+        .await
+        .unwrap();
+    let (second, _) = login(&store, session(&user, "A", "10.0.0.1", 60), deny, t0)
+        .await
+        .unwrap();
+    match login(&store, session(&user, "A", "10.0.0.2", 60), deny, t0).await {
+        Err(StoreError::LoginDenied(existing)) => {
+            let mut ids: Vec<SessionId> = existing.iter().map(|e| e.id).collect();
+            ids.sort();
+            let mut expected = vec![first, second];
+            expected.sort();
+            assert_eq!(ids, expected);
+            assert!(existing
+                .iter()
+                .all(|e| e.ip_address.to_string() == "10.0.0.1"));
+        }
+        other => panic!("expected a denial, got {:?}", other.map(|_| ())),
+    }
+    // Once both have expired, another address is welcome.
+    assert!(login(
+        &store,
+        session(&user, "A", "10.0.0.2", 60),
+        deny,
+        at(t0, 61)
+    )
+    .await
+    .is_ok());
+}
+
+async fn replace_and_allow(store: SharedStore) {
+    let t0 = Millis::now();
+    let user = unique();
+    let (old, old_digest) = must_login(&store, session(&user, "A", "10.0.0.1", 60), t0).await;
+    let (new, _) = login(
+        &store,
+        session(&user, "A", "10.0.0.2", 60),
+        ConcurrentSessions::Replace,
+        t0,
+    )
+    .await
+    .unwrap();
+    assert!(store.authenticate(&old_digest, t0).await.unwrap().is_none());
+    assert!(store.get(old, &Scope::All, t0).await.unwrap().is_none());
+    assert!(store.get(new, &Scope::All, t0).await.unwrap().is_some());
+    let (_, third) = must_login(&store, session(&user, "A", "10.0.0.3", 60), t0).await;
+    assert!(store.authenticate(&third, t0).await.unwrap().is_some());
+    assert!(
+        store.get(new, &Scope::All, t0).await.unwrap().is_some(),
+        "allow ends nothing"
+    );
+}
+
+async fn simultaneous_logins_from_different_ips_let_exactly_one_in(store: SharedStore) {
+    let t0 = Millis::now();
+    let user = unique();
+    let attempts = (0..20).map(|i| {
+        login(
+            &store,
+            session(&user, "A", &format!("10.9.0.{i}"), 60),
+            ConcurrentSessions::DenyOtherIp,
+            t0,
+        )
+    });
+    let outcomes = futures_util::future::join_all(attempts).await;
+    assert_eq!(outcomes.iter().filter(|o| o.is_ok()).count(), 1);
+    assert!(outcomes
+        .iter()
+        .filter_map(|o| o.as_ref().err())
+        .all(|e| matches!(e, StoreError::LoginDenied(_))));
+}
+
+async fn deletes_respect_the_scope_and_report_what_ended(store: SharedStore) {
+    let t0 = Millis::now();
+    let (a, a_digest) = must_login(&store, session(&unique(), "Org-A", "10.0.0.1", 60), t0).await;
+    let (b, _) = must_login(&store, session(&unique(), "Org-B", "10.0.0.2", 60), t0).await;
+    let org_a = Scope::Organisation("Org-A".into());
+    assert!(store.get(b, &org_a, t0).await.unwrap().is_none());
+    let ended = store
+        .delete(&[a, b, SessionId::generate()], &org_a, t0)
+        .await
+        .unwrap();
+    assert_eq!(ended.len(), 1);
+    assert_eq!(ended[0].data.id, a);
+    assert_eq!(&*ended[0].data.organisation, "Org-A");
+    assert!(store.authenticate(&a_digest, t0).await.unwrap().is_none());
+    assert!(store.get(b, &Scope::All, t0).await.unwrap().is_some());
+}
+
+fn query(org: &str, limit: i64, cursor: Option<String>) -> ListQuery {
+    ListQuery::parse(ListParams {
+        organisation: Some(org.into()),
+        user_id: None,
+        server_name: None,
+        ip_address: None,
+        q: None,
+        sort: None,
+        order: None,
+        limit: Some(limit),
+        cursor,
+    })
+    .unwrap()
+}
+
+async fn listing_pages_cover_every_match_once(store: SharedStore) {
+    let t0 = Millis::now();
+    let org = unique();
+    let mut ids = Vec::new();
+    for i in 0..17 {
+        let new = session(&unique(), &org, &format!("10.3.0.{i}"), 60);
+        ids.push(must_login(&store, new, t0).await.0);
+    }
+    must_login(&store, session(&unique(), "elsewhere", "10.4.0.1", 60), t0).await;
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    loop {
+        let q = query(&org, 5, cursor.clone());
+        let page = store.list(&q, &Scope::All, t0).await.unwrap();
+        assert_eq!(page.total, 17);
+        let names: Vec<String> = page.items.iter().map(|r| r.data.name.to_string()).collect();
+        let mut sorted = names.clone();
+        sorted.sort();
+        assert_eq!(names, sorted, "each page is in order");
+        seen.extend(page.items.iter().map(|r| r.data.id));
+        match (page.more, page.items.last()) {
+            (true, Some(last)) => {
+                let key = q.sort.key(&last.data, last.last_active_at).to_owned_key();
+                let position = sessiond::domain::Position {
+                    key,
+                    id: last.data.id,
+                };
+                cursor = Some(q.cursor_after(&position));
+            }
+            _ => break,
+        }
+    }
+    seen.sort();
+    ids.sort();
+    assert_eq!(seen, ids);
+}
+
+async fn indexes_stay_consistent(store: SharedStore) {
+    let t0 = Millis::now();
+    let mut live = Vec::new();
+    for i in 0..30 {
+        let user = format!("user-{}", i % 7);
+        let (id, _) = must_login(&store, session(&user, "A", "10.0.0.1", 60), t0).await;
+        live.push(id);
+    }
+    let gone: Vec<SessionId> = live.drain(..12).collect();
+    store.delete(&gone, &Scope::All, t0).await.unwrap();
+    let report = store.check_indexes().await.unwrap();
+    assert_eq!(report.orphans, 0, "{report:?}");
+    assert_eq!(report.rows, live.len());
+    assert_eq!(report.by_digest, live.len());
+    assert_eq!(report.by_user, live.len());
+}
