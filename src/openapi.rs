@@ -6,6 +6,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_actix_web::AppExt;
 
 use crate::auth::SERVICE_KEY_HEADER;
+use crate::domain::listing::{Order, SortField};
 use crate::error::{Code, Problem};
 use crate::routes;
 
@@ -18,7 +19,7 @@ use crate::routes;
             problem (`application/problem+json`) with a stable `code`."
     ),
     modifiers(&SecuritySchemes),
-    components(schemas(Problem, Code)),
+    components(schemas(Problem, Code, SortField, Order)),
     tags(
         (name = "sessions", description = "Logging in, validating, listing and ending sessions"),
         (name = "operations", description = "Health, metrics and the audit trail, for operators"),
@@ -68,4 +69,52 @@ pub fn spec_json() -> String {
         .expect("the OpenAPI document always serialises");
     json.push('\n');
     json
+}
+
+/// No control characters (U+0000–U+001F, U+007F–U+009F): what every text field accepts.
+pub const NO_CONTROL_CHARACTERS: &str = "^[^\\x00-\\x1F\\x7F-\\x9F]*$";
+
+/// An IPv4 or IPv6 address.
+pub fn ip_address_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, OneOfBuilder, SchemaFormat, Type};
+    let format = |f| {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(f)))
+    };
+    OneOfBuilder::new()
+        .item(format(KnownFormat::Ipv4))
+        .item(format(KnownFormat::Ipv6))
+        .into()
+}
+
+/// At most 16 roles of 1–64 characters without control characters, or null.
+pub fn roles_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, SchemaType, Type};
+    let role = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(Some(1))
+        .max_length(Some(64))
+        .pattern(Some(NO_CONTROL_CHARACTERS))
+        .examples(["admin"]);
+    ArrayBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Array, Type::Null]))
+        .items(role)
+        .max_items(Some(16))
+        .examples([serde_json::json!(["admin"])])
+        .into()
+}
+
+/// A page cursor: opaque, issued by the server as `next_cursor`; empty means the first page.
+pub fn cursor_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{ObjectBuilder, SchemaFormat, Type};
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .format(Some(SchemaFormat::Custom("cursor".into())))
+        .pattern(Some("^[A-Za-z0-9_-]*$"))
+        .description(Some(
+            "The `next_cursor` of the previous page, passed back unchanged with the same sort, \
+             order and filters; empty or absent for the first page.",
+        ))
+        .into()
 }

@@ -21,14 +21,19 @@ const MAX_FILTER_CHARS: usize = 256;
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// Only sessions of this organisation (exact match).
+    #[param(max_length = 256)]
     pub organisation: Option<String>,
     /// Only sessions of this user (exact match).
+    #[param(max_length = 256)]
     pub user_id: Option<String>,
     /// Only sessions on this app-server node (exact match).
+    #[param(max_length = 256)]
     pub server_name: Option<String>,
     /// Only sessions from this IP address.
+    #[param(schema_with = crate::openapi::ip_address_schema)]
     pub ip_address: Option<String>,
     /// Case-insensitive substring of name, user_id or ip_address.
+    #[param(max_length = 256)]
     pub q: Option<String>,
     /// The sort key; ties are broken by id.
     pub sort: Option<SortField>,
@@ -38,6 +43,7 @@ pub struct ListParams {
     #[param(minimum = 1, maximum = 1000, default = 100)]
     pub limit: Option<i64>,
     /// The `next_cursor` of the previous page.
+    #[param(schema_with = crate::openapi::cursor_schema)]
     pub cursor: Option<String>,
 }
 
@@ -273,7 +279,8 @@ impl ListQuery {
         };
         let sort = params.sort.unwrap_or_default();
         let order = params.order.unwrap_or_default();
-        let after = match params.cursor {
+        // An empty cursor is the first page, as if none were given.
+        let after = match params.cursor.filter(|c| !c.is_empty()) {
             None => None,
             Some(cursor) => Some(decode_cursor(&cursor, sort, order, &filters)?),
         };

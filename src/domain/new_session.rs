@@ -21,28 +21,49 @@ use utoipa::ToSchema;
 }))]
 pub struct NewSessionRequest {
     /// 1–256 characters.
-    #[schema(min_length = 1, max_length = 256)]
+    #[schema(
+        min_length = 1,
+        max_length = 256,
+        pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$",
+        example = "tpringle"
+    )]
     pub user_id: String,
     /// The user's display name, 1–256 characters.
-    #[schema(min_length = 1, max_length = 256)]
+    #[schema(
+        min_length = 1,
+        max_length = 256,
+        pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$",
+        example = "Teresa Pringle"
+    )]
     pub name: String,
     /// 1–256 characters; `Default` when not given.
-    #[schema(min_length = 1, max_length = 256)]
+    #[schema(
+        min_length = 1,
+        max_length = 256,
+        pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$",
+        example = "Default"
+    )]
     pub organisation: Option<String>,
     /// The end user's IPv4 or IPv6 address, as the app server saw it.
+    #[schema(schema_with = crate::openapi::ip_address_schema)]
     pub ip_address: String,
     /// The app-server node the user is on, 1–256 characters; this service's own server name
     /// when not given.
-    #[schema(min_length = 1, max_length = 256)]
+    #[schema(
+        min_length = 1,
+        max_length = 256,
+        pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$",
+        example = "LOCAL"
+    )]
     pub server_name: Option<String>,
-    /// At most 16 roles of 1–64 characters; `admin` and `org_admin` may list and end sessions.
-    #[schema(max_items = 16)]
+    /// At most 16 roles; `admin` and `org_admin` may list and end sessions.
+    #[schema(schema_with = crate::openapi::roles_schema)]
     pub roles: Option<Vec<String>>,
     /// The idle timeout in seconds, 1..=604800; the service's default when not given.
-    #[schema(minimum = 1, maximum = 604800)]
-    pub timeout_seconds: Option<i64>,
+    #[schema(minimum = 1, maximum = 604800, value_type = Option<i64>)]
+    pub timeout_seconds: Option<serde_json::Number>,
     /// At most 512 characters.
-    #[schema(max_length = 512)]
+    #[schema(max_length = 512, pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$")]
     pub user_agent: Option<String>,
 }
 
@@ -90,14 +111,16 @@ impl NewSession {
                 parsed_roles.push(role);
             }
         }
-        let timeout_seconds = match request.timeout_seconds {
+        let timeout_seconds = match &request.timeout_seconds {
             None => defaults.timeout_seconds,
-            Some(t) if (1..=MAX_TIMEOUT_SECONDS).contains(&t) => t as u32,
-            Some(t) => {
-                return Err(format!(
-                    "timeout_seconds: must be between 1 and {MAX_TIMEOUT_SECONDS}, got {t}"
-                ))
-            }
+            Some(t) => match whole_number(t) {
+                Some(n) if (1..=MAX_TIMEOUT_SECONDS).contains(&n) => n as u32,
+                _ => {
+                    return Err(format!(
+                        "timeout_seconds: must be a whole number between 1 and {MAX_TIMEOUT_SECONDS}, got {t}"
+                    ))
+                }
+            },
         };
         Ok(NewSession {
             user_id: text("user_id", &request.user_id, 256)?,
@@ -129,6 +152,15 @@ impl NewSession {
             timeout_seconds,
         })
     }
+}
+
+/// A JSON number that is a whole number (`1800` or `1800.0`, as JSON Schema's `integer`).
+fn whole_number(n: &serde_json::Number) -> Option<i64> {
+    n.as_i64().or_else(|| {
+        n.as_f64()
+            .filter(|f| f.fract() == 0.0 && f.abs() < 1e15)
+            .map(|f| f as i64)
+    })
 }
 
 /// A required text field: 1..=`max` characters, none of them control characters (they would
@@ -186,7 +218,7 @@ mod tests {
         let mut r = request();
         r.ip_address = "2001:db8::1".into();
         r.name = "é".repeat(256);
-        r.timeout_seconds = Some(604_800);
+        r.timeout_seconds = serde_json::Number::from_f64(604_800.0);
         r.roles = Some(vec!["r".repeat(64); 16]);
         r.user_agent = Some("a".repeat(512));
         let s = NewSession::parse(r, &DEFAULTS).unwrap();
@@ -209,9 +241,14 @@ mod tests {
             ("roles", |r| r.roles = Some(vec!["x".into(); 17])),
             ("roles", |r| r.roles = Some(vec![String::new()])),
             ("roles", |r| r.roles = Some(vec!["r".repeat(65)])),
-            ("timeout_seconds", |r| r.timeout_seconds = Some(0)),
-            ("timeout_seconds", |r| r.timeout_seconds = Some(604_801)),
-            ("timeout_seconds", |r| r.timeout_seconds = Some(-1)),
+            ("timeout_seconds", |r| r.timeout_seconds = Some(0.into())),
+            ("timeout_seconds", |r| {
+                r.timeout_seconds = Some(604_801.into())
+            }),
+            ("timeout_seconds", |r| r.timeout_seconds = Some((-1).into())),
+            ("timeout_seconds", |r| {
+                r.timeout_seconds = serde_json::Number::from_f64(1.5)
+            }),
             ("user_agent", |r| r.user_agent = Some("a".repeat(513))),
         ];
         for (field, edit) in cases {

@@ -19,6 +19,7 @@ pub struct AuditParams {
     #[param(minimum = 1, maximum = 1000, default = 100)]
     pub limit: Option<i64>,
     /// The `next_cursor` of the previous page.
+    #[param(schema_with = crate::openapi::cursor_schema)]
     pub cursor: Option<String>,
 }
 

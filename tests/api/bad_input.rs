@@ -61,6 +61,7 @@ fn malformed_login_bodies_are_refused_and_create_nothing() {
         with("timeout_seconds", json!(604_801)),
         with("timeout_seconds", json!(-5)),
         with("timeout_seconds", json!(1.5)),
+        with("timeout_seconds", json!(1e300)),
         with("timeout_seconds", json!("60")),
         with("user_agent", json!("a".repeat(513))),
         with("user_agent", json!(7)),

@@ -93,6 +93,13 @@ impl Drop for Chromedriver {
     fn drop(&mut self) {
         let _ = self.process.kill();
         let _ = self.process.wait();
+        // A test that failed mid-way never closed its browser: end what runs on its profile.
+        let _ = Command::new("pkill")
+            .args([
+                "-f",
+                &format!("user-data-dir={}( |$)", self.profile.display()),
+            ])
+            .status();
         let _ = std::fs::remove_dir_all(&self.profile);
     }
 }

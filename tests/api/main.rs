@@ -7,6 +7,7 @@ mod cli;
 mod cluster;
 mod concurrency;
 mod console;
+mod contract_fuzz;
 mod expiry;
 mod helpers;
 mod listing;

@@ -61,6 +61,8 @@ impl Process {
                 reader: Some(reader),
             }),
             Err(_) => {
+                // Exited, or never said where it listens: either way it is not serving.
+                let _ = child.kill();
                 let status = child.wait().expect("sessiond exits");
                 let _ = reader.join();
                 let log = log.lock().unwrap().clone();
