@@ -16,7 +16,7 @@ use crate::config::{Origins, ServiceKeys, Settings, StoreSetting};
 use crate::domain::{ConcurrentSessions, Millis};
 use crate::error::{json_error, path_error, query_error};
 use crate::metrics::{EndReason, Metrics};
-use crate::observe::{access_log, problem_bodies};
+use crate::observe::{access_log, header_limits, problem_bodies};
 use crate::routes::{self, fallback::RouteTable};
 use crate::snapshot::{SnapshotError, SnapshotFile};
 use crate::store::{MemoryStore, RedisStore, SharedStore, StoreError};
@@ -145,6 +145,7 @@ impl Application {
                 .configure(routes::console::configure)
                 .configure(routes::docs::configure)
                 .default_service(web::to(routes::fallback::fallback))
+                .wrap(from_fn(header_limits))
                 .wrap(DefaultHeaders::new().add((header::X_CONTENT_TYPE_OPTIONS, "nosniff")))
                 .wrap(Condition::new(
                     cors_origins.is_some(),
@@ -153,6 +154,16 @@ impl Application {
                 .wrap(from_fn(problem_bodies))
                 .wrap(from_fn(access_log))
         })
+        // Limits against slow and abusive clients, set deliberately rather than by default: a
+        // request's head must arrive within 5 s (slow-loris), an idle keep-alive connection is
+        // closed after 15 s, and a worker accepts at most this many connections (each idle one
+        // costs a few kilobytes) before it stops accepting more.
+        .client_request_timeout(Duration::from_secs(5))
+        .client_disconnect_timeout(Duration::from_secs(2))
+        .keep_alive(Duration::from_secs(15))
+        .max_connections(25_000)
+        .max_connection_rate(512)
+        .backlog(2048)
         .shutdown_timeout(10)
         .listen(listener)
         .map_err(bind_error)?

@@ -1,6 +1,8 @@
 //! HTTP tests: each starts the real application on port 0 and speaks HTTP to it.
 
+mod abuse;
 mod admin;
+mod authz;
 mod bad_input;
 mod browser;
 mod cli;
