@@ -154,6 +154,18 @@ impl Client {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> Response {
+        self.try_send(method, path, headers, body)
+            .expect("the server answers")
+    }
+
+    /// [`Client::send`], or `None` when the server is gone.
+    pub fn try_send(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Option<Response> {
         let mut request = ureq::http::Request::builder()
             .method(method)
             .uri(self.url(path));
@@ -163,23 +175,25 @@ impl Client {
         let request = request
             .body(body.to_vec())
             .expect("a well-formed test request");
-        let mut response = self.agent.run(request).expect("the server answers");
+        let mut response = self.agent.run(request).ok()?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
-        let body = response
-            .body_mut()
-            .read_to_string()
-            .expect("a readable body");
-        Response {
+        let body = response.body_mut().read_to_string().ok()?;
+        Some(Response {
             status,
             headers,
             body,
-        }
+        })
     }
 
     /// `POST /sessions` with the service key and this JSON body.
     pub fn create(&self, body: &Value) -> Response {
-        self.send(
+        self.try_create(body).expect("the server answers")
+    }
+
+    /// [`Client::create`], or `None` when the server is gone.
+    pub fn try_create(&self, body: &Value) -> Option<Response> {
+        self.try_send(
             "POST",
             "/sessions",
             &[

@@ -99,6 +99,11 @@ impl Process {
         self.signal("-KILL");
         let _ = self.child.wait();
     }
+
+    /// SIGKILL, while other threads may still be talking to it.
+    pub fn kill_now(&self) {
+        self.signal("-KILL");
+    }
 }
 
 impl Drop for Process {

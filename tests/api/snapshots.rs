@@ -135,3 +135,78 @@ fn a_snapshot_that_cannot_be_read_stops_start_up_and_is_left_in_place() {
         );
     }
 }
+
+#[test]
+fn kill_9_under_load_loses_only_what_came_after_the_last_snapshot() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    let dir = data_dir();
+    let server = Arc::new(start(&dir, "1"));
+    let stop = Arc::new(AtomicBool::new(false));
+    let created = Arc::new(Mutex::new(Vec::<String>::new()));
+    let loaders: Vec<_> = (0..3)
+        .map(|w| {
+            let (server, stop, created) = (server.clone(), stop.clone(), created.clone());
+            std::thread::spawn(move || {
+                let mut i = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    let Some(response) = server
+                        .try_create(&json!({"user_id": format!("load-{w}-{i}"),
+                        "name": "L", "ip_address": "10.0.0.1"}))
+                    else {
+                        break;
+                    };
+                    if response.status == 201 {
+                        let token = response.json()["token"].as_str().unwrap().to_string();
+                        created.lock().unwrap().push(token);
+                    }
+                    i += 1;
+                }
+            })
+        })
+        .collect();
+    let file = SnapshotFile::in_dir(&dir).unwrap();
+    wait_until(
+        Duration::from_secs(20),
+        "two snapshots were taken under load",
+        || file.load().map(|s| s.len() > 200).unwrap_or(false),
+    );
+    // Killed while the logins keep coming.
+    server.kill_now();
+    stop.store(true, Ordering::Relaxed);
+    for loader in loaders {
+        let _ = loader.join();
+    }
+    let last = file
+        .load()
+        .expect("the snapshot on disk is whole, never torn");
+    let in_snapshot: std::collections::HashSet<[u8; 32]> =
+        last.iter().map(|s| s.digest.0).collect();
+
+    let server = start(&dir, "1");
+    assert!(
+        server
+            .log()
+            .contains(&format!("restored {} sessions", last.len())),
+        "{}",
+        server.log()
+    );
+    let created = created.lock().unwrap();
+    let mut kept = 0;
+    for token in created.iter() {
+        let digest = sessiond::domain::TokenDigest::of(token).0;
+        if in_snapshot.contains(&digest) {
+            assert!(
+                server.validates(token),
+                "a session in the last snapshot is back"
+            );
+            kept += 1;
+        }
+    }
+    assert_eq!(kept, last.len());
+    println!(
+        "kill -9 under load: {} logins made, {kept} in the last snapshot and all back",
+        created.len()
+    );
+}
