@@ -220,13 +220,15 @@ impl Application {
 /// Loads the snapshot in `dir` into `store`. A snapshot that cannot be read stops start-up and
 /// is left where it is.
 fn restore(dir: &std::path::Path, store: &MemoryStore) -> Result<SnapshotFile, SnapshotError> {
+    let started = std::time::Instant::now();
     let file = SnapshotFile::in_dir(dir)?;
     let saved = file.load()?;
     let found = saved.len();
     let restored = store.import(saved, Millis::now());
     log::info!(
-        "restored {restored} sessions from {} ({} had expired meanwhile)",
+        "restored {restored} sessions from {} in {} ms ({} had expired meanwhile)",
         file.path().display(),
+        started.elapsed().as_millis(),
         found - restored
     );
     Ok(file)

@@ -82,18 +82,45 @@ pub enum SortKey<S = String> {
     Number(u64),
 }
 
+/// What listing reads of a session, borrowed from wherever a store keeps it.
+pub struct Fields<'a> {
+    pub user_id: &'a str,
+    pub name: &'a str,
+    pub organisation: &'a str,
+    pub server_name: &'a str,
+    pub ip_address: IpAddr,
+    pub timeout_seconds: u32,
+    pub created_at: Millis,
+    pub last_active_at: Millis,
+}
+
+impl SessionData {
+    pub fn fields(&self, last_active_at: Millis) -> Fields<'_> {
+        Fields {
+            user_id: &self.user_id,
+            name: &self.name,
+            organisation: &self.organisation,
+            server_name: &self.server_name,
+            ip_address: self.ip_address,
+            timeout_seconds: self.timeout_seconds,
+            created_at: self.created_at,
+            last_active_at,
+        }
+    }
+}
+
 impl SortField {
-    /// The key of one session. `last_active_at` is passed apart because stores keep it apart.
-    pub fn key(self, data: &SessionData, last_active_at: Millis) -> SortKey<&str> {
+    /// The key of one session.
+    pub fn key<'a>(self, f: &Fields<'a>) -> SortKey<&'a str> {
         match self {
-            SortField::Name => SortKey::Text(&data.name),
-            SortField::Organisation => SortKey::Text(&data.organisation),
-            SortField::IpAddress => SortKey::Ip(data.ip_address),
-            SortField::ServerName => SortKey::Text(&data.server_name),
-            SortField::Timeout => SortKey::Number(u64::from(data.timeout_seconds)),
+            SortField::Name => SortKey::Text(f.name),
+            SortField::Organisation => SortKey::Text(f.organisation),
+            SortField::IpAddress => SortKey::Ip(f.ip_address),
+            SortField::ServerName => SortKey::Text(f.server_name),
+            SortField::Timeout => SortKey::Number(u64::from(f.timeout_seconds)),
             // Newest first is the smallest session time.
-            SortField::SessionTime => SortKey::Number(u64::MAX - data.created_at.0),
-            SortField::LastActive => SortKey::Number(last_active_at.0),
+            SortField::SessionTime => SortKey::Number(u64::MAX - f.created_at.0),
+            SortField::LastActive => SortKey::Number(f.last_active_at.0),
         }
     }
 
@@ -153,18 +180,18 @@ pub struct Filters {
 
 impl Filters {
     /// Whether one session passes the filters. `q` is tried last: it is the costly one.
-    pub fn matches(&self, data: &SessionData) -> bool {
+    pub fn matches(&self, f: &Fields) -> bool {
         fn same(filter: &Option<String>, value: &str) -> bool {
-            filter.as_deref().is_none_or(|f| f == value)
+            filter.as_deref().is_none_or(|wanted| wanted == value)
         }
-        same(&self.organisation, &data.organisation)
-            && same(&self.user_id, &data.user_id)
-            && same(&self.server_name, &data.server_name)
-            && self.ip_address.is_none_or(|ip| ip == data.ip_address)
+        same(&self.organisation, f.organisation)
+            && same(&self.user_id, f.user_id)
+            && same(&self.server_name, f.server_name)
+            && self.ip_address.is_none_or(|ip| ip == f.ip_address)
             && self.q.as_deref().is_none_or(|q| {
-                contains_lowercase(&data.name, q)
-                    || contains_lowercase(&data.user_id, q)
-                    || (could_be_in_ip(q) && data.ip_address.to_string().contains(q))
+                contains_lowercase(f.name, q)
+                    || contains_lowercase(f.user_id, q)
+                    || (could_be_in_ip(q) && f.ip_address.to_string().contains(q))
             })
     }
 

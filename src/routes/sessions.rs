@@ -245,7 +245,7 @@ pub async fn list_sessions(
             query.cursor_after(&Position {
                 key: query
                     .sort
-                    .key(&last.data, last.last_active_at)
+                    .key(&last.data.fields(last.last_active_at))
                     .to_owned_key(),
                 id: last.data.id,
             }),

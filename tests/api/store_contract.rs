@@ -291,7 +291,10 @@ async fn listing_pages_cover_every_match_once(store: SharedStore) {
         seen.extend(page.items.iter().map(|r| r.data.id));
         match (page.more, page.items.last()) {
             (true, Some(last)) => {
-                let key = q.sort.key(&last.data, last.last_active_at).to_owned_key();
+                let key = q
+                    .sort
+                    .key(&last.data.fields(last.last_active_at))
+                    .to_owned_key();
                 let position = sessiond::domain::Position {
                     key,
                     id: last.data.id,
