@@ -179,6 +179,10 @@ pub struct Filters {
 }
 
 impl Filters {
+    pub fn is_empty(&self) -> bool {
+        *self == Filters::default()
+    }
+
     /// Whether one session passes the filters. `q` is tried last: it is the costly one.
     pub fn matches(&self, f: &Fields) -> bool {
         fn same(filter: &Option<String>, value: &str) -> bool {
@@ -221,15 +225,20 @@ impl Filters {
 /// Whether `haystack` contains `needle_lower` (already lowercase), ignoring case. ASCII text,
 /// by far the common case, is compared in place without allocating.
 pub fn contains_lowercase(haystack: &str, needle_lower: &str) -> bool {
-    if needle_lower.is_empty() {
+    let Some(&first) = needle_lower.as_bytes().first() else {
         return true;
-    }
+    };
     if haystack.is_ascii() && needle_lower.is_ascii() {
-        let needle = needle_lower.as_bytes();
-        return haystack
-            .as_bytes()
-            .windows(needle.len())
-            .any(|w| w.eq_ignore_ascii_case(needle));
+        let (hay, rest) = (haystack.as_bytes(), &needle_lower.as_bytes()[1..]);
+        if hay.len() <= rest.len() {
+            return false;
+        }
+        // Look for the first byte in either case; compare the rest only there.
+        let upper = first.to_ascii_uppercase();
+        return (0..hay.len() - rest.len()).any(|i| {
+            (hay[i] == first || hay[i] == upper)
+                && hay[i + 1..=i + rest.len()].eq_ignore_ascii_case(rest)
+        });
     }
     haystack.to_lowercase().contains(needle_lower)
 }

@@ -26,8 +26,8 @@ use hashbrown::HashTable;
 use super::{Census, Existing, IndexReport, Insert, Page, SessionStore, StoreError};
 use crate::domain::listing::Fields;
 use crate::domain::{
-    ConcurrentSessions, ListQuery, Millis, Order, Scope, SessionData, SessionId, SessionRecord,
-    SortKey, TokenDigest,
+    ConcurrentSessions, ListQuery, Millis, Order, Position, Scope, SessionData, SessionId,
+    SessionRecord, SortField, SortKey, TokenDigest,
 };
 
 /// "No slot" / "no value" in a slot or table reference.
@@ -60,6 +60,9 @@ struct Row {
     timeout_seconds: u32,
     /// The next row of the same user, or [`NONE`].
     next_of_user: u32,
+    /// The name's first 8 bytes, big-endian: most name comparisons end here, without reading
+    /// the name itself from the heap.
+    name_prefix: u64,
     ip_address: IpAddr,
     created_at: u64,
     last_active_at: AtomicU64,
@@ -174,6 +177,14 @@ fn digest_hash(digest: &TokenDigest) -> u64 {
     u64::from_le_bytes(digest.0[..8].try_into().expect("8 bytes"))
 }
 
+/// The first 8 bytes of a text, big-endian and zero-padded: ordered as the texts are, up to ties.
+fn prefix(text: &str) -> u64 {
+    let mut bytes = [0u8; 8];
+    let n = text.len().min(8);
+    bytes[..n].copy_from_slice(&text.as_bytes()[..n]);
+    u64::from_be_bytes(bytes)
+}
+
 fn id_halves(id: SessionId) -> [u64; 2] {
     let v = id.as_u128();
     [(v >> 64) as u64, v as u64]
@@ -273,6 +284,7 @@ impl Table {
             user_agent: data.user_agent.map_or(NONE, |ua| self.strings.acquire(ua)),
             timeout_seconds: data.timeout_seconds,
             next_of_user: first.unwrap_or(NONE),
+            name_prefix: prefix(&data.name),
             ip_address: data.ip_address,
             created_at: data.created_at.0,
             last_active_at: AtomicU64::new(last_active_at.0),
@@ -517,17 +529,41 @@ impl MemoryStore {
             .after
             .as_ref()
             .map(|position| (position.key.borrowed(), position.id));
+        // Sorting by name, rows whose name prefix already places them before the cursor or
+        // after the worst row kept are passed over without reading their names.
+        let by_name = query.sort == SortField::Name;
+        let descending = query.order == Order::Desc;
+        let after_prefix = match &query.after {
+            Some(Position {
+                key: SortKey::Text(name),
+                ..
+            }) => Some(prefix(name)),
+            _ => None,
+        };
+        let filtered = !query.filters.is_empty();
         let mut total = 0u64;
         for (slot, row) in rows {
             if (organisation != NONE && row.organisation != organisation) || !self.live(row, now) {
                 continue;
             }
-            let fields = table.fields(row);
-            if !query.filters.matches(&fields) {
+            if filtered && !query.filters.matches(&table.fields(row)) {
                 continue;
             }
             total += 1;
-            let key = query.sort.key(&fields);
+            if by_name {
+                let beyond = |p: u64, bound: u64| if descending { p < bound } else { p > bound };
+                if after_prefix.is_some_and(|a| beyond(a, row.name_prefix)) {
+                    continue;
+                }
+                if best.len() == wanted
+                    && best
+                        .peek()
+                        .is_some_and(|worst: &Ranked| beyond(row.name_prefix, worst.name_prefix))
+                {
+                    continue;
+                }
+            }
+            let key = query.sort.key(&table.fields(row));
             let id = row.id();
             if let Some((after_key, after_id)) = &after {
                 if query.compare((&key, id), (after_key, *after_id)) != Ordering::Greater {
@@ -538,6 +574,7 @@ impl MemoryStore {
                 key,
                 id,
                 slot,
+                name_prefix: row.name_prefix,
                 order: query.order,
             };
             if best.len() < wanted {
@@ -556,6 +593,7 @@ struct Ranked<'a> {
     key: SortKey<&'a str>,
     id: SessionId,
     slot: u32,
+    name_prefix: u64,
     order: Order,
 }
 
@@ -795,6 +833,22 @@ mod tests {
             "{}",
             std::mem::size_of::<Option<Row>>()
         );
+    }
+
+    #[test]
+    fn prefixes_order_as_their_texts() {
+        let mut names = [
+            "Bob",
+            "Bobson",
+            "Bob Brown",
+            "",
+            "Élodie",
+            "adam",
+            "Bobsonnet Z",
+        ];
+        names.sort();
+        let prefixes: Vec<u64> = names.iter().map(|n| prefix(n)).collect();
+        assert!(prefixes.windows(2).all(|w| w[0] <= w[1]));
     }
 
     #[test]
