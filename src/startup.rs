@@ -204,13 +204,15 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await?;
         if let Some((memory, file)) = &self.snapshots {
+            let started = std::time::Instant::now();
             let saved = memory.export(Millis::now());
             file.save(&saved, Millis::now())
                 .map_err(std::io::Error::other)?;
             log::info!(
-                "saved {} sessions to {}",
+                "saved {} sessions to {} in {} ms",
                 saved.len(),
-                file.path().display()
+                file.path().display(),
+                started.elapsed().as_millis()
             );
         }
         Ok(())

@@ -154,6 +154,24 @@ impl NewSession {
     }
 }
 
+impl NewSession {
+    /// The session this login becomes, created at `now`.
+    pub fn into_data(self, id: super::SessionId, now: super::Millis) -> super::SessionData {
+        super::SessionData {
+            id,
+            user_id: self.user_id,
+            name: self.name,
+            organisation: self.organisation,
+            ip_address: self.ip_address,
+            server_name: self.server_name,
+            roles: self.roles.into(),
+            user_agent: self.user_agent,
+            timeout_seconds: self.timeout_seconds,
+            created_at: now,
+        }
+    }
+}
+
 /// A JSON number that is a whole number (`1800` or `1800.0`, as JSON Schema's `integer`).
 fn whole_number(n: &serde_json::Number) -> Option<i64> {
     n.as_i64().or_else(|| {

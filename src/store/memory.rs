@@ -668,19 +668,7 @@ impl SessionStore for MemoryStore {
             digest,
             session,
         } = insert;
-        let data = SessionData {
-            id,
-            user_id: session.user_id,
-            name: session.name,
-            organisation: session.organisation,
-            ip_address: session.ip_address,
-            server_name: session.server_name,
-            roles: session.roles.into(),
-            user_agent: session.user_agent,
-            timeout_seconds: session.timeout_seconds,
-            created_at: now,
-        };
-        let slot = table.insert(data, digest, now);
+        let slot = table.insert(session.into_data(id, now), digest, now);
         Ok((
             table.record(table.row(slot), self.max_lifetime_seconds),
             replaced,

@@ -434,18 +434,7 @@ impl SessionStore for RedisStore {
         let replaced: Vec<SessionId> = rest.iter().filter_map(|s| SessionId::parse(s)).collect();
         let saved = Saved {
             digest,
-            data: SessionData {
-                id,
-                user_id: session.user_id,
-                name: session.name,
-                organisation: session.organisation,
-                ip_address: session.ip_address,
-                server_name: session.server_name,
-                roles: session.roles.into(),
-                user_agent: session.user_agent,
-                timeout_seconds: session.timeout_seconds,
-                created_at: now,
-            },
+            data: session.into_data(id, now),
             last_active_at: now,
         };
         // The replica learns of the new session from the change feed, in order with every

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::helpers::{unique, wait_until, Login};
+use crate::helpers::{unique, wait_until, without_clock_fields, Login};
 use crate::process::Process;
 use crate::redis_server::RedisServer;
 
@@ -26,34 +26,25 @@ fn admin(node: &Process) -> Login {
 
 /// The listing as both nodes must agree on it: without `own` and the clock-driven fields.
 fn listing(node: &Process, token: &str, query: &str) -> Vec<Value> {
-    node.list_all(token, query)
-        .into_iter()
-        .map(|mut s| {
-            let o = s.as_object_mut().unwrap();
-            for field in [
-                "own",
-                "idle_seconds",
-                "session_time_seconds",
-                "last_active_at",
-                "expires_at",
-            ] {
-                o.remove(field);
-            }
-            s
-        })
-        .collect()
+    without_clock_fields(node.list_all(token, query))
 }
 
-#[test]
-fn a_session_made_on_one_node_lives_and_ends_on_every_node() {
-    let Some(redis) = RedisServer::start() else {
-        return;
-    };
+/// A Redis and two nodes on it, named NODE-A and NODE-B, under a prefix of their own.
+fn cluster() -> Option<(RedisServer, Process, Process)> {
+    let redis = RedisServer::start()?;
     let prefix = format!("{}:", unique());
     let (a, b) = (
         node(&redis, "NODE-A", &prefix),
         node(&redis, "NODE-B", &prefix),
     );
+    Some((redis, a, b))
+}
+
+#[test]
+fn a_session_made_on_one_node_lives_and_ends_on_every_node() {
+    let Some((_redis, a, b)) = cluster() else {
+        return;
+    };
     let admin_a = admin(&a);
 
     let user = a.login(&unique(), "10.1.0.1");
@@ -88,14 +79,9 @@ fn a_session_made_on_one_node_lives_and_ends_on_every_node() {
 
 #[test]
 fn every_node_lists_every_nodes_sessions_alike() {
-    let Some(redis) = RedisServer::start() else {
+    let Some((_redis, a, b)) = cluster() else {
         return;
     };
-    let prefix = format!("{}:", unique());
-    let (a, b) = (
-        node(&redis, "NODE-A", &prefix),
-        node(&redis, "NODE-B", &prefix),
-    );
     let admin_a = admin(&a);
     let org = unique();
     for i in 0..12 {
@@ -197,14 +183,9 @@ fn deployments_with_different_prefixes_do_not_see_each_other() {
 
 #[test]
 fn redis_down_means_503_fast_and_recovery_needs_no_restart() {
-    let Some(mut redis) = RedisServer::start() else {
+    let Some((mut redis, a, b)) = cluster() else {
         return;
     };
-    let prefix = format!("{}:", unique());
-    let (a, b) = (
-        node(&redis, "NODE-A", &prefix),
-        node(&redis, "NODE-B", &prefix),
-    );
     let admin_a = admin(&a);
     let user = b.login(&unique(), "10.0.0.5");
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::helpers::{unique, wait_until, Login};
+use crate::helpers::{unique, wait_until, without_clock_fields, Login};
 use crate::process::Process;
 use sessiond::snapshot::SnapshotFile;
 
@@ -38,24 +38,7 @@ fn sessions(server: &Process, count: usize) -> (Login, Vec<Login>) {
 }
 
 fn listing(server: &Process, admin: &Login) -> Vec<Value> {
-    server
-        .list_all(&admin.token, "sort=session_time&limit=1000")
-        .into_iter()
-        .map(|mut s| {
-            // What changes with the clock alone.
-            let object = s.as_object_mut().unwrap();
-            for volatile in [
-                "session_time_seconds",
-                "idle_seconds",
-                "own",
-                "last_active_at",
-                "expires_at",
-            ] {
-                object.remove(volatile);
-            }
-            s
-        })
-        .collect()
+    without_clock_fields(server.list_all(&admin.token, "sort=session_time&limit=1000"))
 }
 
 #[test]
