@@ -55,8 +55,7 @@ fn filled(now: Millis) -> (MemoryStore, Vec<TokenDigest>, Vec<SessionId>) {
 }
 
 fn query(text: &str) -> ListQuery {
-    let params: ListParams = serde_json::from_value(serde_json::json!({})).unwrap();
-    let mut query = ListQuery::parse(params).unwrap();
+    let mut query = ListQuery::parse(ListParams::default()).unwrap();
     if !text.is_empty() {
         query.filters.q = Some(text.to_string());
     }

@@ -16,7 +16,7 @@ pub const MAX_LIMIT: usize = 1000;
 const MAX_FILTER_CHARS: usize = 256;
 
 /// `GET /sessions` query. Unknown parameters are rejected, so `organization=` is caught.
-#[derive(Deserialize, IntoParams)]
+#[derive(Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
@@ -381,17 +381,7 @@ mod tests {
     use super::*;
 
     fn params() -> ListParams {
-        ListParams {
-            organisation: None,
-            user_id: None,
-            server_name: None,
-            ip_address: None,
-            q: None,
-            sort: None,
-            order: None,
-            limit: None,
-            cursor: None,
-        }
+        ListParams::default()
     }
 
     fn position() -> Position {

@@ -1,13 +1,12 @@
 //! Several sessiond nodes sharing one Redis: every rule holds across nodes.
 
 use std::collections::HashSet;
-use std::sync::{Arc, Barrier};
-use std::thread;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::helpers::{unique, wait_until, without_clock_fields, Login};
+use crate::helpers::{race_logins, unique, wait_until, without_clock_fields, Login};
 use crate::process::Process;
 use crate::redis_server::RedisServer;
 
@@ -128,40 +127,13 @@ fn every_node_lists_every_nodes_sessions_alike() {
 
 #[test]
 fn simultaneous_logins_through_both_nodes_let_exactly_one_in() {
-    let Some(redis) = RedisServer::start() else {
+    let Some((_redis, a, b)) = cluster() else {
         return;
     };
-    let prefix = format!("{}:", unique());
-    let nodes = Arc::new([
-        node(&redis, "NODE-A", &prefix),
-        node(&redis, "NODE-B", &prefix),
-    ]);
-    for round in 0..5 {
-        let user = unique();
-        let racers = 12;
-        let start = Arc::new(Barrier::new(racers));
-        let handles: Vec<_> = (0..racers)
-            .map(|i| {
-                let (nodes, start, user) = (nodes.clone(), start.clone(), user.clone());
-                thread::spawn(move || {
-                    start.wait();
-                    nodes[i % 2]
-                        .create(&json!({"user_id": user, "name": "Racer", "ip_address": format!("10.{round}.1.{i}")}))
-                        .status
-                })
-            })
-            .collect();
-        let statuses: Vec<u16> = handles.into_iter().map(|h| h.join().unwrap()).collect();
-        assert_eq!(
-            statuses.iter().filter(|&&s| s == 201).count(),
-            1,
-            "{statuses:?}"
-        );
-        assert_eq!(
-            statuses.iter().filter(|&&s| s == 409).count(),
-            racers - 1,
-            "{statuses:?}"
-        );
+    let nodes = Arc::new([a, b]);
+    for _round in 0..5 {
+        let nodes = nodes.clone();
+        race_logins(12, move |i, body| nodes[i % 2].create(body).status);
     }
 }
 

@@ -331,3 +331,34 @@ pub fn without_clock_fields(sessions: Vec<Value>) -> Vec<Value> {
         })
         .collect()
 }
+
+/// Sends `racers` logins of one new user, each from its own address, all released at once by
+/// a barrier; `login(i, body)` sends racer `i`'s and returns the status. Asserts that exactly
+/// one got in and every other was denied.
+pub fn race_logins(racers: usize, login: impl Fn(usize, &Value) -> u16 + Send + Sync + 'static) {
+    let login = std::sync::Arc::new(login);
+    let user = unique();
+    let start = std::sync::Arc::new(std::sync::Barrier::new(racers));
+    let handles: Vec<_> = (0..racers)
+        .map(|i| {
+            let (login, start, user) = (login.clone(), start.clone(), user.clone());
+            thread::spawn(move || {
+                let body = serde_json::json!({"user_id": user, "name": "Racer",
+                    "ip_address": format!("10.77.{}.{}", i / 250, i % 250)});
+                start.wait();
+                login(i, &body)
+            })
+        })
+        .collect();
+    let statuses: Vec<u16> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    assert_eq!(
+        statuses.iter().filter(|&&s| s == 201).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|&&s| s == 409).count(),
+        racers - 1,
+        "{statuses:?}"
+    );
+}

@@ -1,12 +1,11 @@
 //! The concurrent-session policy.
 
-use std::sync::{Arc, Barrier};
-use std::thread;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
 
-use crate::helpers::{spawn_app, spawn_app_with, unique, wait_until};
+use crate::helpers::{race_logins, spawn_app, spawn_app_with, unique, wait_until};
 use sessiond::domain::ConcurrentSessions;
 
 #[test]
@@ -99,28 +98,8 @@ fn allow_sets_no_limit() {
 #[test]
 fn of_simultaneous_logins_from_different_ips_exactly_one_wins() {
     let app = Arc::new(spawn_app());
-    for round in 0..5 {
-        let user = unique();
-        let racers = 16;
-        let start = Arc::new(Barrier::new(racers));
-        let handles: Vec<_> = (0..racers)
-            .map(|i| {
-                let (app, start, user) = (app.clone(), start.clone(), user.clone());
-                thread::spawn(move || {
-                    start.wait();
-                    app.create(&json!({
-                        "user_id": user, "name": "Racer", "ip_address": format!("10.{round}.0.{i}")
-                    }))
-                    .status
-                })
-            })
-            .collect();
-        let statuses: Vec<u16> = handles.into_iter().map(|h| h.join().unwrap()).collect();
-        assert_eq!(
-            statuses.iter().filter(|&&s| s == 201).count(),
-            1,
-            "{statuses:?}"
-        );
-        assert_eq!(statuses.iter().filter(|&&s| s == 409).count(), racers - 1);
+    for _round in 0..5 {
+        let app = app.clone();
+        race_logins(16, move |_, body| app.create(body).status);
     }
 }

@@ -30,10 +30,7 @@ proptest! {
 
     #[test]
     fn any_cursor_is_a_page_or_a_clean_refusal(cursor in ".{0,200}", limit in -5i64..1100) {
-        let params = ListParams {
-            organisation: None, user_id: None, server_name: None, ip_address: None, q: None,
-            sort: None, order: None, limit: Some(limit), cursor: Some(cursor),
-        };
+        let params = ListParams { limit: Some(limit), cursor: Some(cursor), ..ListParams::default() };
         match ListQuery::parse(params) {
             Ok(query) => prop_assert!((1..=1000).contains(&query.limit)),
             Err(message) => prop_assert!(!message.is_empty()),
@@ -167,8 +164,7 @@ proptest! {
                     Op::Wait { seconds } => now += u64::from(seconds) * 1000,
                     _ => {}
                 }
-                let params = ListParams { organisation: None, user_id: None, server_name: None,
-                    ip_address: None, q: None, sort: None, order: None, limit: Some(1000), cursor: None };
+                let params = ListParams { limit: Some(1000), ..ListParams::default() };
                 let page = store.list(&ListQuery::parse(params).unwrap(), &Scope::All, Millis(now)).await.unwrap();
                 let expected = reference.values().filter(|(_, r)| r.live(now)).count();
                 assert_eq!(page.total as usize, expected);

@@ -257,14 +257,9 @@ async fn deletes_respect_the_scope_and_report_what_ended(store: SharedStore) {
 fn query(org: &str, limit: i64, cursor: Option<String>) -> ListQuery {
     ListQuery::parse(ListParams {
         organisation: Some(org.into()),
-        user_id: None,
-        server_name: None,
-        ip_address: None,
-        q: None,
-        sort: None,
-        order: None,
         limit: Some(limit),
         cursor,
+        ..ListParams::default()
     })
     .unwrap()
 }
