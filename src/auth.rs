@@ -15,10 +15,15 @@ use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 
 use crate::domain::{Millis, Scope, SessionId, SessionRecord, TokenDigest};
 use crate::error::{ApiError, Challenge, Code};
-use crate::observe::CallerSession;
-use crate::startup::AppState;
+use crate::service::Acting;
+use crate::state::AppState;
 
 pub const SERVICE_KEY_HEADER: &str = "X-Service-Key";
+
+/// The caller's session id, left in the request's extensions by the authenticating extractor
+/// for the access log. The id grants nothing, so it may be logged; the token never is.
+#[derive(Clone, Copy)]
+pub struct CallerSession(pub SessionId);
 
 fn state(req: &HttpRequest) -> Result<web::Data<AppState>, ApiError> {
     req.app_data::<web::Data<AppState>>()
@@ -40,7 +45,7 @@ impl FromRequest for ServiceCaller {
                     Challenge::ServiceKey,
                     "this operation needs an X-Service-Key header",
                 )),
-                Some(key) if state.service_keys.accepts_header(key.as_bytes()) => Ok(ServiceCaller),
+                Some(key) if state.service_keys.accepts(key.as_bytes()) => Ok(ServiceCaller),
                 Some(_) => Err(ApiError::unauthorized(
                     Challenge::ServiceKey,
                     "the X-Service-Key is not valid",
@@ -105,7 +110,7 @@ impl FromRequest for Caller {
         Box::pin(async move {
             let (state, digest) = found?;
             let now = Millis::now();
-            match state.store.authenticate(&digest, now).await? {
+            match state.sessions.authenticate(&digest, now).await? {
                 Some(session) => {
                     req.extensions_mut().insert(CallerSession(session.data.id));
                     Ok(Caller { session, now })
@@ -143,5 +148,16 @@ impl FromRequest for AdminCaller {
             };
             Ok(AdminCaller { caller, scope })
         })
+    }
+}
+
+impl AdminCaller {
+    /// The administrator, as the session service sees one acting.
+    pub fn acting(&self) -> Acting<'_> {
+        Acting {
+            admin: &self.caller.session.data,
+            scope: &self.scope,
+            now: self.caller.now,
+        }
     }
 }

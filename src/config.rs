@@ -4,40 +4,12 @@ use std::net::{SocketAddr, ToSocketAddrs};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use clap::error::{ContextKind, ContextValue, ErrorKind};
-use clap::{Args, CommandFactory, Parser, Subcommand};
+use clap::{Args, Parser};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::domain::limits::{MAX_TEXT_CHARS, MAX_TIMEOUT_SECONDS};
 use crate::domain::ConcurrentSessions;
-
-#[derive(Parser, Debug)]
-#[command(
-    name = "sessiond",
-    version,
-    about = "Session management service: issues, validates and expires login sessions",
-    long_about = None
-)]
-pub struct Cli {
-    #[command(flatten)]
-    pub settings: Settings,
-    #[command(subcommand)]
-    pub command: Option<Command>,
-}
-
-#[derive(Subcommand, Debug)]
-pub enum Command {
-    /// Print the OpenAPI document to stdout and exit.
-    Openapi,
-    /// Manage the sessions of a running sessiond: list, delete, whoami, login.
-    Sessions(crate::cli::SessionsArgs),
-    /// Probe a running sessiond's /healthz; exit 0 when it answers 200, 1 otherwise.
-    Healthcheck {
-        /// The URL to probe; by default /healthz on the SESSIOND_BIND address.
-        #[arg(long, value_name = "URL")]
-        url: Option<String>,
-    },
-}
 
 #[derive(Args, Clone, Debug)]
 pub struct Settings {
@@ -54,8 +26,8 @@ pub struct Settings {
     #[arg(long, env = "SESSIOND_SERVICE_KEYS", value_name = "KEY,...", hide_env_values = true, value_parser = ServiceKeys::parse)]
     pub service_keys: Option<ServiceKeys>,
 
-    /// Default idle timeout of a session, in seconds (1..=604800).
-    #[arg(long, env = "SESSIOND_IDLE_TIMEOUT", default_value_t = 1800, value_name = "SECONDS", value_parser = clap::value_parser!(u32).range(1..=604_800))]
+    /// Default idle timeout of a session, in seconds (1 to a week).
+    #[arg(long, env = "SESSIOND_IDLE_TIMEOUT", default_value_t = 1800, value_name = "SECONDS", value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_TIMEOUT_SECONDS)))]
     pub idle_timeout: u32,
 
     /// Absolute lifetime of every session, in seconds, however active it is.
@@ -102,7 +74,12 @@ pub struct Settings {
 impl Settings {
     /// The defaults, as if no variable or flag were given.
     pub fn defaults() -> Self {
-        Cli::parse_from(["sessiond"]).settings
+        #[derive(Parser)]
+        struct Only {
+            #[command(flatten)]
+            settings: Settings,
+        }
+        Only::parse_from(["sessiond"]).settings
     }
 }
 
@@ -141,13 +118,9 @@ impl ServiceKeys {
         (Self::from_keys(&[&key]), key)
     }
 
-    /// Constant time over every configured key: no early exit reveals which one matched.
-    pub fn accepts(&self, presented: &str) -> bool {
-        self.accepts_header(presented.as_bytes())
-    }
-
-    /// [`Self::accepts`] for a raw header value.
-    pub fn accepts_header(&self, presented: &[u8]) -> bool {
+    /// Whether a presented key (a raw header value) is one of ours. Constant time over every
+    /// configured key: no early exit reveals which one matched.
+    pub fn accepts(&self, presented: &[u8]) -> bool {
         let digest: [u8; 32] = Sha256::digest(presented).into();
         self.0
             .iter()
@@ -225,34 +198,12 @@ fn parse_bind(text: &str) -> Result<SocketAddr, String> {
 
 fn parse_server_name(text: &str) -> Result<String, String> {
     let count = text.chars().count();
-    if count == 0 || count > 256 || text.chars().any(char::is_control) {
-        return Err("must be 1 to 256 characters, none of them control characters".into());
+    if count == 0 || count > MAX_TEXT_CHARS || text.chars().any(char::is_control) {
+        return Err(format!(
+            "must be 1 to {MAX_TEXT_CHARS} characters, none of them control characters"
+        ));
     }
     Ok(text.to_string())
-}
-
-/// One line for a setting that cannot be used, naming its variable and flag; `None` for
-/// other command-line errors, which clap explains best itself.
-pub fn describe_setting_error(error: &clap::Error) -> Option<String> {
-    if !matches!(
-        error.kind(),
-        ErrorKind::ValueValidation | ErrorKind::InvalidValue
-    ) {
-        return None;
-    }
-    let Some(ContextValue::String(arg)) = error.get(ContextKind::InvalidArg) else {
-        return None;
-    };
-    let flag = arg.split_whitespace().next().unwrap_or_default();
-    let env = Cli::command()
-        .get_arguments()
-        .find(|a| a.get_long().is_some_and(|l| format!("--{l}") == flag))
-        .and_then(|a| a.get_env())
-        .map(|e| e.to_string_lossy().into_owned())?;
-    let rendered = error.to_string();
-    let line = rendered.lines().next().unwrap_or_default();
-    let line = line.trim_start_matches("error: ");
-    Some(format!("sessiond: bad setting {env} ({flag}): {line}"))
 }
 
 #[cfg(test)]
@@ -273,21 +224,13 @@ mod tests {
     #[test]
     fn service_keys_rotate_and_compare() {
         let keys = ServiceKeys::parse("old-key, new-key").unwrap();
-        assert!(keys.accepts("old-key"));
-        assert!(keys.accepts("new-key"));
-        assert!(!keys.accepts("new-ke"));
-        assert!(!keys.accepts(""));
+        assert!(keys.accepts(b"old-key"));
+        assert!(keys.accepts(b"new-key"));
+        assert!(!keys.accepts(b"new-ke"));
+        assert!(!keys.accepts(b""));
         for bad in ["", " ", "a,,b", "a,"] {
             assert!(ServiceKeys::parse(bad).is_err(), "{bad:?}");
         }
-    }
-
-    #[test]
-    fn a_bad_flag_names_its_variable() {
-        let error = Cli::try_parse_from(["sessiond", "--idle-timeout", "0"]).unwrap_err();
-        let line = describe_setting_error(&error).unwrap();
-        assert!(line.contains("SESSIOND_IDLE_TIMEOUT"), "{line}");
-        assert!(!line.contains('\n'));
     }
 
     #[test]

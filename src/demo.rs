@@ -17,7 +17,7 @@ struct Sample {
     age: u64,
 }
 
-const fn s(
+const fn sample(
     user_id: &'static str,
     name: &'static str,
     organisation: &'static str,
@@ -38,7 +38,7 @@ const fn s(
 }
 
 const SAMPLES: &[Sample] = &[
-    s(
+    sample(
         "tpringle",
         "Teresa Pringle",
         "Default",
@@ -47,7 +47,7 @@ const SAMPLES: &[Sample] = &[
         1800,
         53,
     ),
-    s(
+    sample(
         "mwebb",
         "Marcus Webb",
         "Default",
@@ -56,7 +56,7 @@ const SAMPLES: &[Sample] = &[
         1800,
         1_210,
     ),
-    s(
+    sample(
         "lchen",
         "Lena Chen",
         "Default",
@@ -65,7 +65,7 @@ const SAMPLES: &[Sample] = &[
         3600,
         2_745,
     ),
-    s(
+    sample(
         "okafor",
         "Chidi Okafor",
         "Acme Corp",
@@ -74,7 +74,7 @@ const SAMPLES: &[Sample] = &[
         1800,
         412,
     ),
-    s(
+    sample(
         "jsilva",
         "João Silva",
         "Acme Corp",
@@ -83,7 +83,7 @@ const SAMPLES: &[Sample] = &[
         7200,
         5_405,
     ),
-    s(
+    sample(
         "akowalski",
         "Anna Kowalski",
         "Acme Corp",
@@ -92,7 +92,7 @@ const SAMPLES: &[Sample] = &[
         1800,
         95,
     ),
-    s(
+    sample(
         "rpatel",
         "Ravi Patel",
         "Globex",
@@ -101,7 +101,7 @@ const SAMPLES: &[Sample] = &[
         14_400,
         11_230,
     ),
-    s(
+    sample(
         "mgarcia",
         "María García",
         "Globex",
@@ -110,7 +110,7 @@ const SAMPLES: &[Sample] = &[
         900,
         310,
     ),
-    s(
+    sample(
         "hnakamura",
         "Hiro Nakamura",
         "Globex",
@@ -119,7 +119,7 @@ const SAMPLES: &[Sample] = &[
         1800,
         1_530,
     ),
-    s(
+    sample(
         "ebrown",
         "Emily Brown",
         "Initech",
@@ -128,7 +128,7 @@ const SAMPLES: &[Sample] = &[
         3600,
         2_020,
     ),
-    s(
+    sample(
         "pdubois",
         "Pierre Dubois",
         "Initech",
@@ -137,7 +137,7 @@ const SAMPLES: &[Sample] = &[
         1800,
         640,
     ),
-    s(
+    sample(
         "sjohansson",
         "Sara Johansson",
         "Initech",
@@ -196,7 +196,7 @@ pub async fn seed(store: &dyn SessionStore) -> Result<String, StoreError> {
     // Marcus Webb tries again from a second address and is refused, as users are.
     let second_ip = Sample {
         ip: "198.51.100.23",
-        ..s("mwebb", "Marcus Webb", "Default", "", "APP-02", 1800, 0)
+        ..sample("mwebb", "Marcus Webb", "Default", "", "APP-02", 1800, 0)
     };
     match insert(store, new_session(&second_ip, vec![]), ConcurrentSessions::DenyOtherIp, now).await {
         Err(StoreError::LoginDenied(_)) => log::info!(
@@ -206,7 +206,7 @@ pub async fn seed(store: &dyn SessionStore) -> Result<String, StoreError> {
             other?;
         }
     }
-    let admin = s(
+    let admin = sample(
         "admin",
         "Ada Admin",
         "Default",

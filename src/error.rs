@@ -14,88 +14,90 @@ use actix_web::{HttpRequest, HttpResponse, ResponseError};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::store::{Existing, StoreError};
+/// Declares [`Code`] from one table: each code's variant, HTTP status, wire name and title are
+/// written once, on one line.
+macro_rules! codes {
+    ($($variant:ident => $status:ident, $name:literal, $title:literal;)*) => {
+        /// The stable, machine-readable reason of a problem.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum Code {
+            $($variant,)*
+        }
 
-/// The stable, machine-readable reason of a problem.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum Code {
-    InvalidRequest,
-    Unauthorized,
-    Forbidden,
-    NotFound,
-    MethodNotAllowed,
-    OwnSession,
-    LoginDenied,
-    PayloadTooLarge,
-    UnsupportedMediaType,
-    Unavailable,
-    Internal,
+        impl Code {
+            /// Every code, in table order.
+            pub const ALL: &'static [Code] = &[$(Code::$variant,)*];
+
+            pub fn status(self) -> StatusCode {
+                match self {
+                    $(Code::$variant => StatusCode::$status,)*
+                }
+            }
+
+            /// The word clients match on, e.g. `login-denied`.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Code::$variant => $name,)*
+                }
+            }
+
+            fn title(self) -> &'static str {
+                match self {
+                    $(Code::$variant => $title,)*
+                }
+            }
+        }
+    };
+}
+
+codes! {
+    InvalidRequest => BAD_REQUEST, "invalid-request", "The request is not valid";
+    Unauthorized => UNAUTHORIZED, "unauthorized", "Authentication is required";
+    Forbidden => FORBIDDEN, "forbidden", "Not allowed";
+    NotFound => NOT_FOUND, "not-found", "Not found";
+    MethodNotAllowed => METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed";
+    OwnSession => CONFLICT, "own-session", "That is your own session";
+    LoginDenied => CONFLICT, "login-denied", "Login denied";
+    PayloadTooLarge => PAYLOAD_TOO_LARGE, "payload-too-large", "Request body too large";
+    UnsupportedMediaType => UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type", "Unsupported media type";
+    Unavailable => SERVICE_UNAVAILABLE, "unavailable", "Service unavailable";
+    Internal => INTERNAL_SERVER_ERROR, "internal", "Internal error";
 }
 
 impl Code {
-    pub fn status(self) -> StatusCode {
-        match self {
-            Code::InvalidRequest => StatusCode::BAD_REQUEST,
-            Code::Unauthorized => StatusCode::UNAUTHORIZED,
-            Code::Forbidden => StatusCode::FORBIDDEN,
-            Code::NotFound => StatusCode::NOT_FOUND,
-            Code::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Code::OwnSession | Code::LoginDenied => StatusCode::CONFLICT,
-            Code::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Code::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-            Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
-
-    /// The code for a status that arrives without one (from middleware or the HTTP layer).
+    /// The code for a status that arrives without one (from middleware or the HTTP layer): the
+    /// first code of the table with that status, else the generic client or server error.
+    /// A `409` never arrives without a code of its own.
     pub fn for_status(status: StatusCode) -> Code {
-        match status.as_u16() {
-            401 => Code::Unauthorized,
-            403 => Code::Forbidden,
-            404 => Code::NotFound,
-            405 => Code::MethodNotAllowed,
-            413 => Code::PayloadTooLarge,
-            415 => Code::UnsupportedMediaType,
-            503 => Code::Unavailable,
-            s if s >= 500 => Code::Internal,
-            _ => Code::InvalidRequest,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Code::InvalidRequest => "invalid-request",
-            Code::Unauthorized => "unauthorized",
-            Code::Forbidden => "forbidden",
-            Code::NotFound => "not-found",
-            Code::MethodNotAllowed => "method-not-allowed",
-            Code::OwnSession => "own-session",
-            Code::LoginDenied => "login-denied",
-            Code::PayloadTooLarge => "payload-too-large",
-            Code::UnsupportedMediaType => "unsupported-media-type",
-            Code::Unavailable => "unavailable",
-            Code::Internal => "internal",
-        }
-    }
-
-    fn title(self) -> &'static str {
-        match self {
-            Code::InvalidRequest => "The request is not valid",
-            Code::Unauthorized => "Authentication is required",
-            Code::Forbidden => "Not allowed",
-            Code::NotFound => "Not found",
-            Code::MethodNotAllowed => "Method not allowed",
-            Code::OwnSession => "That is your own session",
-            Code::LoginDenied => "Login denied",
-            Code::PayloadTooLarge => "Request body too large",
-            Code::UnsupportedMediaType => "Unsupported media type",
-            Code::Unavailable => "Service unavailable",
-            Code::Internal => "Internal error",
-        }
+        Code::ALL
+            .iter()
+            .copied()
+            .find(|code| code.status() == status && status != StatusCode::CONFLICT)
+            .unwrap_or(if status.is_server_error() {
+                Code::Internal
+            } else {
+                Code::InvalidRequest
+            })
     }
 }
+
+impl Serialize for Code {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl utoipa::PartialSchema for Code {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .description(Some("The stable, machine-readable reason of a problem."))
+            .enum_values(Some(Code::ALL.iter().map(|c| c.as_str())))
+            .into()
+    }
+}
+
+impl ToSchema for Code {}
 
 /// Which credential a `401` asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -116,7 +118,7 @@ pub struct ApiError {
     detail: String,
     challenge: Option<Challenge>,
     allow: Option<String>,
-    sessions: Vec<Existing>,
+    sessions: Vec<ExistingSession>,
 }
 
 impl ApiError {
@@ -159,10 +161,6 @@ impl ApiError {
         }
     }
 
-    pub fn code(&self) -> Code {
-        self.code
-    }
-
     /// Keeps a status the code table does not name (a `408` from a middleware, say).
     pub fn with_status(self, status: StatusCode) -> Self {
         ApiError {
@@ -170,32 +168,29 @@ impl ApiError {
             ..self
         }
     }
-}
 
-impl From<StoreError> for ApiError {
-    fn from(error: StoreError) -> Self {
-        match error {
-            StoreError::LoginDenied(sessions) => {
-                let ips: Vec<String> = sessions.iter().map(|s| s.ip_address.to_string()).collect();
-                ApiError {
-                    sessions,
-                    ..Self::new(
-                        Code::LoginDenied,
-                        format!(
-                            "the user already has a session from {}; an administrator can end it",
-                            ips.join(", ")
-                        ),
-                    )
-                }
-            }
-            StoreError::Unavailable(reason) => {
-                log::error!("session store unavailable: {reason}");
-                Self::new(
-                    Code::Unavailable,
-                    "the session store cannot be reached; try again shortly",
-                )
-            }
+    /// `409 login-denied`: the user's other sessions block this login.
+    pub fn login_denied(sessions: Vec<ExistingSession>) -> Self {
+        let ips: Vec<String> = sessions.iter().map(|s| s.ip_address.to_string()).collect();
+        ApiError {
+            sessions,
+            ..Self::new(
+                Code::LoginDenied,
+                format!(
+                    "the user already has a session from {}; an administrator can end it",
+                    ips.join(", ")
+                ),
+            )
         }
+    }
+
+    /// `503`: the session store cannot be reached. The reason goes to the log only.
+    pub fn unavailable(reason: &str) -> Self {
+        log::error!("session store unavailable: {reason}");
+        Self::new(
+            Code::Unavailable,
+            "the session store cannot be reached; try again shortly",
+        )
     }
 }
 
@@ -220,7 +215,7 @@ pub struct Problem {
 }
 
 /// One of the user's existing sessions, in a `login-denied` problem.
-#[derive(Serialize, ToSchema)]
+#[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct ExistingSession {
     #[schema(example = "8c1f0c5e-7d3a-4b9e-9a41-2f6c1d0e5b7a")]
     pub id: String,
@@ -251,15 +246,7 @@ impl ResponseError for ApiError {
             status: status.as_u16(),
             detail: self.detail.clone(),
             code: self.code,
-            sessions: self
-                .sessions
-                .iter()
-                .map(|s| ExistingSession {
-                    id: s.id.to_string(),
-                    ip_address: s.ip_address,
-                    server_name: s.server_name.to_string(),
-                })
-                .collect(),
+            sessions: self.sessions.clone(),
         };
         let mut response = HttpResponse::build(status);
         response.content_type("application/problem+json");

@@ -1,10 +1,8 @@
-use std::net::{Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::error::ErrorKind;
 use clap::Parser;
-use sessiond::config::{describe_setting_error, Cli, Command};
+use sessiond::cli::{describe_setting_error, healthcheck, run_sessions, Cli, Command};
 use sessiond::startup::Application;
 
 fn main() -> ExitCode {
@@ -27,7 +25,7 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Some(Command::Healthcheck { url }) => return healthcheck(url, cli.settings.bind),
-        Some(Command::Sessions(args)) => return sessiond::cli::run(args),
+        Some(Command::Sessions(args)) => return run_sessions(args),
         None => {}
     }
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
@@ -51,34 +49,4 @@ fn main() -> ExitCode {
             }
         }
     })
-}
-
-/// Probes `/healthz` without any shell tool, for container health checks.
-fn healthcheck(url: Option<String>, bind: SocketAddr) -> ExitCode {
-    let url = url.unwrap_or_else(|| {
-        let mut address = bind;
-        if address.ip().is_unspecified() {
-            address.set_ip(Ipv4Addr::LOCALHOST.into());
-        }
-        format!("http://{address}/healthz")
-    });
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_global(Some(Duration::from_secs(3)))
-        .http_status_as_error(false)
-        .build()
-        .into();
-    match agent.get(&url).call() {
-        Ok(response) if response.status() == 200 => {
-            println!("healthy: {url}");
-            ExitCode::SUCCESS
-        }
-        Ok(response) => {
-            eprintln!("unhealthy: {url} answered {}", response.status());
-            ExitCode::FAILURE
-        }
-        Err(e) => {
-            eprintln!("unhealthy: {url}: {e}");
-            ExitCode::FAILURE
-        }
-    }
 }

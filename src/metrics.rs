@@ -38,13 +38,8 @@ pub struct Metrics {
     http_duration: HistogramVec,
 }
 
-impl Default for Metrics {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl Metrics {
+    #[allow(clippy::new_without_default)]
     pub fn new() -> Self {
         let registry =
             Registry::new_custom(Some("sessiond".into()), None).expect("a valid metric prefix");

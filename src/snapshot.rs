@@ -19,7 +19,7 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 
 use crate::domain::{Millis, SessionData, SessionId, TokenDigest};
-use crate::store::Saved;
+use crate::store::SavedSession;
 
 const MAGIC: &[u8; 8] = b"SESSIOND";
 pub const VERSION: u32 = 1;
@@ -39,6 +39,14 @@ pub enum SnapshotError {
         path: PathBuf,
         source: std::io::Error,
     },
+}
+
+/// What a snapshot file holds.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// When it was written.
+    pub written_at: Millis,
+    pub sessions: Vec<SavedSession>,
 }
 
 /// Where snapshots live: one file in the data directory.
@@ -62,11 +70,11 @@ impl SnapshotFile {
         &self.path
     }
 
-    /// The saved sessions, or none when no snapshot was written yet.
-    pub fn load(&self) -> Result<Vec<Saved>, SnapshotError> {
+    /// The last snapshot, or `None` when none was written yet.
+    pub fn load(&self) -> Result<Option<Snapshot>, SnapshotError> {
         let bytes = match fs::read(&self.path) {
             Ok(bytes) => bytes,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(source) => {
                 return Err(SnapshotError::Read {
                     path: self.path.clone(),
@@ -74,14 +82,16 @@ impl SnapshotFile {
                 })
             }
         };
-        decode(&bytes).map_err(|reason| SnapshotError::Invalid {
-            path: self.path.clone(),
-            reason,
-        })
+        decode(&bytes)
+            .map(Some)
+            .map_err(|reason| SnapshotError::Invalid {
+                path: self.path.clone(),
+                reason,
+            })
     }
 
     /// Writes `sessions` atomically, replacing the previous snapshot.
-    pub fn save(&self, sessions: &[Saved], now: Millis) -> Result<(), SnapshotError> {
+    pub fn save(&self, sessions: &[SavedSession], now: Millis) -> Result<(), SnapshotError> {
         let bytes = encode(sessions, now);
         let temporary = self.path.with_extension("snapshot.tmp");
         let write = || -> std::io::Result<()> {
@@ -101,7 +111,7 @@ impl SnapshotFile {
     }
 }
 
-pub fn encode(sessions: &[Saved], now: Millis) -> Vec<u8> {
+pub fn encode(sessions: &[SavedSession], now: Millis) -> Vec<u8> {
     let mut out = Vec::with_capacity(64 + sessions.len() * 160);
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&VERSION.to_le_bytes());
@@ -150,7 +160,7 @@ pub fn encode(sessions: &[Saved], now: Millis) -> Vec<u8> {
 }
 
 /// Reads what [`encode`] wrote; every inconsistency is an error, never a panic.
-pub fn decode(bytes: &[u8]) -> Result<Vec<Saved>, String> {
+pub fn decode(bytes: &[u8]) -> Result<Snapshot, String> {
     if bytes.len() < 8 || &bytes[..8] != MAGIC {
         return Err("it is not a sessiond snapshot".into());
     }
@@ -168,7 +178,7 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<Saved>, String> {
             "it has format version {version}; this sessiond reads version {VERSION}"
         ));
     }
-    let _written_at = r.u64()?;
+    let written_at = Millis(r.u64()?);
     let count = r.u64()?;
     let mut sessions = Vec::with_capacity(count.min(1 << 24) as usize);
     for _ in 0..count {
@@ -194,7 +204,7 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<Saved>, String> {
         let timeout_seconds = r.u32()?;
         let created_at = Millis(r.u64()?);
         let last_active_at = Millis(r.u64()?);
-        sessions.push(Saved {
+        sessions.push(SavedSession {
             digest,
             data: SessionData {
                 id,
@@ -214,7 +224,10 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<Saved>, String> {
     if r.at != body.len() {
         return Err("it has trailing bytes".into());
     }
-    Ok(sessions)
+    Ok(Snapshot {
+        written_at,
+        sessions,
+    })
 }
 
 struct Reader<'a> {
@@ -264,8 +277,8 @@ impl Reader<'_> {
 mod tests {
     use super::*;
 
-    fn saved(i: u32) -> Saved {
-        Saved {
+    fn saved(i: u32) -> SavedSession {
+        SavedSession {
             digest: TokenDigest([i as u8; 32]),
             data: SessionData {
                 id: SessionId::generate(),
@@ -289,8 +302,10 @@ mod tests {
 
     #[test]
     fn round_trips_every_field() {
-        let sessions: Vec<Saved> = (0..10).map(saved).collect();
-        let decoded = decode(&encode(&sessions, Millis(5))).unwrap();
+        let sessions: Vec<SavedSession> = (0..10).map(saved).collect();
+        let snapshot = decode(&encode(&sessions, Millis(5))).unwrap();
+        assert_eq!(snapshot.written_at, Millis(5));
+        let decoded = snapshot.sessions;
         assert_eq!(decoded.len(), 10);
         for (a, b) in sessions.iter().zip(&decoded) {
             assert_eq!(a.digest, b.digest);

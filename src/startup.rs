@@ -1,11 +1,12 @@
-//! The application: settings in, a listening server out.
+//! The application: settings in, a listening server out. This module only wires: each step of
+//! [`Application::build`] is a function below.
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix_cors::Cors;
-use actix_web::dev::Server;
+use actix_web::dev::{Server, ServerHandle};
 use actix_web::http::header;
 use actix_web::middleware::{from_fn, Condition, DefaultHeaders};
 use actix_web::{web, App, HttpServer};
@@ -13,30 +14,20 @@ use utoipa_actix_web::AppExt;
 
 use crate::audit::AuditLog;
 use crate::config::{Origins, ServiceKeys, Settings, StoreSetting};
-use crate::domain::{ConcurrentSessions, Millis};
+use crate::domain::Millis;
 use crate::error::{json_error, path_error, query_error};
-use crate::metrics::{EndReason, Metrics};
-use crate::observe::{access_log, header_limits, problem_bodies};
-use crate::routes::{self, fallback::RouteTable};
+use crate::metrics::Metrics;
+use crate::middleware::{access_log, header_limits, problem_bodies};
+use crate::route_table::RouteTable;
+use crate::routes;
+use crate::service::Sessions;
 use crate::snapshot::{SnapshotError, SnapshotFile};
+use crate::state::AppState;
 use crate::store::{MemoryStore, RedisStore, SharedStore, StoreError};
 
 /// How often expired sessions are swept out of memory. They stop counting the instant they
 /// expire; this only frees their memory.
 pub const REAP_INTERVAL: Duration = Duration::from_secs(10);
-
-/// What every handler can reach.
-pub struct AppState {
-    pub store: SharedStore,
-    pub service_keys: ServiceKeys,
-    pub policy: ConcurrentSessions,
-    pub server_name: String,
-    pub idle_timeout: u32,
-    pub openapi_json: String,
-    pub routes: RouteTable,
-    pub metrics: Metrics,
-    pub audit: AuditLog,
-}
 
 /// Why the application could not start; each names what to fix.
 #[derive(Debug, thiserror::Error)]
@@ -56,12 +47,14 @@ pub enum StartupError {
     SnapshotsNeedMemory,
 }
 
+/// The memory store and where it is snapshotted, when sessions live in this process.
+type Snapshots = Option<(Arc<MemoryStore>, SnapshotFile)>;
+
 pub struct Application {
     server: Server,
     address: SocketAddr,
     store: SharedStore,
-    /// The memory store and where it is snapshotted, when sessions live in this process.
-    snapshots: Option<(Arc<MemoryStore>, SnapshotFile)>,
+    snapshots: Snapshots,
     demo_url: Option<String>,
 }
 
@@ -70,105 +63,20 @@ impl Application {
     /// free port) and prepares the server; it serves once [`Application::run_until_stopped`] is
     /// awaited. Must be called inside an actix system.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
-        let bind_error = |source| StartupError::Bind {
-            address: settings.bind,
-            source,
-        };
-        let listener = TcpListener::bind(settings.bind).map_err(bind_error)?;
-        let address = listener.local_addr().map_err(bind_error)?;
-        let (store, snapshots): (SharedStore, _) = match &settings.store {
-            StoreSetting::Memory => {
-                let memory = Arc::new(MemoryStore::new(settings.max_lifetime));
-                let snapshots = match &settings.data_dir {
-                    None => None,
-                    Some(dir) => Some((memory.clone(), restore(dir, &memory)?)),
-                };
-                (memory, snapshots)
-            }
-            StoreSetting::Redis(url) => {
-                if settings.data_dir.is_some() {
-                    return Err(StartupError::SnapshotsNeedMemory);
-                }
-                let redis = RedisStore::connect(url, &settings.redis_prefix, settings.max_lifetime)
-                    .await
-                    .map_err(StartupError::Redis)?;
-                (redis, None)
-            }
-        };
-        let service_keys = settings.service_keys.clone().unwrap_or_else(|| {
-            let (keys, key) = ServiceKeys::generate();
-            eprintln!(
-                "WARNING: SESSIOND_SERVICE_KEYS is not set, so this service key was generated \
-                 for local use only. It is printed this once:\n\n    X-Service-Key: {key}\n"
-            );
-            keys
-        });
+        let (listener, address) = bind(settings.bind)?;
+        let (store, snapshots) = open_store(&settings).await?;
+        let service_keys = service_keys(&settings);
         let demo_url = match settings.demo {
+            true => Some(seed_demo(&store, address).await?),
             false => None,
-            true => {
-                let token = crate::demo::seed(&*store)
-                    .await
-                    .map_err(StartupError::Demo)?;
-                Some(format!("{}/#token={token}", browsable(address)))
-            }
         };
-        let spec = crate::openapi::spec();
-        let state = web::Data::new(AppState {
-            store: store.clone(),
-            service_keys,
-            policy: settings.concurrent_sessions,
-            server_name: settings.server_name.clone(),
-            idle_timeout: settings.idle_timeout,
-            openapi_json: crate::openapi::spec_json(),
-            routes: RouteTable::from_spec(&spec),
-            metrics: Metrics::new(),
-            audit: AuditLog::new(settings.audit_capacity as usize),
-        });
-        let max_body = settings.max_body as usize;
-        let cors_origins = settings.cors_origins.clone();
-        let app_state = state.clone();
-        let server = HttpServer::new(move || {
-            let (app, _) = App::new()
-                .into_utoipa_app()
-                .configure(routes::configure)
-                .split_for_parts();
-            // The last `wrap` is the outermost: the access log sees every final response,
-            // problem bodies replace any plain error, including a CORS refusal.
-            app.app_data(app_state.clone())
-                .app_data(
-                    web::JsonConfig::default()
-                        .limit(max_body)
-                        .error_handler(json_error),
-                )
-                .app_data(web::QueryConfig::default().error_handler(query_error))
-                .app_data(web::PathConfig::default().error_handler(path_error))
-                .configure(routes::console::configure)
-                .configure(routes::docs::configure)
-                .default_service(web::to(routes::fallback::fallback))
-                .wrap(from_fn(header_limits))
-                .wrap(DefaultHeaders::new().add((header::X_CONTENT_TYPE_OPTIONS, "nosniff")))
-                .wrap(Condition::new(
-                    cors_origins.is_some(),
-                    cors(cors_origins.as_ref()),
-                ))
-                .wrap(from_fn(problem_bodies))
-                .wrap(from_fn(access_log))
-        })
-        // Limits against slow and abusive clients, set deliberately rather than by default: a
-        // request's head must arrive within 5 s (slow-loris), an idle keep-alive connection is
-        // closed after 15 s, and a worker accepts at most this many connections (each idle one
-        // costs a few kilobytes) before it stops accepting more.
-        .client_request_timeout(Duration::from_secs(5))
-        .client_disconnect_timeout(Duration::from_secs(2))
-        .keep_alive(Duration::from_secs(15))
-        .max_connections(25_000)
-        .max_connection_rate(512)
-        .backlog(2048)
-        .shutdown_timeout(10)
-        .listen(listener)
-        .map_err(bind_error)?
-        .run();
-        spawn_reaper(store.clone(), state.clone());
+        let state = app_state(&settings, store.clone(), service_keys);
+        let server =
+            serve(listener, state.clone(), &settings).map_err(|source| StartupError::Bind {
+                address: settings.bind,
+                source,
+            })?;
+        spawn_reaper(state);
         if let Some((memory, file)) = &snapshots {
             spawn_snapshots(memory.clone(), file.clone(), settings.snapshot_interval);
         }
@@ -185,8 +93,9 @@ impl Application {
         self.address
     }
 
-    pub fn port(&self) -> u16 {
-        self.address.port()
+    /// Stops the server from elsewhere (a test that is done with it, say).
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
     }
 
     /// With `--demo`: the console URL, signed in as the demo administrator.
@@ -219,17 +128,149 @@ impl Application {
     }
 }
 
+fn bind(address: SocketAddr) -> Result<(TcpListener, SocketAddr), StartupError> {
+    let bind_error = |source| StartupError::Bind { address, source };
+    let listener = TcpListener::bind(address).map_err(bind_error)?;
+    let bound = listener.local_addr().map_err(bind_error)?;
+    Ok((listener, bound))
+}
+
+/// The store the settings name, and for the memory store with a data directory, the memory
+/// store restored from its snapshot with the file it is saved to.
+async fn open_store(settings: &Settings) -> Result<(SharedStore, Snapshots), StartupError> {
+    match &settings.store {
+        StoreSetting::Memory => {
+            let memory = Arc::new(MemoryStore::new(settings.max_lifetime));
+            let snapshots = match &settings.data_dir {
+                None => None,
+                Some(dir) => Some((memory.clone(), restore(dir, &memory)?)),
+            };
+            Ok((memory, snapshots))
+        }
+        StoreSetting::Redis(url) => {
+            if settings.data_dir.is_some() {
+                return Err(StartupError::SnapshotsNeedMemory);
+            }
+            let redis = RedisStore::connect(url, &settings.redis_prefix, settings.max_lifetime)
+                .await
+                .map_err(StartupError::Redis)?;
+            Ok((redis, None))
+        }
+    }
+}
+
+/// The configured service keys, or one generated and printed for local use.
+fn service_keys(settings: &Settings) -> ServiceKeys {
+    settings.service_keys.clone().unwrap_or_else(|| {
+        let (keys, key) = ServiceKeys::generate();
+        eprintln!(
+            "WARNING: SESSIOND_SERVICE_KEYS is not set, so this service key was generated \
+             for local use only. It is printed this once:\n\n    X-Service-Key: {key}\n"
+        );
+        keys
+    })
+}
+
+/// Seeds the demo sessions; returns the console URL signed in as the demo administrator.
+async fn seed_demo(store: &SharedStore, address: SocketAddr) -> Result<String, StartupError> {
+    let token = crate::demo::seed(&**store)
+        .await
+        .map_err(StartupError::Demo)?;
+    Ok(format!("{}/#token={token}", browsable(address)))
+}
+
+fn app_state(
+    settings: &Settings,
+    store: SharedStore,
+    service_keys: ServiceKeys,
+) -> web::Data<AppState> {
+    let metrics = Arc::new(Metrics::new());
+    let audit = Arc::new(AuditLog::new(settings.audit_capacity as usize));
+    let spec = crate::openapi::spec();
+    web::Data::new(AppState {
+        sessions: Sessions::new(
+            store,
+            settings.concurrent_sessions,
+            settings.server_name.clone(),
+            settings.idle_timeout,
+            audit.clone(),
+            metrics.clone(),
+        ),
+        service_keys,
+        metrics,
+        audit,
+        openapi_json: crate::openapi::spec_json(),
+        routes: RouteTable::from_spec(&spec),
+    })
+}
+
+/// The HTTP server over `listener`, with every route, middleware and limit.
+fn serve(
+    listener: TcpListener,
+    state: web::Data<AppState>,
+    settings: &Settings,
+) -> std::io::Result<Server> {
+    let max_body = settings.max_body as usize;
+    let cors_origins = settings.cors_origins.clone();
+    let server = HttpServer::new(move || {
+        let (app, _) = App::new()
+            .into_utoipa_app()
+            .configure(routes::configure)
+            .split_for_parts();
+        // The last `wrap` is the outermost: the access log sees every final response,
+        // problem bodies replace any plain error, including a CORS refusal.
+        app.app_data(state.clone())
+            .app_data(
+                web::JsonConfig::default()
+                    .limit(max_body)
+                    .error_handler(json_error),
+            )
+            .app_data(web::QueryConfig::default().error_handler(query_error))
+            .app_data(web::PathConfig::default().error_handler(path_error))
+            .configure(routes::console::configure)
+            .configure(routes::docs::configure)
+            .default_service(web::to(routes::fallback::fallback))
+            .wrap(from_fn(header_limits))
+            .wrap(DefaultHeaders::new().add((header::X_CONTENT_TYPE_OPTIONS, "nosniff")))
+            .wrap(Condition::new(
+                cors_origins.is_some(),
+                cors(cors_origins.as_ref()),
+            ))
+            .wrap(from_fn(problem_bodies))
+            .wrap(from_fn(access_log))
+    })
+    // Limits against slow and abusive clients, set deliberately rather than by default: a
+    // request's head must arrive within 5 s (slow-loris), an idle keep-alive connection is
+    // closed after 15 s, and a worker accepts at most this many connections (each idle one
+    // costs a few kilobytes) before it stops accepting more.
+    .client_request_timeout(Duration::from_secs(5))
+    .client_disconnect_timeout(Duration::from_secs(2))
+    .keep_alive(Duration::from_secs(15))
+    .max_connections(25_000)
+    .max_connection_rate(512)
+    .backlog(2048)
+    .shutdown_timeout(10)
+    .listen(listener)?
+    .run();
+    Ok(server)
+}
+
 /// Loads the snapshot in `dir` into `store`. A snapshot that cannot be read stops start-up and
 /// is left where it is.
 fn restore(dir: &std::path::Path, store: &MemoryStore) -> Result<SnapshotFile, SnapshotError> {
     let started = std::time::Instant::now();
     let file = SnapshotFile::in_dir(dir)?;
-    let saved = file.load()?;
-    let found = saved.len();
-    let restored = store.import(saved, Millis::now());
+    let Some(snapshot) = file.load()? else {
+        log::info!("no snapshot in {} yet; starting empty", dir.display());
+        return Ok(file);
+    };
+    let found = snapshot.sessions.len();
+    let now = Millis::now();
+    let restored = store.import(snapshot.sessions, now);
     log::info!(
-        "restored {restored} sessions from {} in {} ms ({} had expired meanwhile)",
+        "restored {restored} sessions from {} (written {} s ago) in {} ms ({} had expired meanwhile)",
         file.path().display(),
+        now.seconds_since(snapshot.written_at),
         started.elapsed().as_millis(),
         found - restored
     );
@@ -263,14 +304,13 @@ fn browsable(address: SocketAddr) -> String {
     format!("http://{address}")
 }
 
-fn spawn_reaper(store: SharedStore, state: web::Data<AppState>) {
+fn spawn_reaper(state: web::Data<AppState>) {
     actix_web::rt::spawn(async move {
         let mut every = actix_web::rt::time::interval(REAP_INTERVAL);
         loop {
             every.tick().await;
-            match store.reap(Millis::now()).await {
-                Ok(n) => state.metrics.ended(EndReason::Expired, n),
-                Err(e) => log::warn!("reaping expired sessions failed: {e}"),
+            if let Err(e) = state.sessions.reap(Millis::now()).await {
+                log::warn!("reaping expired sessions failed: {e}");
             }
         }
     });

@@ -9,11 +9,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{Millis, SessionData, SessionId};
-
-pub const DEFAULT_LIMIT: usize = 100;
-pub const MAX_LIMIT: usize = 1000;
-const MAX_FILTER_CHARS: usize = 256;
+use super::limits::{DEFAULT_LIMIT, MAX_LIMIT, MAX_TEXT_CHARS};
+use super::{Millis, SessionData, SessionId, SessionRecord};
 
 /// `GET /sessions` query. Unknown parameters are rejected, so `organization=` is caught.
 #[derive(Default, Deserialize, IntoParams)]
@@ -30,7 +27,7 @@ pub struct ListParams {
     #[param(max_length = 256)]
     pub server_name: Option<String>,
     /// Only sessions from this IP address.
-    #[param(schema_with = crate::openapi::ip_address_schema)]
+    #[param(schema_with = crate::schema::ip_address)]
     pub ip_address: Option<String>,
     /// Case-insensitive substring of name, user_id or ip_address.
     #[param(max_length = 256)]
@@ -43,7 +40,7 @@ pub struct ListParams {
     #[param(minimum = 1, maximum = 1000, default = 100)]
     pub limit: Option<i64>,
     /// The `next_cursor` of the previous page.
-    #[param(schema_with = crate::openapi::cursor_schema)]
+    #[param(schema_with = crate::schema::cursor)]
     pub cursor: Option<String>,
 }
 
@@ -166,6 +163,19 @@ pub struct Position {
     pub id: SessionId,
 }
 
+impl Position {
+    /// Where `record` stands in the order `query` lists by.
+    pub fn of(query: &ListQuery, record: &SessionRecord) -> Self {
+        Position {
+            key: query
+                .sort
+                .key(&record.data.fields(record.last_active_at))
+                .to_owned_key(),
+            id: record.data.id,
+        }
+    }
+}
+
 /// Exact-match filters and the search text. An `org_admin`'s own organisation is not a filter:
 /// it is the caller's [`super::Scope`].
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -272,7 +282,7 @@ struct CursorBody {
     i: String,
 }
 
-/// A page size: 1..=1000, 100 when not given.
+/// A page size: 1..=[`MAX_LIMIT`], [`DEFAULT_LIMIT`] when not given.
 pub fn parse_limit(limit: Option<i64>) -> Result<usize, String> {
     match limit {
         None => Ok(DEFAULT_LIMIT),
@@ -292,10 +302,10 @@ impl ListQuery {
         ] {
             if value
                 .as_ref()
-                .is_some_and(|v| v.chars().count() > MAX_FILTER_CHARS)
+                .is_some_and(|v| v.chars().count() > MAX_TEXT_CHARS)
             {
                 return Err(format!(
-                    "{name}: at most {MAX_FILTER_CHARS} characters are allowed"
+                    "{name}: at most {MAX_TEXT_CHARS} characters are allowed"
                 ));
             }
         }
@@ -452,7 +462,7 @@ mod tests {
 
     #[test]
     fn limit_and_ip_filter_are_checked() {
-        for limit in [0, 1001, -1] {
+        for limit in [0, MAX_LIMIT as i64 + 1, -1] {
             let p = ListParams {
                 limit: Some(limit),
                 ..params()

@@ -2,6 +2,7 @@
 
 pub mod clock;
 pub mod id;
+pub mod limits;
 pub mod listing;
 pub mod new_session;
 pub mod policy;

@@ -6,6 +6,11 @@ use std::sync::Arc;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
+use super::limits::{
+    DEFAULT_ORGANISATION, MAX_ROLES, MAX_ROLE_CHARS, MAX_TEXT_CHARS, MAX_TIMEOUT_SECONDS,
+    MAX_USER_AGENT_CHARS,
+};
+
 /// `POST /sessions` body. Unknown fields are rejected, so a typo such as `organization` is caught.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -45,7 +50,7 @@ pub struct NewSessionRequest {
     )]
     pub organisation: Option<String>,
     /// The end user's IPv4 or IPv6 address, as the app server saw it.
-    #[schema(schema_with = crate::openapi::ip_address_schema)]
+    #[schema(schema_with = crate::schema::ip_address)]
     pub ip_address: String,
     /// The app-server node the user is on, 1–256 characters; this service's own server name
     /// when not given.
@@ -57,7 +62,7 @@ pub struct NewSessionRequest {
     )]
     pub server_name: Option<String>,
     /// At most 16 roles; `admin` and `org_admin` may list and end sessions.
-    #[schema(schema_with = crate::openapi::roles_schema)]
+    #[schema(schema_with = crate::schema::roles)]
     pub roles: Option<Vec<String>>,
     /// The idle timeout in seconds, 1..=604800; the service's default when not given.
     #[schema(minimum = 1, maximum = 604800, value_type = Option<i64>)]
@@ -86,9 +91,6 @@ pub struct NewSession {
     pub timeout_seconds: u32,
 }
 
-pub const MAX_TIMEOUT_SECONDS: i64 = 604_800;
-pub const DEFAULT_ORGANISATION: &str = "Default";
-
 impl NewSession {
     pub fn parse(request: NewSessionRequest, defaults: &Defaults<'_>) -> Result<Self, String> {
         let ip_address = request.ip_address.parse::<IpAddr>().map_err(|_| {
@@ -98,15 +100,15 @@ impl NewSession {
             )
         })?;
         let roles = request.roles.unwrap_or_default();
-        if roles.len() > 16 {
+        if roles.len() > MAX_ROLES {
             return Err(format!(
-                "roles: at most 16 are allowed, got {}",
+                "roles: at most {MAX_ROLES} are allowed, got {}",
                 roles.len()
             ));
         }
         let mut parsed_roles: Vec<Arc<str>> = Vec::with_capacity(roles.len());
         for role in &roles {
-            let role = text("roles", role, 64)?;
+            let role = text("roles", role, MAX_ROLE_CHARS)?;
             if !parsed_roles.contains(&role) {
                 parsed_roles.push(role);
             }
@@ -114,7 +116,7 @@ impl NewSession {
         let timeout_seconds = match &request.timeout_seconds {
             None => defaults.timeout_seconds,
             Some(t) => match whole_number(t) {
-                Some(n) if (1..=MAX_TIMEOUT_SECONDS).contains(&n) => n as u32,
+                Some(n) if (1..=i64::from(MAX_TIMEOUT_SECONDS)).contains(&n) => n as u32,
                 _ => {
                     return Err(format!(
                         "timeout_seconds: must be a whole number between 1 and {MAX_TIMEOUT_SECONDS}, got {t}"
@@ -123,10 +125,10 @@ impl NewSession {
             },
         };
         Ok(NewSession {
-            user_id: text("user_id", &request.user_id, 256)?,
-            name: text("name", &request.name, 256)?,
+            user_id: text("user_id", &request.user_id, MAX_TEXT_CHARS)?,
+            name: text("name", &request.name, MAX_TEXT_CHARS)?,
             organisation: match &request.organisation {
-                Some(org) => text("organisation", org, 256)?,
+                Some(org) => text("organisation", org, MAX_TEXT_CHARS)?,
                 None => DEFAULT_ORGANISATION.into(),
             },
             ip_address,
@@ -136,12 +138,14 @@ impl NewSession {
                     .server_name
                     .as_deref()
                     .unwrap_or(defaults.server_name),
-                256,
+                MAX_TEXT_CHARS,
             )?,
             roles: parsed_roles,
             user_agent: match &request.user_agent {
-                Some(agent) if agent.chars().count() > 512 => {
-                    return Err("user_agent: at most 512 characters are allowed".into())
+                Some(agent) if agent.chars().count() > MAX_USER_AGENT_CHARS => {
+                    return Err(format!(
+                        "user_agent: at most {MAX_USER_AGENT_CHARS} characters are allowed"
+                    ))
                 }
                 Some(agent) if agent.chars().any(char::is_control) => {
                     return Err("user_agent: control characters are not allowed".into())
@@ -235,10 +239,10 @@ mod tests {
     fn accepts_ipv6_and_limits_at_their_edges() {
         let mut r = request();
         r.ip_address = "2001:db8::1".into();
-        r.name = "é".repeat(256);
-        r.timeout_seconds = serde_json::Number::from_f64(604_800.0);
-        r.roles = Some(vec!["r".repeat(64); 16]);
-        r.user_agent = Some("a".repeat(512));
+        r.name = "é".repeat(MAX_TEXT_CHARS);
+        r.timeout_seconds = serde_json::Number::from_f64(f64::from(MAX_TIMEOUT_SECONDS));
+        r.roles = Some(vec!["r".repeat(MAX_ROLE_CHARS); MAX_ROLES]);
+        r.user_agent = Some("a".repeat(MAX_USER_AGENT_CHARS));
         let s = NewSession::parse(r, &DEFAULTS).unwrap();
         assert_eq!(s.ip_address.to_string(), "2001:db8::1");
         assert_eq!(s.roles.len(), 1, "duplicate roles count once");
@@ -249,25 +253,31 @@ mod tests {
         type Edit = fn(&mut NewSessionRequest);
         let cases: &[(&str, Edit)] = &[
             ("user_id", |r| r.user_id = String::new()),
-            ("user_id", |r| r.user_id = "u".repeat(257)),
+            ("user_id", |r| r.user_id = "u".repeat(MAX_TEXT_CHARS + 1)),
             ("name", |r| r.name = "a\nb".into()),
             ("organisation", |r| r.organisation = Some(String::new())),
             ("ip_address", |r| r.ip_address = "999.1.1.1".into()),
             ("ip_address", |r| r.ip_address = "059.100.242.122".into()),
             ("ip_address", |r| r.ip_address = "localhost".into()),
-            ("server_name", |r| r.server_name = Some("s".repeat(257))),
-            ("roles", |r| r.roles = Some(vec!["x".into(); 17])),
+            ("server_name", |r| {
+                r.server_name = Some("s".repeat(MAX_TEXT_CHARS + 1))
+            }),
+            ("roles", |r| r.roles = Some(vec!["x".into(); MAX_ROLES + 1])),
             ("roles", |r| r.roles = Some(vec![String::new()])),
-            ("roles", |r| r.roles = Some(vec!["r".repeat(65)])),
+            ("roles", |r| {
+                r.roles = Some(vec!["r".repeat(MAX_ROLE_CHARS + 1)])
+            }),
             ("timeout_seconds", |r| r.timeout_seconds = Some(0.into())),
             ("timeout_seconds", |r| {
-                r.timeout_seconds = Some(604_801.into())
+                r.timeout_seconds = Some((MAX_TIMEOUT_SECONDS + 1).into())
             }),
             ("timeout_seconds", |r| r.timeout_seconds = Some((-1).into())),
             ("timeout_seconds", |r| {
                 r.timeout_seconds = serde_json::Number::from_f64(1.5)
             }),
-            ("user_agent", |r| r.user_agent = Some("a".repeat(513))),
+            ("user_agent", |r| {
+                r.user_agent = Some("a".repeat(MAX_USER_AGENT_CHARS + 1))
+            }),
         ];
         for (field, edit) in cases {
             let mut r = request();

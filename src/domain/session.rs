@@ -30,12 +30,30 @@ impl SessionData {
         self.roles.iter().any(|r| &**r == role)
     }
 
-    /// When the session ends if nothing touches it: `min(last_active + timeout, created + max)`.
+    /// When the session ends if nothing touches it (see [`expires_at`]).
     pub fn expires_at(&self, last_active_at: Millis, max_lifetime_seconds: u64) -> Millis {
-        last_active_at
-            .plus_seconds(u64::from(self.timeout_seconds))
-            .min(self.created_at.plus_seconds(max_lifetime_seconds))
+        expires_at(
+            last_active_at,
+            self.timeout_seconds,
+            self.created_at,
+            max_lifetime_seconds,
+        )
     }
+}
+
+/// The expiry rule, the one place it is written in Rust: a session ends at
+/// `min(last_active + idle timeout, created + max lifetime)`, and is expired once `now >=` that.
+/// The Redis scripts carry the same rule in Lua (`expires_at` in their prelude), tested against
+/// this function.
+pub fn expires_at(
+    last_active_at: Millis,
+    timeout_seconds: u32,
+    created_at: Millis,
+    max_lifetime_seconds: u64,
+) -> Millis {
+    last_active_at
+        .plus_seconds(u64::from(timeout_seconds))
+        .min(created_at.plus_seconds(max_lifetime_seconds))
 }
 
 /// A session read out of a store at one instant.

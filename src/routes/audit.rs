@@ -4,12 +4,12 @@ use actix_web::{get, web};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::problems::{AdminProblems, BearerProblems};
 use crate::audit::AuditEvent;
 use crate::auth::AdminCaller;
 use crate::domain::listing::parse_limit;
 use crate::error::{ApiError, Problem};
-use crate::routes::sessions::{AdminProblems, BearerProblems};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -19,7 +19,7 @@ pub struct AuditParams {
     #[param(minimum = 1, maximum = 1000, default = 100)]
     pub limit: Option<i64>,
     /// The `next_cursor` of the previous page.
-    #[param(schema_with = crate::openapi::cursor_schema)]
+    #[param(schema_with = crate::schema::cursor)]
     pub cursor: Option<String>,
 }
 

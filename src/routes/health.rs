@@ -6,7 +6,7 @@ use utoipa::ToSchema;
 
 use crate::domain::Millis;
 use crate::error::{ApiError, Code, Problem};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 #[derive(Serialize, ToSchema)]
 pub struct Health {
@@ -38,8 +38,8 @@ pub async fn healthz() -> web::Json<Health> {
 #[get("/readyz")]
 pub async fn readyz(state: web::Data<AppState>) -> Result<web::Json<Health>, ApiError> {
     state
-        .store
-        .ping()
+        .sessions
+        .ready()
         .await
         .map_err(|e| ApiError::new(Code::Unavailable, format!("not ready: {e}")))?;
     Ok(web::Json(Health { status: "ready" }))
@@ -60,7 +60,7 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<web::Json<Health>, Api
 )]
 #[get("/metrics")]
 pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let census = state.store.census(Millis::now()).await?;
+    let census = state.sessions.census(Millis::now()).await?;
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(state.metrics.render(&census)))

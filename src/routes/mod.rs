@@ -6,6 +6,7 @@ pub mod docs;
 pub mod fallback;
 pub mod health;
 pub mod meta;
+pub mod problems;
 pub mod sessions;
 
 use utoipa_actix_web::service_config::ServiceConfig;

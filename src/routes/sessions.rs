@@ -1,27 +1,19 @@
 //! `/sessions`: logging users in, validating and ending sessions, and the Session Management
 //! list for administrators.
 
-use std::collections::HashSet;
-
 use actix_web::http::header;
 use actix_web::{delete, get, post, web, HttpResponse};
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoResponses, ToSchema};
+use utoipa::ToSchema;
 
-use crate::audit::{EndMethod, Subject};
+use super::problems::{AdminProblems, BearerProblems, BodyProblems};
 use crate::auth::{AdminCaller, Caller, ServiceCaller};
+use crate::domain::limits::MAX_DELETE_IDS;
 use crate::domain::listing::ListParams;
-use crate::domain::new_session::Defaults;
-use crate::domain::{
-    ListQuery, Millis, NewSession, NewSessionRequest, Position, Scope, Session, SessionId, Token,
-};
-use crate::error::{ApiError, Code, Problem};
-use crate::metrics::EndReason;
-use crate::startup::AppState;
-use crate::store::{Insert, StoreError};
-
-/// The most ids one `DELETE /sessions` may name.
-pub const MAX_DELETE_IDS: usize = 10_000;
+use crate::domain::{NewSessionRequest, Session};
+use crate::error::{ApiError, Problem};
+use crate::service::LoggedIn;
+use crate::state::AppState;
 
 /// A new session and its bearer token. The token is shown here once and never again.
 #[derive(Serialize, ToSchema)]
@@ -80,42 +72,6 @@ pub enum RefusalReason {
     OwnSession,
 }
 
-/// Errors every bearer-authenticated operation can answer with.
-#[derive(IntoResponses)]
-#[allow(dead_code)]
-pub enum BearerProblems {
-    /// No bearer token, or one that names no live session.
-    #[response(status = 401, content_type = "application/problem+json", headers(("WWW-Authenticate" = String)))]
-    Unauthorized(Problem),
-    /// The session store cannot be reached.
-    #[response(status = 503, content_type = "application/problem+json")]
-    Unavailable(Problem),
-}
-
-/// Errors every administrator operation can answer with, beyond [`BearerProblems`].
-#[derive(IntoResponses)]
-#[allow(dead_code)]
-pub enum AdminProblems {
-    /// The caller's session has neither role `admin` nor `org_admin`.
-    #[response(status = 403, content_type = "application/problem+json")]
-    Forbidden(Problem),
-}
-
-/// Errors of operations that take a JSON body.
-#[derive(IntoResponses)]
-#[allow(dead_code)]
-pub enum BodyProblems {
-    /// The body is not valid JSON, or a field is missing, unknown or out of range.
-    #[response(status = 400, content_type = "application/problem+json")]
-    Invalid(Problem),
-    /// The body is larger than the configured limit.
-    #[response(status = 413, content_type = "application/problem+json")]
-    TooLarge(Problem),
-    /// The body was not sent as `application/json`.
-    #[response(status = 415, content_type = "application/problem+json")]
-    NotJson(Problem),
-}
-
 /// Log a user in.
 ///
 /// Called by a trusted app server with its service key. Applies the concurrent-session policy:
@@ -141,42 +97,13 @@ pub async fn create_session(
     state: web::Data<AppState>,
     body: web::Json<NewSessionRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let defaults = Defaults {
-        server_name: &state.server_name,
-        timeout_seconds: state.idle_timeout,
-    };
-    let session = NewSession::parse(body.into_inner(), &defaults).map_err(ApiError::invalid)?;
-    let attempt = Subject {
-        id: None,
-        user_id: session.user_id.to_string(),
-        organisation: session.organisation.to_string(),
-        ip_address: session.ip_address,
-        server_name: session.server_name.to_string(),
-    };
-    let token = Token::generate();
-    let insert = Insert {
-        id: SessionId::generate(),
-        digest: token.digest(),
-        session,
-    };
-    let now = Millis::now();
-    let (record, replaced) = match state.store.create(insert, state.policy, now).await {
-        Ok(created) => created,
-        Err(StoreError::LoginDenied(existing)) => {
-            state.metrics.logins_denied.inc();
-            let ips = existing.iter().map(|e| e.ip_address).collect();
-            state.audit.login_denied(attempt, ips);
-            return Err(StoreError::LoginDenied(existing).into());
-        }
-        Err(e) => return Err(e.into()),
-    };
-    state.metrics.sessions_created.inc();
-    state.metrics.ended(EndReason::Replaced, replaced.len());
-    let location = format!("/sessions/{}", record.data.id);
+    let LoggedIn { session, token, .. } = state.sessions.log_in(body.into_inner()).await?;
+    let location = format!("/sessions/{}", session.data.id);
+    let now = session.last_active_at;
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, location))
         .json(CreatedSession {
-            session: Session::view(record, now, None),
+            session: Session::view(session, now, None),
             token: token.expose(),
         }))
 }
@@ -207,11 +134,7 @@ pub async fn current_session(caller: Caller) -> web::Json<Session> {
 )]
 #[delete("/sessions/current")]
 pub async fn logout(caller: Caller, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let ended = state
-        .store
-        .delete(&[caller.id()], &Scope::All, caller.now)
-        .await?;
-    state.metrics.ended(EndReason::Logout, ended.len());
+    state.sessions.log_out(caller.id(), caller.now).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -237,35 +160,21 @@ pub async fn list_sessions(
     state: web::Data<AppState>,
     params: web::Query<ListParams>,
 ) -> Result<web::Json<SessionList>, ApiError> {
-    let query = ListQuery::parse(params.into_inner()).map_err(ApiError::invalid)?;
     let now = admin.caller.now;
-    let page = state.store.list(&query, &admin.scope, now).await?;
-    let next_cursor = match (page.more, page.items.last()) {
-        (true, Some(last)) => Some(
-            query.cursor_after(&Position {
-                key: query
-                    .sort
-                    .key(&last.data.fields(last.last_active_at))
-                    .to_owned_key(),
-                id: last.data.id,
-            }),
-        ),
-        _ => None,
-    };
+    let listing = state
+        .sessions
+        .list(params.into_inner(), &admin.scope, now)
+        .await?;
     let caller = Some(admin.caller.id());
     Ok(web::Json(SessionList {
-        items: page
+        items: listing
             .items
             .into_iter()
             .map(|record| Session::view(record, now, caller))
             .collect(),
-        total: page.total,
-        next_cursor,
+        total: listing.total,
+        next_cursor: listing.next_cursor,
     }))
-}
-
-fn no_such_session() -> ApiError {
-    ApiError::not_found("no such session")
 }
 
 /// Read one session.
@@ -289,13 +198,8 @@ pub async fn get_session(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<web::Json<Session>, ApiError> {
-    let id = SessionId::parse(&id).ok_or_else(no_such_session)?;
     let now = admin.caller.now;
-    let record = state
-        .store
-        .get(id, &admin.scope, now)
-        .await?
-        .ok_or_else(no_such_session)?;
+    let record = state.sessions.get(&id, &admin.scope, now).await?;
     Ok(web::Json(Session::view(
         record,
         now,
@@ -325,24 +229,7 @@ pub async fn delete_session(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = SessionId::parse(&id).ok_or_else(no_such_session)?;
-    if id == admin.caller.id() {
-        return Err(ApiError::new(
-            Code::OwnSession,
-            "you cannot end your own session here; log out with DELETE /sessions/current",
-        ));
-    }
-    let ended = state
-        .store
-        .delete(&[id], &admin.scope, admin.caller.now)
-        .await?;
-    let Some(record) = ended.first() else {
-        return Err(no_such_session());
-    };
-    state
-        .audit
-        .session_ended(&admin.caller.session.data, &record.data, EndMethod::Single);
-    state.metrics.ended(EndReason::Admin, 1);
+    state.sessions.end(&admin.acting(), &id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -375,45 +262,17 @@ pub async fn delete_sessions(
             requested.len()
         )));
     }
-    let own = admin.caller.id();
-    let mut seen = HashSet::with_capacity(requested.len());
-    let unique: Vec<String> = requested
-        .into_iter()
-        .filter(|id| seen.insert(id.clone()))
-        .collect();
-    let mut result = DeleteSessionsResult {
-        deleted: Vec::new(),
-        not_found: Vec::new(),
-        refused: Vec::new(),
-    };
-    let mut candidates = Vec::with_capacity(unique.len());
-    for text in &unique {
-        match SessionId::parse(text) {
-            Some(id) if id == own => result.refused.push(Refusal {
-                id: text.clone(),
+    let outcome = state.sessions.end_many(&admin.acting(), requested).await?;
+    Ok(web::Json(DeleteSessionsResult {
+        deleted: outcome.deleted,
+        not_found: outcome.not_found,
+        refused: outcome
+            .refused_own
+            .into_iter()
+            .map(|id| Refusal {
+                id,
                 reason: RefusalReason::OwnSession,
-            }),
-            Some(id) => candidates.push(id),
-            None => {}
-        }
-    }
-    let records = state
-        .store
-        .delete(&candidates, &admin.scope, admin.caller.now)
-        .await?;
-    for record in &records {
-        state
-            .audit
-            .session_ended(&admin.caller.session.data, &record.data, EndMethod::Bulk);
-    }
-    state.metrics.ended(EndReason::Admin, records.len());
-    let ended: HashSet<SessionId> = records.iter().map(|record| record.data.id).collect();
-    for text in unique {
-        match SessionId::parse(&text) {
-            Some(id) if ended.contains(&id) => result.deleted.push(text),
-            Some(id) if id == own => {}
-            _ => result.not_found.push(text),
-        }
-    }
-    Ok(web::Json(result))
+            })
+            .collect(),
+    }))
 }

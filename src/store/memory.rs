@@ -23,15 +23,18 @@ use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use async_trait::async_trait;
 use hashbrown::HashTable;
 
-use super::{Census, Existing, IndexReport, Insert, Page, SessionStore, StoreError};
+use super::{BlockingSession, Census, IndexReport, Insert, Page, SessionStore, StoreError};
 use crate::domain::listing::Fields;
+use crate::domain::session::expires_at;
 use crate::domain::{
     ConcurrentSessions, ListQuery, Millis, Order, Position, Scope, SessionData, SessionId,
     SessionRecord, SortField, SortKey, TokenDigest,
 };
 
-/// "No slot" / "no value" in a slot or table reference.
-const NONE: u32 = u32::MAX;
+/// The end of a user's chain of rows.
+const NO_SLOT: u32 = u32::MAX;
+/// An absent interned value (a session without a user agent).
+const NO_VALUE: u32 = u32::MAX;
 
 pub struct MemoryStore {
     table: RwLock<Table>,
@@ -40,7 +43,7 @@ pub struct MemoryStore {
 
 /// A session as a snapshot keeps it.
 #[derive(Debug)]
-pub struct Saved {
+pub struct SavedSession {
     pub digest: TokenDigest,
     pub data: SessionData,
     pub last_active_at: Millis,
@@ -58,7 +61,7 @@ struct Row {
     roles: u32,
     user_agent: u32,
     timeout_seconds: u32,
-    /// The next row of the same user, or [`NONE`].
+    /// The next row of the same user, or [`NO_SLOT`].
     next_of_user: u32,
     /// The name's first 8 bytes, big-endian: most name comparisons end here, without reading
     /// the name itself from the heap.
@@ -86,16 +89,17 @@ impl Row {
     }
 }
 
-/// Values shared by many sessions, each kept once with a count of the rows that use it.
-struct Shared<T> {
+/// Interns values shared by many sessions (organisations, server names, role sets): each is
+/// kept once, with a count of the rows that use it, and rows hold its number.
+struct Interner<T> {
     index: HashMap<T, u32>,
     values: Vec<Option<(T, u32)>>,
     free: Vec<u32>,
 }
 
-impl<T: Hash + Eq + Clone> Default for Shared<T> {
+impl<T: Hash + Eq + Clone> Default for Interner<T> {
     fn default() -> Self {
-        Shared {
+        Interner {
             index: HashMap::new(),
             values: Vec::new(),
             free: Vec::new(),
@@ -103,7 +107,7 @@ impl<T: Hash + Eq + Clone> Default for Shared<T> {
     }
 }
 
-impl<T: Hash + Eq + Clone> Shared<T> {
+impl<T: Hash + Eq + Clone> Interner<T> {
     fn acquire(&mut self, value: T) -> u32 {
         if let Some(&n) = self.index.get(&value) {
             if let Some((_, uses)) = &mut self.values[n as usize] {
@@ -162,8 +166,8 @@ struct Table {
     /// The first row of each user; the rest are chained by `next_of_user`.
     by_user: HashTable<u32>,
     user_hasher: RandomState,
-    strings: Shared<Arc<str>>,
-    role_sets: Shared<Arc<[Arc<str>]>>,
+    strings: Interner<Arc<str>>,
+    role_sets: Interner<Arc<[Arc<str>]>>,
 }
 
 // Ids and digests are uniformly random: their own bits are the hash. User ids are chosen by
@@ -220,8 +224,8 @@ impl Table {
 
     fn slots_of_user(&self, user: &str) -> Vec<u32> {
         let mut slots = Vec::new();
-        let mut slot = self.first_of_user(user).unwrap_or(NONE);
-        while slot != NONE {
+        let mut slot = self.first_of_user(user).unwrap_or(NO_SLOT);
+        while slot != NO_SLOT {
             slots.push(slot);
             slot = self.row(slot).next_of_user;
         }
@@ -250,16 +254,20 @@ impl Table {
             ip_address: row.ip_address,
             server_name: self.strings.get(row.server_name).clone(),
             roles: self.role_sets.get(row.roles).clone(),
-            user_agent: (row.user_agent != NONE).then(|| self.strings.get(row.user_agent).clone()),
+            user_agent: (row.user_agent != NO_VALUE)
+                .then(|| self.strings.get(row.user_agent).clone()),
             timeout_seconds: row.timeout_seconds,
             created_at: Millis(row.created_at),
         }
     }
 
     fn expires_at(row: &Row, max_lifetime_seconds: u64) -> Millis {
-        row.last_active_at()
-            .plus_seconds(u64::from(row.timeout_seconds))
-            .min(Millis(row.created_at).plus_seconds(max_lifetime_seconds))
+        expires_at(
+            row.last_active_at(),
+            row.timeout_seconds,
+            Millis(row.created_at),
+            max_lifetime_seconds,
+        )
     }
 
     fn record(&self, row: &Row, max_lifetime_seconds: u64) -> SessionRecord {
@@ -281,9 +289,11 @@ impl Table {
             organisation: self.strings.acquire(data.organisation),
             server_name: self.strings.acquire(data.server_name),
             roles: self.role_sets.acquire(data.roles),
-            user_agent: data.user_agent.map_or(NONE, |ua| self.strings.acquire(ua)),
+            user_agent: data
+                .user_agent
+                .map_or(NO_VALUE, |ua| self.strings.acquire(ua)),
             timeout_seconds: data.timeout_seconds,
-            next_of_user: first.unwrap_or(NONE),
+            next_of_user: first.unwrap_or(NO_SLOT),
             name_prefix: prefix(&data.name),
             ip_address: data.ip_address,
             created_at: data.created_at.0,
@@ -345,7 +355,7 @@ impl Table {
         };
         if first == slot {
             if let Ok(entry) = self.by_user.find_entry(user_hash, |&s| s == first) {
-                if next == NONE {
+                if next == NO_SLOT {
                     entry.remove();
                 } else {
                     *entry.into_mut() = next;
@@ -373,7 +383,7 @@ impl Table {
         self.strings.release(row.organisation);
         self.strings.release(row.server_name);
         self.role_sets.release(row.roles);
-        if row.user_agent != NONE {
+        if row.user_agent != NO_VALUE {
             self.strings.release(row.user_agent);
         }
         self.free.push(slot);
@@ -400,7 +410,7 @@ impl Table {
             }
             let user = self.row(first).user_id();
             let mut slot = first;
-            while slot != NONE {
+            while slot != NO_SLOT {
                 if !occupied(slot) || self.row(slot).user_id() != user {
                     orphans += 1;
                     break;
@@ -442,14 +452,14 @@ impl MemoryStore {
     }
 
     /// Every live session with its token digest, for a snapshot.
-    pub fn export(&self, now: Millis) -> Vec<Saved> {
+    pub fn export(&self, now: Millis) -> Vec<SavedSession> {
         let table = self.read();
         table
             .rows
             .iter()
             .flatten()
             .filter(|row| self.live(row, now))
-            .map(|row| Saved {
+            .map(|row| SavedSession {
                 digest: row.digest,
                 data: table.data(row),
                 last_active_at: row.last_active_at(),
@@ -459,7 +469,7 @@ impl MemoryStore {
 
     /// Inserts saved sessions that are still live and whose id and token are not taken;
     /// returns how many it inserted.
-    pub fn import(&self, saved: Vec<Saved>, now: Millis) -> usize {
+    pub fn import(&self, saved: Vec<SavedSession>, now: Millis) -> usize {
         let mut table = self.write();
         let mut inserted = 0;
         for s in saved {
@@ -478,7 +488,7 @@ impl MemoryStore {
 
     /// Replaces every session with `saved` (the live ones): a replica catching up with its
     /// source.
-    pub fn replace_all(&self, saved: Vec<Saved>, now: Millis) -> usize {
+    pub fn replace_all(&self, saved: Vec<SavedSession>, now: Millis) -> usize {
         *self.write() = Table::default();
         self.import(saved, now)
     }
@@ -522,8 +532,8 @@ impl MemoryStore {
         };
         let organisation = match organisation.map(|o| table.strings.find(o)) {
             Some(None) => return (0, best),
-            Some(Some(n)) => n,
-            None => NONE,
+            Some(Some(n)) => Some(n),
+            None => None,
         };
         let after = query
             .after
@@ -543,7 +553,7 @@ impl MemoryStore {
         let filtered = !query.filters.is_empty();
         let mut total = 0u64;
         for (slot, row) in rows {
-            if (organisation != NONE && row.organisation != organisation) || !self.live(row, now) {
+            if organisation.is_some_and(|o| row.organisation != o) || !self.live(row, now) {
                 continue;
             }
             if filtered && !query.filters.matches(&table.fields(row)) {
@@ -646,7 +656,7 @@ impl SessionStore for MemoryStore {
                         .iter()
                         .map(|&slot| {
                             let row = table.row(slot);
-                            Existing {
+                            BlockingSession {
                                 id: row.id(),
                                 ip_address: row.ip_address,
                                 server_name: table.strings.get(row.server_name).clone(),
@@ -841,7 +851,7 @@ mod tests {
 
     #[test]
     fn shared_values_are_freed_with_their_last_row() {
-        let mut shared: Shared<Arc<str>> = Shared::default();
+        let mut shared: Interner<Arc<str>> = Interner::default();
         let a = shared.acquire("Acme".into());
         assert_eq!(shared.acquire("Acme".into()), a);
         shared.release(a);

@@ -9,12 +9,13 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-pub use self::redis::RedisStore;
-pub use memory::{MemoryStore, Saved};
+pub use self::redis::{lua_prelude, RedisStore};
+pub use memory::{MemoryStore, SavedSession};
 
 use crate::domain::{
     ConcurrentSessions, ListQuery, Millis, NewSession, Scope, SessionId, SessionRecord, TokenDigest,
 };
+use crate::error::{ApiError, ExistingSession};
 
 /// A store behind a shared pointer, as the application holds it.
 pub type SharedStore = Arc<dyn SessionStore>;
@@ -23,18 +24,36 @@ pub type SharedStore = Arc<dyn SessionStore>;
 pub enum StoreError {
     /// The login was refused by the concurrent-session policy.
     #[error("the user already has a session from another IP address")]
-    LoginDenied(Vec<Existing>),
+    LoginDenied(Vec<BlockingSession>),
     /// The store cannot be reached; the request may succeed later.
     #[error("the session store is unavailable: {0}")]
     Unavailable(String),
 }
 
-/// One of a user's sessions, as a refused login reports it.
+/// One of a user's live sessions that blocked a login under `deny-other-ip`.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Existing {
+pub struct BlockingSession {
     pub id: SessionId,
     pub ip_address: IpAddr,
     pub server_name: Arc<str>,
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::LoginDenied(sessions) => ApiError::login_denied(
+                sessions
+                    .into_iter()
+                    .map(|s| ExistingSession {
+                        id: s.id.to_string(),
+                        ip_address: s.ip_address,
+                        server_name: s.server_name.to_string(),
+                    })
+                    .collect(),
+            ),
+            StoreError::Unavailable(reason) => ApiError::unavailable(&reason),
+        }
+    }
 }
 
 /// A session to insert, with its server-made id and token digest.

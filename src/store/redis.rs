@@ -27,7 +27,8 @@ use serde::Deserialize;
 use tokio::sync::oneshot;
 
 use super::{
-    Census, Existing, IndexReport, Insert, MemoryStore, Page, Saved, SessionStore, StoreError,
+    BlockingSession, Census, IndexReport, Insert, MemoryStore, Page, SavedSession, SessionStore,
+    StoreError,
 };
 use crate::domain::{
     ConcurrentSessions, ListQuery, Millis, Scope, SessionData, SessionId, SessionRecord,
@@ -37,8 +38,65 @@ use crate::domain::{
 /// How long a request waits for Redis before answering `503`.
 const TIMEOUT: Duration = Duration::from_secs(2);
 
-/// The hash fields a session is read back with, in this order, after its id.
-const FIELDS: [&str; 11] = ["u", "n", "o", "i", "v", "r", "a", "t", "c", "l", "d"];
+/// A session's hash in Redis: what each field holds and its name there (one letter, because
+/// every hash repeats its field names), in the order a session is returned after its id. This
+/// is the only place field names are spelled: the Lua scripts get them from [`lua_prelude`].
+const FIELDS: [(&str, &str); 11] = [
+    ("user_id", "u"),
+    ("name", "n"),
+    ("organisation", "o"),
+    ("ip_address", "i"),
+    ("server_name", "v"),
+    ("roles", "r"),
+    ("user_agent", "a"),
+    ("timeout_seconds", "t"),
+    ("created_at", "c"),
+    ("last_active_at", "l"),
+    ("digest", "d"),
+];
+
+/// Also in the hash, not in a returned session: when activity was last published to the other
+/// nodes.
+const PUBLISHED_AT: (&str, &str) = ("published_at", "p");
+
+/// The Redis name of the field holding `meaning`.
+fn field(meaning: &str) -> &'static str {
+    FIELDS
+        .iter()
+        .chain([&PUBLISHED_AT])
+        .find(|(m, _)| *m == meaning)
+        .map(|(_, name)| *name)
+        .expect("a field of the table")
+}
+
+/// What every script starts with: the field table (`F`: meaning → name; `ROW`: names in row
+/// order; `NAMES`: meanings in row order; `POSITION`: meaning → index), reading a session, and
+/// the expiry rule of [`crate::domain::session::expires_at`] in Lua.
+pub fn lua_prelude() -> String {
+    let mut f = Vec::new();
+    let mut row = Vec::new();
+    let mut names = Vec::new();
+    let mut position = Vec::new();
+    for (i, (meaning, name)) in FIELDS.iter().enumerate() {
+        f.push(format!("{meaning} = '{name}'"));
+        row.push(format!("'{name}'"));
+        names.push(format!("'{meaning}'"));
+        position.push(format!("{meaning} = {}", i + 1));
+    }
+    f.push(format!("{} = '{}'", PUBLISHED_AT.0, PUBLISHED_AT.1));
+    format!(
+        "local F = {{{}}}\nlocal ROW = {{{}}}\nlocal NAMES = {{{}}}\nlocal POSITION = {{{}}}\n{}",
+        f.join(", "),
+        row.join(", "),
+        names.join(", "),
+        position.join(", "),
+        include_str!("lua/prelude.lua")
+    )
+}
+
+fn script(body: &str) -> Script {
+    Script::new(&format!("{}{body}", lua_prelude()))
+}
 
 pub struct RedisStore {
     conn: ConnectionManager,
@@ -95,9 +153,9 @@ impl RedisStore {
                 waiting: Mutex::new(HashMap::new()),
                 following: AtomicBool::new(false),
             }),
-            create: Script::new(include_str!("lua/create.lua")),
-            authenticate: Script::new(include_str!("lua/authenticate.lua")),
-            delete: Script::new(include_str!("lua/delete.lua")),
+            create: script(include_str!("lua/create.lua")),
+            authenticate: script(include_str!("lua/authenticate.lua")),
+            delete: script(include_str!("lua/delete.lua")),
             sweep: Script::new(include_str!("lua/sweep.lua")),
         });
         store.clone().follow(client);
@@ -177,7 +235,7 @@ impl RedisStore {
             }
             let mut pipe = redis::pipe();
             for key in &keys {
-                pipe.cmd("HMGET").arg(key).arg(&FIELDS);
+                pipe.cmd("HMGET").arg(key).arg(&field_names());
             }
             let rows: Vec<Vec<Option<String>>> =
                 pipe.query_async(&mut conn).await.map_err(unavailable)?;
@@ -203,22 +261,14 @@ impl RedisStore {
             Err(e) => return log::warn!("unreadable change event: {e}"),
         };
         match event {
-            Event::Created(e) => {
-                let e = *e;
-                let row = [
-                    Some(e.id),
-                    Some(e.u),
-                    Some(e.n),
-                    Some(e.o),
-                    Some(e.i),
-                    Some(e.v),
-                    Some(e.r),
-                    e.a,
-                    Some(e.t),
-                    Some(e.c),
-                    Some(e.l),
-                    Some(e.d),
-                ];
+            Event::Created { id, row } => {
+                // The row's values in FIELDS order; `false` for a field not given.
+                let row: Vec<Option<String>> = std::iter::once(Some(id))
+                    .chain(row.into_iter().map(|v| match v {
+                        serde_json::Value::String(s) => Some(s),
+                        _ => None,
+                    }))
+                    .collect();
                 if let Some(saved) = parse(&row) {
                     self.replica.import(vec![saved], Millis::now());
                 }
@@ -284,7 +334,7 @@ impl RedisStore {
         outcome
     }
 
-    fn record(&self, saved: Saved) -> SessionRecord {
+    fn record(&self, saved: SavedSession) -> SessionRecord {
         SessionRecord {
             expires_at: saved
                 .data
@@ -300,7 +350,10 @@ impl RedisStore {
 #[serde(tag = "op")]
 enum Event {
     #[serde(rename = "c")]
-    Created(Box<CreatedEvent>),
+    Created {
+        id: String,
+        row: Vec<serde_json::Value>,
+    },
     #[serde(rename = "t")]
     Touched { id: String, l: String },
     #[serde(rename = "d")]
@@ -309,43 +362,36 @@ enum Event {
     Marker { node: String, n: String },
 }
 
-#[derive(Deserialize)]
-struct CreatedEvent {
-    id: String,
-    u: String,
-    n: String,
-    o: String,
-    i: String,
-    v: String,
-    r: String,
-    a: Option<String>,
-    t: String,
-    c: String,
-    l: String,
-    d: String,
+/// The Redis names of a row's fields, in order.
+fn field_names() -> [&'static str; FIELDS.len()] {
+    FIELDS.map(|(_, name)| name)
 }
 
-/// A session from its id and fields `u n o i v r a t c l d`; `None` if anything is off.
-fn parse(row: &[Option<String>]) -> Option<Saved> {
-    let [id, u, n, o, i, v, r, a, t, c, l, d] = row else {
+/// A session from its id followed by its [`FIELDS`]; `None` if anything is off.
+fn parse(row: &[Option<String>]) -> Option<SavedSession> {
+    if row.len() != FIELDS.len() + 1 {
         return None;
+    }
+    let get = |meaning: &str| {
+        let at = FIELDS.iter().position(|(m, _)| *m == meaning)?;
+        row[at + 1].as_deref()
     };
-    let roles: Vec<String> = serde_json::from_str(r.as_deref()?).ok()?;
-    Some(Saved {
-        digest: TokenDigest(from_hex(d.as_deref()?)?),
+    let roles: Vec<String> = serde_json::from_str(get("roles")?).ok()?;
+    Some(SavedSession {
+        digest: TokenDigest(from_hex(get("digest")?)?),
         data: SessionData {
-            id: SessionId::parse(id.as_deref()?)?,
-            user_id: u.as_deref()?.into(),
-            name: n.as_deref()?.into(),
-            organisation: o.as_deref()?.into(),
-            ip_address: i.as_deref()?.parse::<IpAddr>().ok()?,
-            server_name: v.as_deref()?.into(),
+            id: SessionId::parse(row[0].as_deref()?)?,
+            user_id: get("user_id")?.into(),
+            name: get("name")?.into(),
+            organisation: get("organisation")?.into(),
+            ip_address: get("ip_address")?.parse::<IpAddr>().ok()?,
+            server_name: get("server_name")?.into(),
             roles: roles.iter().map(|r| r.as_str().into()).collect(),
-            user_agent: a.as_deref().map(Into::into),
-            timeout_seconds: t.as_deref()?.parse().ok()?,
-            created_at: Millis(c.as_deref()?.parse().ok()?),
+            user_agent: get("user_agent").map(Into::into),
+            timeout_seconds: get("timeout_seconds")?.parse().ok()?,
+            created_at: Millis(get("created_at")?.parse().ok()?),
         },
-        last_active_at: Millis(l.as_deref()?.parse().ok()?),
+        last_active_at: Millis(get("last_active_at")?.parse().ok()?),
     })
 }
 
@@ -422,7 +468,7 @@ impl SessionStore for RedisStore {
             let existing = rest
                 .chunks(3)
                 .filter_map(|c| {
-                    Some(Existing {
+                    Some(BlockingSession {
                         id: SessionId::parse(c.first()?)?,
                         ip_address: c.get(1)?.parse().ok()?,
                         server_name: c.get(2)?.as_str().into(),
@@ -432,7 +478,7 @@ impl SessionStore for RedisStore {
             return Err(StoreError::LoginDenied(existing));
         }
         let replaced: Vec<SessionId> = rest.iter().filter_map(|s| SessionId::parse(s)).collect();
-        let saved = Saved {
+        let saved = SavedSession {
             digest,
             data: session.into_data(id, now),
             last_active_at: now,
@@ -472,7 +518,7 @@ impl SessionStore for RedisStore {
     ) -> Result<Option<SessionRecord>, StoreError> {
         let fields: Vec<Option<String>> = redis::cmd("HMGET")
             .arg(self.key("s", &id.to_string()))
-            .arg(&FIELDS)
+            .arg(&field_names())
             .query_async(&mut self.conn.clone())
             .await
             .map_err(unavailable)?;
@@ -572,7 +618,7 @@ impl SessionStore for RedisStore {
             let id: Option<String> = conn.get(token).await.map_err(unavailable)?;
             let digest: Option<String> = match &id {
                 Some(id) => conn
-                    .hget(self.key("s", id), "d")
+                    .hget(self.key("s", id), field("digest"))
                     .await
                     .map_err(unavailable)?,
                 None => None,
@@ -585,7 +631,7 @@ impl SessionStore for RedisStore {
             let name = &user[self.prefix.len() + 2..];
             for id in &members {
                 let owner: Option<String> = conn
-                    .hget(self.key("s", id), "u")
+                    .hget(self.key("s", id), field("user_id"))
                     .await
                     .map_err(unavailable)?;
                 orphans += usize::from(owner.as_deref() != Some(name));

@@ -5,6 +5,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use actix_web::dev::ServerHandle;
 use serde_json::{json, Value};
 use sessiond::config::{ServiceKeys, Settings, StoreSetting};
 use sessiond::startup::Application;
@@ -22,10 +23,25 @@ pub struct Client {
 
 /// A sessiond started in this process, with its store at hand. With
 /// `SESSIOND_TEST_STORE=redis` every test runs against its own `redis-server`.
+/// Dropping it stops the server and waits for its thread, so a test run's threads, sockets and
+/// actix systems do not pile up.
 pub struct TestApp {
     client: Client,
     pub store: SharedStore,
+    server: ServerHandle,
+    thread: Option<thread::JoinHandle<std::io::Result<()>>>,
+    // Dropped after the server, which may still be talking to it.
     _redis: Option<RedisServer>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let server = self.server.clone();
+        actix_web::rt::System::new().block_on(server.stop(false));
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 impl std::ops::Deref for TestApp {
@@ -103,21 +119,23 @@ pub fn spawn_app_with(edit: impl FnOnce(&mut Settings)) -> TestApp {
     };
     edit(&mut settings);
     let (sender, receiver) = mpsc::channel();
-    thread::spawn(move || {
+    let thread = thread::spawn(move || {
         actix_web::rt::System::new().block_on(async move {
             let app = Application::build(settings)
                 .await
                 .expect("the application starts");
             sender
-                .send((app.address(), app.store()))
+                .send((app.address(), app.store(), app.handle()))
                 .expect("the test is waiting");
             app.run_until_stopped().await
         })
     });
-    let (address, store) = receiver.recv().expect("the application started");
+    let (address, store, server) = receiver.recv().expect("the application started");
     TestApp {
         client: Client::new(address),
         store,
+        server,
+        thread: Some(thread),
         _redis: redis,
     }
 }

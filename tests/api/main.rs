@@ -12,6 +12,7 @@ mod console;
 mod contract_fuzz;
 mod expiry;
 mod helpers;
+mod layers;
 mod listing;
 mod login;
 mod model;

@@ -108,3 +108,36 @@ fn the_interactive_reference_is_served_from_the_binary() {
         "nothing is loaded from elsewhere"
     );
 }
+
+/// The schema attributes spell the limits as literals (utoipa reads no constants there); the
+/// document must state exactly the domain's limits.
+#[test]
+fn the_document_states_the_domains_limits() {
+    use sessiond::domain::limits::*;
+    let spec: serde_json::Value = serde_json::from_str(&sessiond::openapi::spec_json()).unwrap();
+    let login = &spec["components"]["schemas"]["NewSessionRequest"]["properties"];
+    for field in ["user_id", "name", "organisation", "server_name"] {
+        assert_eq!(login[field]["maxLength"], MAX_TEXT_CHARS, "{field}");
+    }
+    assert_eq!(login["user_agent"]["maxLength"], MAX_USER_AGENT_CHARS);
+    assert_eq!(login["roles"]["maxItems"], MAX_ROLES);
+    assert_eq!(login["roles"]["items"]["maxLength"], MAX_ROLE_CHARS);
+    assert_eq!(login["timeout_seconds"]["maximum"], MAX_TIMEOUT_SECONDS);
+    let delete = &spec["components"]["schemas"]["DeleteSessionsRequest"]["properties"]["ids"];
+    assert_eq!(delete["maxItems"], MAX_DELETE_IDS);
+    for path in ["/sessions", "/audit"] {
+        for param in spec["paths"][path]["get"]["parameters"].as_array().unwrap() {
+            let schema = &param["schema"];
+            match param["name"].as_str().unwrap() {
+                "limit" => {
+                    assert_eq!(schema["maximum"], MAX_LIMIT);
+                    assert_eq!(schema["default"], DEFAULT_LIMIT);
+                }
+                "organisation" | "user_id" | "server_name" | "q" => {
+                    assert_eq!(schema["maxLength"], MAX_TEXT_CHARS, "{path} {param}")
+                }
+                _ => {}
+            }
+        }
+    }
+}

@@ -286,15 +286,7 @@ async fn listing_pages_cover_every_match_once(store: SharedStore) {
         seen.extend(page.items.iter().map(|r| r.data.id));
         match (page.more, page.items.last()) {
             (true, Some(last)) => {
-                let key = q
-                    .sort
-                    .key(&last.data.fields(last.last_active_at))
-                    .to_owned_key();
-                let position = sessiond::domain::Position {
-                    key,
-                    id: last.data.id,
-                };
-                cursor = Some(q.cursor_after(&position));
+                cursor = Some(q.cursor_after(&sessiond::domain::Position::of(&q, last)));
             }
             _ => break,
         }
@@ -319,4 +311,43 @@ async fn indexes_stay_consistent(store: SharedStore) {
     assert_eq!(report.rows, live.len());
     assert_eq!(report.by_digest, live.len());
     assert_eq!(report.by_user, live.len());
+}
+
+/// The Redis scripts carry the expiry rule in Lua; it must agree with the Rust rule to the
+/// millisecond, at the edges too.
+#[test]
+fn the_lua_expiry_rule_is_the_rust_rule() {
+    use sessiond::domain::session::expires_at;
+    use sessiond::domain::Millis;
+    let Some(server) = crate::redis_server::RedisServer::start() else {
+        return;
+    };
+    let client = ::redis::Client::open(server.url()).unwrap();
+    let mut conn = client.get_connection().unwrap();
+    let script = ::redis::Script::new(&format!(
+        "{}return expires_at(tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]))",
+        sessiond::store::lua_prelude()
+    ));
+    let now = 1_795_820_400_123u64;
+    for (last_active, timeout, created, max_lifetime) in [
+        (now, 1800, now, 43_200),
+        (now, 1, now - 5_000, 3),
+        (now + 999, 604_800, now - 43_199_000, 43_200),
+        (now, 604_800, now, 604_800),
+        (now - 1, 30, now - 2, 1),
+        (0, 1, 0, 1),
+    ] {
+        let rust = expires_at(Millis(last_active), timeout, Millis(created), max_lifetime);
+        let lua: u64 = script
+            .arg(last_active)
+            .arg(timeout)
+            .arg(created)
+            .arg(max_lifetime * 1000)
+            .invoke(&mut conn)
+            .unwrap();
+        assert_eq!(
+            lua, rust.0,
+            "{last_active} {timeout} {created} {max_lifetime}"
+        );
+    }
 }

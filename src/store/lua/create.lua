@@ -10,15 +10,15 @@ local id, digest, ip = ARGV[6], ARGV[7], ARGV[11]
 local live = {}
 for _, sid in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   local key = prefix .. 's:' .. sid
-  local f = redis.call('HMGET', key, 'i', 'v', 't', 'c', 'l', 'd')
-  if not f[1] then
+  local s = read_session(key)
+  if not s.user_id then
     redis.call('SREM', KEYS[1], sid)
-  elseif math.min(tonumber(f[5]) + tonumber(f[3]) * 1000, tonumber(f[4]) + max_ms) <= now then
-    redis.call('DEL', key, prefix .. 't:' .. f[6])
+  elseif session_expires_at(s, max_ms) <= now then
+    redis.call('DEL', key, prefix .. 't:' .. s.digest)
     redis.call('SREM', KEYS[1], sid)
     redis.call('PUBLISH', channel, cjson.encode({op = 'd', id = sid}))
   else
-    table.insert(live, {sid, f[1], f[2], f[6]})
+    table.insert(live, {sid, s.ip_address, s.server_name, s.digest})
   end
 end
 
@@ -43,14 +43,19 @@ elseif policy == 'replace' then
 end
 
 local timeout = tonumber(ARGV[14])
-local expires = math.min(now + timeout * 1000, now + max_ms)
-local fields = {'u', ARGV[8], 'n', ARGV[9], 'o', ARGV[10], 'i', ip, 'v', ARGV[12], 'r', ARGV[13],
-  't', ARGV[14], 'c', ARGV[2], 'l', ARGV[2], 'p', ARGV[2], 'd', digest}
-local event = {op = 'c', id = id, u = ARGV[8], n = ARGV[9], o = ARGV[10], i = ip, v = ARGV[12],
-  r = ARGV[13], t = ARGV[14], c = ARGV[2], l = ARGV[2], d = digest}
-if ARGV[16] == '1' then
-  table.insert(fields, 'a'); table.insert(fields, ARGV[15])
-  event.a = ARGV[15]
+local expires = expires_at(now, timeout, now, max_ms)
+local values = {user_id = ARGV[8], name = ARGV[9], organisation = ARGV[10], ip_address = ip,
+  server_name = ARGV[12], roles = ARGV[13], timeout_seconds = ARGV[14], created_at = ARGV[2],
+  last_active_at = ARGV[2], digest = digest}
+if ARGV[16] == '1' then values.user_agent = ARGV[15] end
+-- The hash holds the fields given; the event carries them in ROW order (false = not given).
+local fields, row = {F.published_at, ARGV[2]}, {}
+for i, name in ipairs(NAMES) do
+  local value = values[name]
+  row[i] = value or false
+  if value then
+    table.insert(fields, ROW[i]); table.insert(fields, value)
+  end
 end
 redis.call('HSET', KEYS[2], unpack(fields))
 redis.call('PEXPIREAT', KEYS[2], expires)
@@ -59,5 +64,5 @@ redis.call('SADD', KEYS[1], id)
 -- The user index lives as long as the longest session it may hold.
 redis.call('PEXPIREAT', KEYS[1], now + max_ms, 'NX')
 redis.call('PEXPIREAT', KEYS[1], now + max_ms, 'GT')
-redis.call('PUBLISH', channel, cjson.encode(event))
+redis.call('PUBLISH', channel, cjson.encode({op = 'c', id = id, row = row}))
 return replaced

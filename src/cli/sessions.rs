@@ -1,0 +1,366 @@
+//! `sessiond sessions …`: a command-line client of a running sessiond, for operators and
+//! scripts. It speaks the same HTTP API as everyone else.
+
+use std::io::{BufRead, Write};
+use std::process::ExitCode;
+
+use clap::{ArgGroup, Args, Subcommand};
+use comfy_table::presets::UTF8_BORDERS_ONLY;
+use comfy_table::{ContentArrangement, Table};
+use serde_json::{json, Value};
+
+use super::client::{ApiClient, CliError};
+use crate::domain::limits::MAX_DELETE_IDS;
+use crate::duration::format_duration;
+
+const EXIT_CODES: &str = "Exit status: 0 when everything asked for was done; 1 when sessiond \
+refused or failed (an error problem, ids not found or refused, a declined confirmation, or \
+sessiond could not be reached); 2 for a usage error.";
+
+#[derive(Args, Debug)]
+#[command(after_help = EXIT_CODES)]
+pub struct SessionsArgs {
+    /// sessiond's base URL.
+    #[arg(
+        long,
+        env = "SESSIOND_URL",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
+    pub url: String,
+    /// An administrator's bearer token (list, delete, whoami).
+    #[arg(long, env = "SESSIOND_TOKEN", hide_env_values = true, global = true)]
+    pub token: Option<String>,
+    /// A service key (login).
+    #[arg(
+        long,
+        env = "SESSIOND_SERVICE_KEY",
+        hide_env_values = true,
+        global = true
+    )]
+    pub service_key: Option<String>,
+    #[command(subcommand)]
+    pub command: SessionsCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SessionsCommand {
+    /// List sessions as the Session Management screen shows them.
+    #[command(after_help = EXIT_CODES)]
+    List(ListArgs),
+    /// End sessions: by id, every session of a user, or of an organisation.
+    #[command(after_help = EXIT_CODES)]
+    Delete(DeleteArgs),
+    /// Show the session the token belongs to.
+    #[command(after_help = EXIT_CODES)]
+    Whoami {
+        /// Print the session as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Log a user in with a service key and print only the new token.
+    #[command(after_help = EXIT_CODES)]
+    Login(LoginArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ListArgs {
+    /// Only this organisation.
+    #[arg(long)]
+    pub org: Option<String>,
+    /// Only this user id.
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Only this server name.
+    #[arg(long)]
+    pub server: Option<String>,
+    /// Case-insensitive search in name, user id and IP address.
+    #[arg(long)]
+    pub search: Option<String>,
+    /// Sort key.
+    #[arg(long, default_value = "name", value_parser = ["name", "organisation", "ip_address", "server_name", "timeout", "session_time", "last_active"])]
+    pub sort: String,
+    /// Descending order.
+    #[arg(long)]
+    pub desc: bool,
+    /// Rows per page (1..=1000).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub limit: u16,
+    /// Follow every page, not only the first.
+    #[arg(long)]
+    pub all: bool,
+    /// Print one JSON array of sessions and nothing else.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+#[command(group(ArgGroup::new("which").required(true).args(["ids", "user", "org"])))]
+pub struct DeleteArgs {
+    /// Session ids to end.
+    pub ids: Vec<String>,
+    /// End every session of this user ("log this user out everywhere").
+    #[arg(long, conflicts_with = "ids")]
+    pub user: Option<String>,
+    /// End every session of this organisation (except your own).
+    #[arg(long, conflicts_with_all = ["ids", "user"])]
+    pub org: Option<String>,
+    /// Do not ask for confirmation.
+    #[arg(long, short)]
+    pub yes: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct LoginArgs {
+    #[arg(long)]
+    pub user: String,
+    /// The user's display name.
+    #[arg(long)]
+    pub name: String,
+    /// The end user's IP address.
+    #[arg(long)]
+    pub ip: String,
+    #[arg(long)]
+    pub org: Option<String>,
+    #[arg(long)]
+    pub server: Option<String>,
+    /// A role; repeat for several (admin, org_admin, …).
+    #[arg(long = "role")]
+    pub roles: Vec<String>,
+    /// Idle timeout in seconds.
+    #[arg(long)]
+    pub timeout: Option<u32>,
+}
+
+/// Runs a `sessions` subcommand and says how it went.
+pub fn run(args: SessionsArgs) -> ExitCode {
+    let client = ApiClient::new(&args.url, args.token, args.service_key);
+    let outcome = match args.command {
+        SessionsCommand::List(list) => list_sessions(&client, &list),
+        SessionsCommand::Delete(delete) => delete_sessions(&client, &delete),
+        SessionsCommand::Whoami { json } => whoami(&client, json),
+        SessionsCommand::Login(login) => log_in(&client, &login),
+    };
+    match outcome {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("sessiond: {e}");
+            e.exit_code()
+        }
+    }
+}
+
+/// Every session the query selects (one page, or all with `all`).
+fn fetch(
+    client: &ApiClient,
+    query: &[(&str, String)],
+    all: bool,
+) -> Result<(Vec<Value>, u64, bool), CliError> {
+    let mut items = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut q = query.to_vec();
+        if let Some(c) = &cursor {
+            q.push(("cursor", c.clone()));
+        }
+        let page = client.get("/sessions", &q)?;
+        items.extend(page["items"].as_array().cloned().unwrap_or_default());
+        let total = page["total"].as_u64().unwrap_or_default();
+        match page["next_cursor"].as_str() {
+            Some(next) if all => cursor = Some(next.to_string()),
+            next => return Ok((items, total, next.is_some())),
+        }
+    }
+}
+
+fn list_sessions(client: &ApiClient, args: &ListArgs) -> Result<ExitCode, CliError> {
+    let mut query = vec![
+        ("sort", args.sort.clone()),
+        ("order", if args.desc { "desc" } else { "asc" }.to_string()),
+        ("limit", args.limit.to_string()),
+    ];
+    for (name, value) in [
+        ("organisation", &args.org),
+        ("user_id", &args.user),
+        ("server_name", &args.server),
+        ("q", &args.search),
+    ] {
+        if let Some(v) = value {
+            query.push((name, v.clone()));
+        }
+    }
+    let (items, total, more) = fetch(client, &query, args.all)?;
+    if args.json {
+        println!("{}", Value::Array(items));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut table = Table::new();
+    table
+        .load_preset(UTF8_BORDERS_ONLY)
+        .set_content_arrangement(ContentArrangement::Disabled)
+        .set_header([
+            "Name",
+            "Organisation",
+            "IP Address",
+            "Server Name",
+            "Timeout",
+            "Session Time",
+            "ID",
+        ]);
+    for s in &items {
+        let text = |key: &str| s[key].as_str().unwrap_or_default().to_string();
+        let seconds = |key: &str| format_duration(s[key].as_u64().unwrap_or_default());
+        let mut name = text("name");
+        if s["own"] == json!(true) {
+            name.push_str(" (you)");
+        }
+        table.add_row([
+            name,
+            text("organisation"),
+            text("ip_address"),
+            text("server_name"),
+            seconds("timeout_seconds"),
+            seconds("session_time_seconds"),
+            text("id"),
+        ]);
+    }
+    println!("{table}");
+    let hint = if more { " (--all for every page)" } else { "" };
+    println!("{} of {total} sessions{hint}", items.len());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn confirm(question: &str) -> bool {
+    eprint!("{question} [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    let read = std::io::stdin().lock().read_line(&mut answer);
+    matches!(read, Ok(n) if n > 0) && matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes")
+}
+
+fn delete_sessions(client: &ApiClient, args: &DeleteArgs) -> Result<ExitCode, CliError> {
+    let (ids, what) = match (&args.user, &args.org) {
+        (Some(user), _) => (
+            ids_of(client, ("user_id", user.clone()))?,
+            format!("of user {user}"),
+        ),
+        (None, Some(org)) => (
+            ids_of(client, ("organisation", org.clone()))?,
+            format!("of organisation {org}"),
+        ),
+        (None, None) => (args.ids.clone(), String::new()),
+    };
+    if ids.is_empty() {
+        println!("No sessions {what}.");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let count = ids.len();
+    let plural = if count == 1 { "session" } else { "sessions" };
+    let question = match what.is_empty() {
+        true => format!("End {count} {plural}?"),
+        false => format!("End {count} {plural} {what}?"),
+    };
+    if !args.yes && !confirm(&question) {
+        eprintln!("Cancelled: nothing was deleted.");
+        return Ok(ExitCode::FAILURE);
+    }
+    let (mut deleted, mut not_found, mut refused) = (0, 0, 0);
+    for chunk in ids.chunks(MAX_DELETE_IDS) {
+        let result = client.delete("/sessions", &json!({ "ids": chunk }))?;
+        for id in result["deleted"].as_array().into_iter().flatten() {
+            println!("deleted    {}", id.as_str().unwrap_or_default());
+            deleted += 1;
+        }
+        for id in result["not_found"].as_array().into_iter().flatten() {
+            println!("not found  {}", id.as_str().unwrap_or_default());
+            not_found += 1;
+        }
+        for r in result["refused"].as_array().into_iter().flatten() {
+            println!(
+                "refused    {} (your own session)",
+                r["id"].as_str().unwrap_or_default()
+            );
+            refused += 1;
+        }
+    }
+    println!("Deleted {deleted}, not found {not_found}, refused {refused}.");
+    Ok(if not_found + refused == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn ids_of(client: &ApiClient, filter: (&str, String)) -> Result<Vec<String>, CliError> {
+    let query = [
+        filter,
+        ("limit", crate::domain::limits::MAX_LIMIT.to_string()),
+    ];
+    let (items, _, _) = fetch(client, &query, true)?;
+    Ok(items
+        .iter()
+        .filter_map(|s| s["id"].as_str().map(str::to_string))
+        .collect())
+}
+
+fn whoami(client: &ApiClient, json: bool) -> Result<ExitCode, CliError> {
+    let me = client.get("/sessions/current", &[])?;
+    if json {
+        println!("{me}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let text = |key: &str| me[key].as_str().unwrap_or("-").to_string();
+    let roles: Vec<&str> = me["roles"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    for (label, value) in [
+        ("Name", text("name")),
+        ("User", text("user_id")),
+        ("Organisation", text("organisation")),
+        (
+            "Roles",
+            if roles.is_empty() {
+                "-".into()
+            } else {
+                roles.join(", ")
+            },
+        ),
+        ("IP Address", text("ip_address")),
+        ("Server Name", text("server_name")),
+        (
+            "Timeout",
+            format_duration(me["timeout_seconds"].as_u64().unwrap_or_default()),
+        ),
+        (
+            "Session Time",
+            format_duration(me["session_time_seconds"].as_u64().unwrap_or_default()),
+        ),
+        ("Expires", text("expires_at")),
+        ("Session ID", text("id")),
+    ] {
+        println!("{label:<13} {value}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn log_in(client: &ApiClient, args: &LoginArgs) -> Result<ExitCode, CliError> {
+    let mut body = json!({"user_id": args.user, "name": args.name, "ip_address": args.ip});
+    if let Some(org) = &args.org {
+        body["organisation"] = json!(org);
+    }
+    if let Some(server) = &args.server {
+        body["server_name"] = json!(server);
+    }
+    if !args.roles.is_empty() {
+        body["roles"] = json!(args.roles);
+    }
+    if let Some(timeout) = args.timeout {
+        body["timeout_seconds"] = json!(timeout);
+    }
+    let created = client.post("/sessions", &body)?;
+    println!("{}", created["token"].as_str().unwrap_or_default());
+    Ok(ExitCode::SUCCESS)
+}

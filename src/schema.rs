@@ -1,0 +1,51 @@
+//! OpenAPI schemas that the derive macros cannot state, for `schema_with`. A leaf: it imports
+//! nothing of the crate, so any layer may use it.
+
+use utoipa::openapi::schema::{
+    ArrayBuilder, KnownFormat, ObjectBuilder, OneOfBuilder, Schema, SchemaFormat, SchemaType, Type,
+};
+
+/// No control characters (U+0000–U+001F, U+007F–U+009F): what every text field accepts.
+pub const NO_CONTROL_CHARACTERS: &str = "^[^\\x00-\\x1F\\x7F-\\x9F]*$";
+
+/// An IPv4 or IPv6 address.
+pub fn ip_address() -> Schema {
+    let format = |f| {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(f)))
+    };
+    OneOfBuilder::new()
+        .item(format(KnownFormat::Ipv4))
+        .item(format(KnownFormat::Ipv6))
+        .into()
+}
+
+/// At most 16 roles of 1–64 characters without control characters, or null.
+pub fn roles() -> Schema {
+    let role = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(Some(1))
+        .max_length(Some(64))
+        .pattern(Some(NO_CONTROL_CHARACTERS))
+        .examples(["admin"]);
+    ArrayBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Array, Type::Null]))
+        .items(role)
+        .max_items(Some(16))
+        .examples([serde_json::json!(["admin"])])
+        .into()
+}
+
+/// A page cursor: opaque, issued by the server as `next_cursor`; empty means the first page.
+pub fn cursor() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .format(Some(SchemaFormat::Custom("cursor".into())))
+        .pattern(Some("^[A-Za-z0-9_-]*$"))
+        .description(Some(
+            "The `next_cursor` of the previous page, passed back unchanged with the same sort, \
+             order and filters; empty or absent for the first page.",
+        ))
+        .into()
+}
