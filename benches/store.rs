@@ -1,11 +1,14 @@
-//! Micro-benchmarks of the memory store's own operations (`cargo bench`), at 100,000 sessions.
+//! Micro-benchmarks of the memory store's own operations (`cargo bench`), at 100,000 sessions,
+//! and how validation and logins scale with threads straight on the store (no HTTP).
 
 use std::hint::black_box;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use sessiond::domain::listing::ListParams;
 use sessiond::domain::{
-    ConcurrentSessions, ListQuery, Millis, NewSession, Scope, SessionId, Token, TokenDigest,
+    ConcurrentSessions, ListQuery, Millis, NewSession, PresentedToken, Scope, SessionId, Token,
 };
 use sessiond::store::{Insert, MemoryStore, SessionStore};
 
@@ -19,10 +22,11 @@ fn block_on<F: std::future::Future>(future: F) -> F::Output {
     RUNTIME.with(|rt| rt.block_on(future))
 }
 
+/// Names that share long prefixes, as real directories do.
 fn new_session(i: usize) -> NewSession {
     NewSession {
         user_id: format!("user-{i}").into(),
-        name: format!("User {}", (i * 7919) % 100_003).into(),
+        name: format!("User 1-{:06}", (i * 7919) % 1_000_003).into(),
         organisation: format!("Org {}", i % 20).into(),
         ip_address: std::net::Ipv4Addr::from(0x0a00_0000 + i as u32).into(),
         server_name: format!("APP-{}", i % 4).into(),
@@ -32,26 +36,22 @@ fn new_session(i: usize) -> NewSession {
     }
 }
 
-fn filled(now: Millis) -> (MemoryStore, Vec<TokenDigest>, Vec<SessionId>) {
+fn login(store: &MemoryStore, i: usize, now: Millis) -> PresentedToken {
+    let id = SessionId::generate();
+    let token = Token::generate(id);
+    let insert = Insert {
+        id,
+        digest: token.digest(),
+        session: new_session(i),
+    };
+    block_on(store.create(insert, ConcurrentSessions::DenyOtherIp, now)).unwrap();
+    PresentedToken::parse(&token.expose()).unwrap()
+}
+
+fn filled(now: Millis) -> (MemoryStore, Vec<PresentedToken>) {
     let store = MemoryStore::new(43_200);
-    let (mut digests, mut ids) = (Vec::new(), Vec::new());
-    block_on(async {
-        for i in 0..SESSIONS {
-            let (id, digest) = (SessionId::generate(), Token::generate().digest());
-            let insert = Insert {
-                id,
-                digest,
-                session: new_session(i),
-            };
-            store
-                .create(insert, ConcurrentSessions::Allow, now)
-                .await
-                .unwrap();
-            digests.push(digest);
-            ids.push(id);
-        }
-    });
-    (store, digests, ids)
+    let tokens = (0..SESSIONS).map(|i| login(&store, i, now)).collect();
+    (store, tokens)
 }
 
 fn query(text: &str) -> ListQuery {
@@ -64,25 +64,25 @@ fn query(text: &str) -> ListQuery {
 
 fn store_operations(c: &mut Criterion) {
     let now = Millis::now();
-    let (store, digests, ids) = filled(now);
+    let (store, tokens) = filled(now);
     let mut n = 0;
     c.bench_function("authenticate (validate + touch)", |b| {
         b.iter(|| {
             n = (n + 7919) % SESSIONS;
-            block_on(store.authenticate(black_box(&digests[n]), now)).unwrap()
+            block_on(store.authenticate(black_box(&tokens[n]), now)).unwrap()
         })
     });
     c.bench_function("get by id", |b| {
         b.iter(|| {
             n = (n + 7919) % SESSIONS;
-            block_on(store.get(black_box(ids[n]), &Scope::All, now)).unwrap()
+            block_on(store.get(black_box(tokens[n].id), &Scope::All, now)).unwrap()
         })
     });
     let mut group = c.benchmark_group("list a page of 100 at 100,000");
     group.sample_size(20);
     for (name, q) in [
         ("default sort (name)", query("")),
-        ("search", query("user 12")),
+        ("search", query("user 1-0012")),
     ] {
         group.bench_function(name, |b| {
             b.iter(|| block_on(store.list(black_box(&q), &Scope::All, now)).unwrap())
@@ -94,15 +94,66 @@ fn store_operations(c: &mut Criterion) {
     c.bench_function("create (policy deny-other-ip)", |b| {
         b.iter(|| {
             i += 1;
-            let insert = Insert {
-                id: SessionId::generate(),
-                digest: Token::generate().digest(),
-                session: new_session(i),
-            };
-            block_on(store.create(insert, ConcurrentSessions::DenyOtherIp, now)).unwrap()
+            login(&store, i, now)
         })
     });
 }
 
-criterion_group!(benches, store_operations);
+/// The time `threads` threads take to do `iters` operations in all, each thread doing its
+/// share: throughput per thread count, so the ratio to one thread is the scaling.
+fn on_threads(threads: usize, iters: u64, operation: impl Fn(usize) + Sync) -> Duration {
+    let next = AtomicUsize::new(0);
+    let share = (iters as usize).div_ceil(threads);
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                let base = next.fetch_add(share, Ordering::Relaxed);
+                for k in 0..share {
+                    operation(base + k);
+                }
+            });
+        }
+    });
+    started.elapsed()
+}
+
+fn scaling(c: &mut Criterion) {
+    let now = Millis::now();
+    let (store, tokens) = filled(now);
+    let mut group = c.benchmark_group("scaling");
+    group.sample_size(20);
+    for threads in [1, 2, 4] {
+        group.bench_with_input(
+            BenchmarkId::new("validate", threads),
+            &threads,
+            |b, &threads| {
+                b.iter_custom(|iters| {
+                    on_threads(threads, iters, |k| {
+                        let token = &tokens[(k * 7919) % SESSIONS];
+                        black_box(block_on(store.authenticate(token, now)).unwrap());
+                    })
+                })
+            },
+        );
+    }
+    let logged_in = AtomicUsize::new(SESSIONS);
+    for threads in [1, 2, 4] {
+        group.bench_with_input(
+            BenchmarkId::new("login of distinct users", threads),
+            &threads,
+            |b, &threads| {
+                b.iter_custom(|iters| {
+                    let base = logged_in.fetch_add(iters as usize + threads, Ordering::Relaxed);
+                    on_threads(threads, iters, |k| {
+                        black_box(login(&store, base + k, now));
+                    })
+                })
+            },
+        );
+    }
+    group.finish();
+}
+
+criterion_group!(benches, store_operations, scaling);
 criterion_main!(benches);

@@ -13,7 +13,7 @@ use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 
-use crate::domain::{Millis, Scope, SessionId, SessionRecord, TokenDigest};
+use crate::domain::{Millis, PresentedToken, Scope, SessionId, SessionRecord};
 use crate::error::{ApiError, Challenge, Code};
 use crate::service::Acting;
 use crate::state::AppState;
@@ -103,14 +103,13 @@ impl FromRequest for Caller {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let req = req.clone();
         let found = state(&req).and_then(|state| {
-            let digest =
-                TokenDigest::of_presented(bearer_token(&req)?).ok_or_else(invalid_token)?;
-            Ok((state, digest))
+            let token = PresentedToken::parse(bearer_token(&req)?).ok_or_else(invalid_token)?;
+            Ok((state, token))
         });
         Box::pin(async move {
-            let (state, digest) = found?;
+            let (state, token) = found?;
             let now = Millis::now();
-            match state.sessions.authenticate(&digest, now).await? {
+            match state.sessions.authenticate(&token, now).await? {
                 Some(session) => {
                     req.extensions_mut().insert(CallerSession(session.data.id));
                     Ok(Caller { session, now })

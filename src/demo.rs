@@ -170,9 +170,10 @@ async fn insert(
     policy: ConcurrentSessions,
     at: Millis,
 ) -> Result<String, StoreError> {
-    let token = Token::generate();
+    let id = SessionId::generate();
+    let token = Token::generate(id);
     let insert = Insert {
-        id: SessionId::generate(),
+        id,
         digest: token.digest(),
         session,
     };

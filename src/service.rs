@@ -10,8 +10,8 @@ use crate::audit::{AuditLog, EndMethod, Subject};
 use crate::domain::listing::ListParams;
 use crate::domain::new_session::Defaults;
 use crate::domain::{
-    ConcurrentSessions, ListQuery, Millis, NewSession, NewSessionRequest, Position, Scope,
-    SessionData, SessionId, SessionRecord, Token, TokenDigest,
+    ConcurrentSessions, ListQuery, Millis, NewSession, NewSessionRequest, Position, PresentedToken,
+    Scope, SessionData, SessionId, SessionRecord, Token,
 };
 use crate::error::{ApiError, Code};
 use crate::metrics::{EndReason, Metrics};
@@ -100,9 +100,10 @@ impl Sessions {
             session.ip_address,
             session.server_name.clone(),
         );
-        let token = Token::generate();
+        let id = SessionId::generate();
+        let token = Token::generate(id);
         let insert = Insert {
-            id: SessionId::generate(),
+            id,
             digest: token.digest(),
             session,
         };
@@ -138,10 +139,10 @@ impl Sessions {
     /// no live session.
     pub async fn authenticate(
         &self,
-        digest: &TokenDigest,
+        token: &PresentedToken,
         now: Millis,
     ) -> Result<Option<SessionRecord>, ApiError> {
-        Ok(self.store.authenticate(digest, now).await?)
+        Ok(self.store.authenticate(token, now).await?)
     }
 
     /// Ends the caller's own session.

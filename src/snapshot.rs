@@ -4,9 +4,11 @@
 //! the directory flushed too: a crash at any moment leaves the previous snapshot or the new
 //! one, never a torn file. A SHA-256 trailer catches truncation and corruption on load.
 //!
-//! Format, version 1 (integers little-endian):
+//! Format, version 2 (integers little-endian; version 1 differed only in keeping the digest of a
+//! whole token, before tokens carried their session's id, so its sessions cannot be validated
+//! and it is refused by name):
 //! `"SESSIOND"`, `u32` version, `u64` written-at ms, `u64` count, then per session: `u128` id,
-//! 32-byte token digest, strings user_id, name, organisation, server_name (`u32` length +
+//! 32-byte digest of the token's secret, strings user_id, name, organisation, server_name (`u32` length +
 //! UTF-8), `u8` 0/1 + user_agent string, `u8` role count + strings, `u8` 4/6 + address bytes,
 //! `u32` timeout, `u64` created ms, `u64` last-active ms; then the SHA-256 of all before it.
 
@@ -22,7 +24,7 @@ use crate::domain::{Millis, SessionData, SessionId, TokenDigest};
 use crate::store::SavedSession;
 
 const MAGIC: &[u8; 8] = b"SESSIOND";
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 const FILE_NAME: &str = "sessions.snapshot";
 
 #[derive(Debug, thiserror::Error)]
@@ -173,6 +175,13 @@ pub fn decode(bytes: &[u8]) -> Result<Snapshot, String> {
     }
     let mut r = Reader { bytes: body, at: 8 };
     let version = r.u32()?;
+    if version == 1 {
+        return Err(
+            "it has format version 1, written by a sessiond whose tokens carried no \
+             session id, and those tokens cannot be validated by this version (format 2)"
+                .into(),
+        );
+    }
     if version != VERSION {
         return Err(format!(
             "it has format version {version}; this sessiond reads version {VERSION}"
@@ -330,10 +339,12 @@ mod tests {
     #[test]
     fn refuses_another_version() {
         let mut bytes = encode(&[], Millis(5));
-        bytes[8] = 2;
         let body_len = bytes.len() - 32;
-        let checksum = Sha256::digest(&bytes[..body_len]);
-        bytes[body_len..].copy_from_slice(&checksum);
-        assert!(decode(&bytes).unwrap_err().contains("version 2"));
+        for (version, named) in [(3, "version 3"), (1, "format version 1")] {
+            bytes[8] = version;
+            let checksum = Sha256::digest(&bytes[..body_len]);
+            bytes[body_len..].copy_from_slice(&checksum);
+            assert!(decode(&bytes).unwrap_err().contains(named));
+        }
     }
 }

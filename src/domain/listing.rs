@@ -136,10 +136,10 @@ impl SortField {
     }
 }
 
-impl SortKey<String> {
+impl<S: AsRef<str>> SortKey<S> {
     pub fn borrowed(&self) -> SortKey<&str> {
         match self {
-            SortKey::Text(s) => SortKey::Text(s),
+            SortKey::Text(s) => SortKey::Text(s.as_ref()),
             SortKey::Ip(ip) => SortKey::Ip(*ip),
             SortKey::Number(n) => SortKey::Number(*n),
         }
@@ -148,8 +148,13 @@ impl SortKey<String> {
 
 impl SortKey<&str> {
     pub fn to_owned_key(&self) -> SortKey {
+        self.map_text(str::to_string)
+    }
+
+    /// The same key with its text, if any, made into another string type.
+    pub fn map_text<T>(&self, make: impl FnOnce(&str) -> T) -> SortKey<T> {
         match self {
-            SortKey::Text(s) => SortKey::Text(s.to_string()),
+            SortKey::Text(s) => SortKey::Text(make(s)),
             SortKey::Ip(ip) => SortKey::Ip(*ip),
             SortKey::Number(n) => SortKey::Number(*n),
         }
@@ -255,7 +260,7 @@ pub fn contains_lowercase(haystack: &str, needle_lower: &str) -> bool {
 
 /// An IP address is written with hex digits, dots and colons only; any other search text
 /// cannot match one, so the address need not be formatted.
-fn could_be_in_ip(needle: &str) -> bool {
+pub fn could_be_in_ip(needle: &str) -> bool {
     needle
         .bytes()
         .all(|b| b.is_ascii_hexdigit() || b == b'.' || b == b':')

@@ -15,4 +15,4 @@ pub use listing::{Filters, ListQuery, Order, Position, SortField, SortKey};
 pub use new_session::{NewSession, NewSessionRequest};
 pub use policy::ConcurrentSessions;
 pub use session::{Scope, Session, SessionData, SessionRecord};
-pub use token::{Token, TokenDigest};
+pub use token::{PresentedToken, Token, TokenDigest};

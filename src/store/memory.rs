@@ -1,45 +1,49 @@
-//! The embedded store: every session in one table behind one reader-writer lock.
+//! The embedded store: sessions in 64 independently locked shards, users in a [`DashMap`], and
+//! no lock over the whole store on any request path.
 //!
-//! Reads (validation, listing) share the lock; a validation's touch is an atomic store into its
-//! row, so it needs no write access. Writes (login, logout, deletes, reaping) take the lock
-//! alone, which makes the policy's check-and-insert and the upkeep of the indexes one atomic
-//! step.
+//! - A session's shard is chosen by its id, which a token carries as its selector: validation
+//!   read-locks one shard, finds the row by id and compares the secret's digest in constant
+//!   time. It never waits for a login of another shard, nor for a listing, which read-locks one
+//!   shard at a time.
+//! - Each user's entry in `users` heads a doubly linked chain of that user's rows. Every rule
+//!   about one user (the concurrent-session policy's check-and-insert, replacing, unlinking) runs
+//!   under that entry's lock, so it is atomic for that user and logins of other users proceed in
+//!   parallel. Unlinking a row is O(1); only a login walks its user's chain.
+//! - Rows sit contiguously in each shard, with user id and name inline (`CompactString`: no heap
+//!   pointer for texts up to 24 bytes), so a listing scans memory in order; shards are scanned in
+//!   parallel, each keeping a bounded top-k heap, then merged.
+//! - Organisations, server names, user agents and role sets — few distinct values shared by many
+//!   sessions — are interned: a row holds 4-byte numbers.
 //!
-//! The layout is made for memory and for scans. Rows sit in one contiguous vector, so a listing
-//! reads memory in order instead of chasing pointers. A row keeps its user id and name in one
-//! allocation, and organisation, server name, roles and user agent — few distinct values shared
-//! by many sessions — as numbers into reference-counted tables. The three indexes (by id, by
-//! token digest, by user) hold only 4-byte slot numbers: keys are compared against the rows
-//! they point at, and a user's sessions are chained through their rows.
+//! Locks are always taken in one order: a user's entry, then shards one at a time, then an
+//! interner; no code holds a shard while it waits for a user's entry.
 
 use std::cmp::Ordering;
-use std::collections::hash_map::RandomState;
 use std::collections::{BinaryHeap, HashMap};
-use std::hash::{BuildHasher, Hash};
+use std::hash::Hash;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
+use compact_str::CompactString;
+use dashmap::DashMap;
 use hashbrown::HashTable;
+use rayon::prelude::*;
 
 use super::{BlockingSession, Census, IndexReport, Insert, Page, SessionStore, StoreError};
-use crate::domain::listing::Fields;
+use crate::domain::listing::{contains_lowercase, could_be_in_ip};
 use crate::domain::session::expires_at;
 use crate::domain::{
-    ConcurrentSessions, ListQuery, Millis, Order, Position, Scope, SessionData, SessionId,
+    ConcurrentSessions, ListQuery, Millis, Order, PresentedToken, Scope, SessionData, SessionId,
     SessionRecord, SortField, SortKey, TokenDigest,
 };
 
-/// The end of a user's chain of rows.
-const NO_SLOT: u32 = u32::MAX;
+const SHARD_BITS: u32 = 6;
+const SHARDS: usize = 1 << SHARD_BITS;
+const SLOT_BITS: u32 = 32 - SHARD_BITS;
 /// An absent interned value (a session without a user agent).
 const NO_VALUE: u32 = u32::MAX;
-
-pub struct MemoryStore {
-    table: RwLock<Table>,
-    max_lifetime_seconds: u64,
-}
 
 /// A session as a snapshot keeps it.
 #[derive(Debug)]
@@ -49,144 +53,36 @@ pub struct SavedSession {
     pub last_active_at: Millis,
 }
 
-struct Row {
-    /// The session id, as two halves (a `u128` would force 16-byte alignment on every row).
-    id: [u64; 2],
-    digest: TokenDigest,
-    /// The user id followed by the name.
-    text: Box<str>,
-    user_len: u16,
-    organisation: u32,
-    server_name: u32,
-    roles: u32,
-    user_agent: u32,
-    timeout_seconds: u32,
-    /// The next row of the same user, or [`NO_SLOT`].
-    next_of_user: u32,
-    /// The name's first 8 bytes, big-endian: most name comparisons end here, without reading
-    /// the name itself from the heap.
-    name_prefix: u64,
-    ip_address: IpAddr,
-    created_at: u64,
-    last_active_at: AtomicU64,
-}
+/// Where a row is: its shard and its slot there, in one `u32`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct RowRef(u32);
 
-impl Row {
-    fn id(&self) -> SessionId {
-        SessionId::from_u128((u128::from(self.id[0]) << 64) | u128::from(self.id[1]))
+impl RowRef {
+    /// The end of a user's chain.
+    const END: RowRef = RowRef(u32::MAX);
+
+    fn new(shard: usize, slot: u32) -> Self {
+        RowRef(((shard as u32) << SLOT_BITS) | slot)
     }
 
-    fn user_id(&self) -> &str {
-        &self.text[..usize::from(self.user_len)]
+    fn shard(self) -> usize {
+        (self.0 >> SLOT_BITS) as usize
     }
 
-    fn name(&self) -> &str {
-        &self.text[usize::from(self.user_len)..]
-    }
-
-    fn last_active_at(&self) -> Millis {
-        Millis(self.last_active_at.load(Relaxed))
+    fn slot(self) -> u32 {
+        self.0 & ((1 << SLOT_BITS) - 1)
     }
 }
 
-/// Interns values shared by many sessions (organisations, server names, role sets): each is
-/// kept once, with a count of the rows that use it, and rows hold its number.
-struct Interner<T> {
-    index: HashMap<T, u32>,
-    values: Vec<Option<(T, u32)>>,
-    free: Vec<u32>,
+fn shard_of(id: SessionId) -> usize {
+    (id.as_u128() as usize) & (SHARDS - 1)
 }
 
-impl<T: Hash + Eq + Clone> Default for Interner<T> {
-    fn default() -> Self {
-        Interner {
-            index: HashMap::new(),
-            values: Vec::new(),
-            free: Vec::new(),
-        }
-    }
-}
-
-impl<T: Hash + Eq + Clone> Interner<T> {
-    fn acquire(&mut self, value: T) -> u32 {
-        if let Some(&n) = self.index.get(&value) {
-            if let Some((_, uses)) = &mut self.values[n as usize] {
-                *uses += 1;
-            }
-            return n;
-        }
-        let n = match self.free.pop() {
-            Some(n) => {
-                self.values[n as usize] = Some((value.clone(), 1));
-                n
-            }
-            None => {
-                self.values.push(Some((value.clone(), 1)));
-                (self.values.len() - 1) as u32
-            }
-        };
-        self.index.insert(value, n);
-        n
-    }
-
-    fn release(&mut self, n: u32) {
-        let Some(Some((value, uses))) = self.values.get_mut(n as usize) else {
-            return;
-        };
-        *uses -= 1;
-        if *uses == 0 {
-            self.index.remove(value);
-            self.values[n as usize] = None;
-            self.free.push(n);
-        }
-    }
-
-    fn get(&self, n: u32) -> &T {
-        &self.values[n as usize]
-            .as_ref()
-            .expect("rows refer only to values in use")
-            .0
-    }
-
-    fn find<Q>(&self, value: &Q) -> Option<u32>
-    where
-        T: std::borrow::Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
-    {
-        self.index.get(value).copied()
-    }
-}
-
-#[derive(Default)]
-struct Table {
-    rows: Vec<Option<Row>>,
-    free: Vec<u32>,
-    by_id: HashTable<u32>,
-    by_digest: HashTable<u32>,
-    /// The first row of each user; the rest are chained by `next_of_user`.
-    by_user: HashTable<u32>,
-    user_hasher: RandomState,
-    strings: Interner<Arc<str>>,
-    role_sets: Interner<Arc<[Arc<str>]>>,
-}
-
-// Ids and digests are uniformly random: their own bits are the hash. User ids are chosen by
-// callers, so they go through a keyed hash.
+// Ids are uniformly random: their own bits are the hash (mixed, so the shard bits do not repeat
+// in the hash of every row of a shard).
 fn id_hash(id: SessionId) -> u64 {
     let v = id.as_u128();
     (v as u64) ^ ((v >> 64) as u64).rotate_left(32)
-}
-
-fn digest_hash(digest: &TokenDigest) -> u64 {
-    u64::from_le_bytes(digest.0[..8].try_into().expect("8 bytes"))
-}
-
-/// The first 8 bytes of a text, big-endian and zero-padded: ordered as the texts are, up to ties.
-fn prefix(text: &str) -> u64 {
-    let mut bytes = [0u8; 8];
-    let n = text.len().min(8);
-    bytes[..n].copy_from_slice(&text.as_bytes()[..n]);
-    u64::from_be_bytes(bytes)
 }
 
 fn id_halves(id: SessionId) -> [u64; 2] {
@@ -194,111 +90,74 @@ fn id_halves(id: SessionId) -> [u64; 2] {
     [(v >> 64) as u64, v as u64]
 }
 
-impl Table {
+struct Row {
+    /// The session id, as two halves (a `u128` would force 16-byte alignment on every row).
+    id: [u64; 2],
+    digest: TokenDigest,
+    user_id: CompactString,
+    name: CompactString,
+    created_at: u64,
+    /// Raised in place by validation, under the shard's read lock.
+    last_active_at: AtomicU64,
+    ip_address: IpAddr,
+    organisation: u32,
+    server_name: u32,
+    roles: u32,
+    user_agent: u32,
+    timeout_seconds: u32,
+    previous_of_user: RowRef,
+    next_of_user: RowRef,
+}
+
+impl Row {
+    fn id(&self) -> SessionId {
+        SessionId::from_u128((u128::from(self.id[0]) << 64) | u128::from(self.id[1]))
+    }
+
+    fn last_active_at(&self) -> Millis {
+        Millis(self.last_active_at.load(Relaxed))
+    }
+
+    fn expires_at(&self, max_lifetime_seconds: u64) -> Millis {
+        expires_at(
+            self.last_active_at(),
+            self.timeout_seconds,
+            Millis(self.created_at),
+            max_lifetime_seconds,
+        )
+    }
+}
+
+/// One shard: rows in a contiguous vector, found by id through a slot-only hash table.
+#[derive(Default)]
+struct Shard {
+    rows: Vec<Option<Row>>,
+    free: Vec<u32>,
+    by_id: HashTable<u32>,
+}
+
+impl Shard {
     fn row(&self, slot: u32) -> &Row {
         self.rows[slot as usize]
             .as_ref()
-            .expect("indexes point only at occupied slots")
+            .expect("the index and chains point only at occupied slots")
     }
 
-    fn slot_of_id(&self, id: SessionId) -> Option<u32> {
+    fn row_mut(&mut self, slot: u32) -> &mut Row {
+        self.rows[slot as usize]
+            .as_mut()
+            .expect("the index and chains point only at occupied slots")
+    }
+
+    fn slot_of(&self, id: SessionId) -> Option<u32> {
         let halves = id_halves(id);
         self.by_id
             .find(id_hash(id), |&s| self.row(s).id == halves)
             .copied()
     }
 
-    fn slot_of_digest(&self, digest: &TokenDigest) -> Option<u32> {
-        self.by_digest
-            .find(digest_hash(digest), |&s| self.row(s).digest == *digest)
-            .copied()
-    }
-
-    fn first_of_user(&self, user: &str) -> Option<u32> {
-        self.by_user
-            .find(self.user_hasher.hash_one(user), |&s| {
-                self.row(s).user_id() == user
-            })
-            .copied()
-    }
-
-    fn slots_of_user(&self, user: &str) -> Vec<u32> {
-        let mut slots = Vec::new();
-        let mut slot = self.first_of_user(user).unwrap_or(NO_SLOT);
-        while slot != NO_SLOT {
-            slots.push(slot);
-            slot = self.row(slot).next_of_user;
-        }
-        slots
-    }
-
-    fn fields<'a>(&'a self, row: &'a Row) -> Fields<'a> {
-        Fields {
-            user_id: row.user_id(),
-            name: row.name(),
-            organisation: self.strings.get(row.organisation),
-            server_name: self.strings.get(row.server_name),
-            ip_address: row.ip_address,
-            timeout_seconds: row.timeout_seconds,
-            created_at: Millis(row.created_at),
-            last_active_at: row.last_active_at(),
-        }
-    }
-
-    fn data(&self, row: &Row) -> SessionData {
-        SessionData {
-            id: row.id(),
-            user_id: row.user_id().into(),
-            name: row.name().into(),
-            organisation: self.strings.get(row.organisation).clone(),
-            ip_address: row.ip_address,
-            server_name: self.strings.get(row.server_name).clone(),
-            roles: self.role_sets.get(row.roles).clone(),
-            user_agent: (row.user_agent != NO_VALUE)
-                .then(|| self.strings.get(row.user_agent).clone()),
-            timeout_seconds: row.timeout_seconds,
-            created_at: Millis(row.created_at),
-        }
-    }
-
-    fn expires_at(row: &Row, max_lifetime_seconds: u64) -> Millis {
-        expires_at(
-            row.last_active_at(),
-            row.timeout_seconds,
-            Millis(row.created_at),
-            max_lifetime_seconds,
-        )
-    }
-
-    fn record(&self, row: &Row, max_lifetime_seconds: u64) -> SessionRecord {
-        SessionRecord {
-            data: self.data(row),
-            last_active_at: row.last_active_at(),
-            expires_at: Self::expires_at(row, max_lifetime_seconds),
-        }
-    }
-
-    /// Inserts a session and indexes it.
-    fn insert(&mut self, data: SessionData, digest: TokenDigest, last_active_at: Millis) -> u32 {
-        let first = self.first_of_user(&data.user_id);
-        let row = Row {
-            id: id_halves(data.id),
-            digest,
-            text: format!("{}{}", data.user_id, data.name).into_boxed_str(),
-            user_len: data.user_id.len() as u16,
-            organisation: self.strings.acquire(data.organisation),
-            server_name: self.strings.acquire(data.server_name),
-            roles: self.role_sets.acquire(data.roles),
-            user_agent: data
-                .user_agent
-                .map_or(NO_VALUE, |ua| self.strings.acquire(ua)),
-            timeout_seconds: data.timeout_seconds,
-            next_of_user: first.unwrap_or(NO_SLOT),
-            name_prefix: prefix(&data.name),
-            ip_address: data.ip_address,
-            created_at: data.created_at.0,
-            last_active_at: AtomicU64::new(last_active_at.0),
-        };
+    fn insert(&mut self, row: Row) -> u32 {
+        let hash = id_hash(row.id());
         let slot = match self.free.pop() {
             Some(slot) => {
                 self.rows[slot as usize] = Some(row);
@@ -309,305 +168,530 @@ impl Table {
                 (self.rows.len() - 1) as u32
             }
         };
-        let Table {
-            rows,
-            by_id,
-            by_digest,
-            by_user,
-            user_hasher,
-            ..
-        } = self;
-        let row_at = |s: u32| rows[s as usize].as_ref().expect("occupied");
-        let user_hash = user_hasher.hash_one(row_at(slot).user_id());
-        by_id.insert_unique(id_hash(data.id), slot, |&s| id_hash(row_at(s).id()));
-        by_digest.insert_unique(digest_hash(&digest), slot, |&s| {
-            digest_hash(&row_at(s).digest)
+        let rows = &self.rows;
+        self.by_id.insert_unique(hash, slot, |&s| {
+            id_hash(rows[s as usize].as_ref().expect("occupied").id())
         });
-        // The new row becomes the head of its user's chain.
-        match first {
-            Some(first) => {
-                if let Ok(entry) = by_user.find_entry(user_hash, |&s| s == first) {
-                    *entry.into_mut() = slot;
-                }
-            }
-            None => {
-                by_user.insert_unique(user_hash, slot, |&s| {
-                    user_hasher.hash_one(row_at(s).user_id())
-                });
-            }
-        }
         slot
     }
 
     fn remove(&mut self, slot: u32) -> Row {
-        let (id, digest, next, user_hash, first) = {
-            let row = self.row(slot);
-            let first = self
-                .first_of_user(row.user_id())
-                .expect("a row is in its user's chain");
-            (
-                row.id(),
-                row.digest,
-                row.next_of_user,
-                self.user_hasher.hash_one(row.user_id()),
-                first,
-            )
-        };
-        if first == slot {
-            if let Ok(entry) = self.by_user.find_entry(user_hash, |&s| s == first) {
-                if next == NO_SLOT {
-                    entry.remove();
-                } else {
-                    *entry.into_mut() = next;
-                }
-            }
-        } else {
-            let mut previous = first;
-            while self.row(previous).next_of_user != slot {
-                previous = self.row(previous).next_of_user;
-            }
-            if let Some(row) = self.rows[previous as usize].as_mut() {
-                row.next_of_user = next;
-            }
-        }
+        let id = self.row(slot).id();
         if let Ok(entry) = self.by_id.find_entry(id_hash(id), |&s| s == slot) {
             entry.remove();
         }
-        if let Ok(entry) = self
-            .by_digest
-            .find_entry(digest_hash(&digest), |&s| s == slot)
-        {
-            entry.remove();
-        }
-        let row = self.rows[slot as usize].take().expect("occupied");
-        self.strings.release(row.organisation);
-        self.strings.release(row.server_name);
-        self.role_sets.release(row.roles);
-        if row.user_agent != NO_VALUE {
-            self.strings.release(row.user_agent);
-        }
         self.free.push(slot);
-        row
+        self.rows[slot as usize].take().expect("occupied")
     }
 
-    fn report(&self) -> IndexReport {
-        let occupied = |s: u32| self.rows.get(s as usize).is_some_and(Option::is_some);
-        let mut orphans = 0;
-        for &slot in self.by_id.iter() {
-            orphans +=
-                usize::from(!occupied(slot) || self.slot_of_id(self.row(slot).id()) != Some(slot));
-        }
-        for &slot in self.by_digest.iter() {
-            orphans += usize::from(
-                !occupied(slot) || self.slot_of_digest(&self.row(slot).digest) != Some(slot),
-            );
-        }
-        let mut by_user = 0;
-        for &first in self.by_user.iter() {
-            if !occupied(first) {
-                orphans += 1;
-                continue;
-            }
-            let user = self.row(first).user_id();
-            let mut slot = first;
-            while slot != NO_SLOT {
-                if !occupied(slot) || self.row(slot).user_id() != user {
-                    orphans += 1;
-                    break;
-                }
-                by_user += 1;
-                slot = self.row(slot).next_of_user;
-            }
-        }
-        IndexReport {
-            rows: self.rows.iter().flatten().count(),
-            by_id: self.by_id.len(),
-            by_digest: self.by_digest.len(),
-            by_user,
-            orphans,
+    fn occupied(&self) -> impl Iterator<Item = &Row> {
+        self.rows.iter().flatten()
+    }
+}
+
+/// The head of a user's chain of rows, and its length.
+#[derive(Clone, Copy, Debug)]
+struct UserChain {
+    head: RowRef,
+    count: u32,
+}
+
+/// Interns values shared by many sessions: each is kept once, with a count of the rows that
+/// use it, and rows hold its number. Taking or dropping a use of a value already known needs
+/// only the read lock.
+struct Interner<T> {
+    inner: RwLock<Interned<T>>,
+}
+
+struct Interned<T> {
+    index: HashMap<T, u32>,
+    values: Vec<Option<(T, AtomicU32)>>,
+    free: Vec<u32>,
+}
+
+impl<T: Hash + Eq + Clone> Interner<T> {
+    fn new() -> Self {
+        Interner {
+            inner: RwLock::new(Interned {
+                index: HashMap::new(),
+                values: Vec::new(),
+                free: Vec::new(),
+            }),
         }
     }
+
+    fn read(&self) -> RwLockReadGuard<'_, Interned<T>> {
+        self.inner.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Interned<T>> {
+        self.inner.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn acquire(&self, value: T) -> u32 {
+        if let Some(n) = self.read().use_known(&value) {
+            return n;
+        }
+        let mut interned = self.write();
+        if let Some(n) = interned.use_known(&value) {
+            return n;
+        }
+        let entry = Some((value.clone(), AtomicU32::new(1)));
+        let n = match interned.free.pop() {
+            Some(n) => {
+                interned.values[n as usize] = entry;
+                n
+            }
+            None => {
+                interned.values.push(entry);
+                (interned.values.len() - 1) as u32
+            }
+        };
+        interned.index.insert(value, n);
+        n
+    }
+
+    fn release(&self, n: u32) {
+        let last = self.read().values[n as usize]
+            .as_ref()
+            .is_some_and(|(_, uses)| uses.fetch_sub(1, Relaxed) == 1);
+        if !last {
+            return;
+        }
+        // Freed only if no one took a new use meanwhile (which needs no write lock).
+        let mut interned = self.write();
+        let unused = interned.values[n as usize]
+            .as_ref()
+            .is_some_and(|(_, uses)| uses.load(Relaxed) == 0);
+        if unused {
+            if let Some((value, _)) = interned.values[n as usize].take() {
+                interned.index.remove(&value);
+            }
+            interned.free.push(n);
+        }
+    }
+
+    fn get(&self, n: u32) -> T {
+        self.read().get(n).clone()
+    }
+
+    fn find<Q>(&self, value: &Q) -> Option<u32>
+    where
+        T: std::borrow::Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.read().index.get(value).copied()
+    }
+
+    /// Every value by number, as of now, for a scan that must not hold the lock.
+    fn copy(&self) -> Vec<Option<T>> {
+        self.read()
+            .values
+            .iter()
+            .map(|v| v.as_ref().map(|(value, _)| value.clone()))
+            .collect()
+    }
+}
+
+impl<T: Hash + Eq> Interned<T> {
+    fn use_known(&self, value: &T) -> Option<u32> {
+        let n = *self.index.get(value)?;
+        if let Some((_, uses)) = &self.values[n as usize] {
+            uses.fetch_add(1, Relaxed);
+        }
+        Some(n)
+    }
+
+    fn get(&self, n: u32) -> &T {
+        &self.values[n as usize]
+            .as_ref()
+            .expect("rows refer only to values in use")
+            .0
+    }
+}
+
+pub struct MemoryStore {
+    shards: Box<[RwLock<Shard>]>,
+    users: DashMap<CompactString, UserChain>,
+    /// Organisations and server names.
+    labels: Interner<Arc<str>>,
+    agents: Interner<Arc<str>>,
+    role_sets: Interner<Arc<[Arc<str>]>>,
+    max_lifetime_seconds: u64,
 }
 
 impl MemoryStore {
     pub fn new(max_lifetime_seconds: u64) -> Self {
         MemoryStore {
-            table: RwLock::new(Table::default()),
+            shards: (0..SHARDS).map(|_| RwLock::default()).collect(),
+            users: DashMap::with_shard_amount(SHARDS),
+            labels: Interner::new(),
+            agents: Interner::new(),
+            role_sets: Interner::new(),
             max_lifetime_seconds,
         }
     }
 
-    // A panic while holding the lock cannot leave a half-applied write behind (every write
+    // A panic while holding a shard cannot leave a half-applied change behind (every change
     // finishes its index updates before anything can panic), so a poisoned lock is still sound.
-    fn read(&self) -> RwLockReadGuard<'_, Table> {
-        self.table.read().unwrap_or_else(PoisonError::into_inner)
+    fn shard(&self, n: usize) -> RwLockReadGuard<'_, Shard> {
+        self.shards[n]
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn write(&self) -> RwLockWriteGuard<'_, Table> {
-        self.table.write().unwrap_or_else(PoisonError::into_inner)
+    fn shard_mut(&self, n: usize) -> RwLockWriteGuard<'_, Shard> {
+        self.shards[n]
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     fn live(&self, row: &Row, now: Millis) -> bool {
-        now < Table::expires_at(row, self.max_lifetime_seconds)
+        now < row.expires_at(self.max_lifetime_seconds)
+    }
+
+    fn data(&self, row: &Row) -> SessionData {
+        let (organisation, server_name) = {
+            let labels = self.labels.read();
+            (
+                labels.get(row.organisation).clone(),
+                labels.get(row.server_name).clone(),
+            )
+        };
+        SessionData {
+            id: row.id(),
+            user_id: row.user_id.as_str().into(),
+            name: row.name.as_str().into(),
+            organisation,
+            ip_address: row.ip_address,
+            server_name,
+            roles: self.role_sets.get(row.roles),
+            user_agent: (row.user_agent != NO_VALUE).then(|| self.agents.get(row.user_agent)),
+            timeout_seconds: row.timeout_seconds,
+            created_at: Millis(row.created_at),
+        }
+    }
+
+    fn record(&self, row: &Row) -> SessionRecord {
+        SessionRecord {
+            data: self.data(row),
+            last_active_at: row.last_active_at(),
+            expires_at: row.expires_at(self.max_lifetime_seconds),
+        }
+    }
+
+    fn make_row(&self, data: SessionData, digest: TokenDigest, last_active_at: Millis) -> Row {
+        Row {
+            id: id_halves(data.id),
+            digest,
+            user_id: CompactString::from(&*data.user_id),
+            name: CompactString::from(&*data.name),
+            created_at: data.created_at.0,
+            last_active_at: AtomicU64::new(last_active_at.0),
+            ip_address: data.ip_address,
+            organisation: self.labels.acquire(data.organisation),
+            server_name: self.labels.acquire(data.server_name),
+            roles: self.role_sets.acquire(data.roles),
+            user_agent: data
+                .user_agent
+                .map_or(NO_VALUE, |ua| self.agents.acquire(ua)),
+            timeout_seconds: data.timeout_seconds,
+            previous_of_user: RowRef::END,
+            next_of_user: RowRef::END,
+        }
+    }
+
+    fn release_values(&self, row: &Row) {
+        self.labels.release(row.organisation);
+        self.labels.release(row.server_name);
+        self.role_sets.release(row.roles);
+        if row.user_agent != NO_VALUE {
+            self.agents.release(row.user_agent);
+        }
+    }
+
+    /// Stores `row` at the head of its user's chain. The caller holds the user's entry.
+    fn link(&self, chain: &mut UserChain, mut row: Row) -> RowRef {
+        let shard = shard_of(row.id());
+        row.next_of_user = chain.head;
+        let at = RowRef::new(shard, self.shard_mut(shard).insert(row));
+        if chain.head != RowRef::END {
+            self.shard_mut(chain.head.shard())
+                .row_mut(chain.head.slot())
+                .previous_of_user = at;
+        }
+        chain.head = at;
+        chain.count += 1;
+        at
+    }
+
+    /// Removes the row at `at` from its shard and its user's chain, in O(1). The caller holds
+    /// the user's entry.
+    fn unlink(&self, chain: &mut UserChain, at: RowRef) -> Row {
+        let row = self.shard_mut(at.shard()).remove(at.slot());
+        let (previous, next) = (row.previous_of_user, row.next_of_user);
+        if previous == RowRef::END {
+            chain.head = next;
+        } else {
+            self.shard_mut(previous.shard())
+                .row_mut(previous.slot())
+                .next_of_user = next;
+        }
+        if next != RowRef::END {
+            self.shard_mut(next.shard())
+                .row_mut(next.slot())
+                .previous_of_user = previous;
+        }
+        chain.count -= 1;
+        self.release_values(&row);
+        row
+    }
+
+    /// The rows of a user's chain. The caller holds the user's entry.
+    fn chain(&self, chain: &UserChain) -> Vec<RowRef> {
+        let mut rows = Vec::with_capacity(chain.count as usize);
+        let mut at = chain.head;
+        while at != RowRef::END {
+            rows.push(at);
+            at = self.shard(at.shard()).row(at.slot()).next_of_user;
+        }
+        rows
+    }
+
+    /// Ends the session `id` if `admits` its row; returns it as it was.
+    fn end(&self, id: SessionId, admits: impl Fn(&Row) -> bool) -> Option<SessionRecord> {
+        let shard = shard_of(id);
+        let user = {
+            let rows = self.shard(shard);
+            let row = rows.row(rows.slot_of(id)?);
+            if !admits(row) {
+                return None;
+            }
+            row.user_id.clone()
+        };
+        let mut chain = self.users.get_mut(&user)?;
+        // Looked up again under the user's entry: a concurrent end may have come first.
+        let (at, record) = {
+            let rows = self.shard(shard);
+            let slot = rows.slot_of(id)?;
+            (RowRef::new(shard, slot), self.record(rows.row(slot)))
+        };
+        self.unlink(&mut chain, at);
+        let empty = chain.count == 0;
+        drop(chain);
+        if empty {
+            self.users.remove_if(&user, |_, chain| chain.count == 0);
+        }
+        Some(record)
+    }
+
+    /// Inserts a saved session unless it has expired or its id is taken.
+    fn insert_saved(&self, saved: SavedSession, now: Millis) -> bool {
+        let live = now
+            < saved
+                .data
+                .expires_at(saved.last_active_at, self.max_lifetime_seconds);
+        if !live
+            || self
+                .shard(shard_of(saved.data.id))
+                .slot_of(saved.data.id)
+                .is_some()
+        {
+            return false;
+        }
+        let mut chain = self
+            .users
+            .entry(CompactString::from(&*saved.data.user_id))
+            .or_insert(UserChain {
+                head: RowRef::END,
+                count: 0,
+            });
+        let row = self.make_row(saved.data, saved.digest, saved.last_active_at);
+        self.link(&mut chain, row);
+        true
     }
 
     /// Every live session with its token digest, for a snapshot.
     pub fn export(&self, now: Millis) -> Vec<SavedSession> {
-        let table = self.read();
-        table
-            .rows
-            .iter()
-            .flatten()
-            .filter(|row| self.live(row, now))
-            .map(|row| SavedSession {
-                digest: row.digest,
-                data: table.data(row),
-                last_active_at: row.last_active_at(),
+        (0..SHARDS)
+            .into_par_iter()
+            .flat_map_iter(|n| {
+                let rows = self.shard(n);
+                rows.occupied()
+                    .filter(|row| self.live(row, now))
+                    .map(|row| SavedSession {
+                        digest: row.digest,
+                        data: self.data(row),
+                        last_active_at: row.last_active_at(),
+                    })
+                    .collect::<Vec<_>>()
             })
             .collect()
     }
 
-    /// Inserts saved sessions that are still live and whose id and token are not taken;
+    /// Inserts saved sessions that are still live and whose id is not taken, in parallel;
     /// returns how many it inserted.
     pub fn import(&self, saved: Vec<SavedSession>, now: Millis) -> usize {
-        let mut table = self.write();
-        let mut inserted = 0;
-        for s in saved {
-            let live = now
-                < s.data
-                    .expires_at(s.last_active_at, self.max_lifetime_seconds);
-            let taken =
-                table.slot_of_id(s.data.id).is_some() || table.slot_of_digest(&s.digest).is_some();
-            if live && !taken {
-                table.insert(s.data, s.digest, s.last_active_at);
-                inserted += 1;
-            }
-        }
-        inserted
+        saved
+            .into_par_iter()
+            .map(|s| usize::from(self.insert_saved(s, now)))
+            .sum()
     }
 
     /// Replaces every session with `saved` (the live ones): a replica catching up with its
     /// source.
     pub fn replace_all(&self, saved: Vec<SavedSession>, now: Millis) -> usize {
-        *self.write() = Table::default();
+        self.users.clear();
+        for n in 0..SHARDS {
+            let old = std::mem::take(&mut *self.shard_mut(n));
+            for row in old.rows.iter().flatten() {
+                self.release_values(row);
+            }
+        }
         self.import(saved, now)
     }
 
     /// Records activity seen elsewhere; time never moves backwards.
     pub fn touch(&self, id: SessionId, at: Millis) {
-        let table = self.read();
-        if let Some(slot) = table.slot_of_id(id) {
-            table.row(slot).last_active_at.fetch_max(at.0, Relaxed);
+        let rows = self.shard(shard_of(id));
+        if let Some(slot) = rows.slot_of(id) {
+            rows.row(slot).last_active_at.fetch_max(at.0, Relaxed);
         }
     }
 
     /// Removes sessions ended elsewhere, live or not.
     pub fn forget(&self, ids: &[SessionId]) {
-        let mut table = self.write();
-        for id in ids {
-            if let Some(slot) = table.slot_of_id(*id) {
-                table.remove(slot);
-            }
+        for &id in ids {
+            self.end(id, |_| true);
         }
     }
 
-    /// Counts the rows that match `query` in `scope`, and keeps the first `limit + 1` of them
-    /// after the cursor, in a max-heap whose top is the worst kept so far.
-    fn rank<'a>(
-        &self,
-        table: &'a Table,
-        query: &ListQuery,
-        scope: &Scope,
-        now: Millis,
-        rows: impl Iterator<Item = (u32, &'a Row)>,
-    ) -> (u64, BinaryHeap<Ranked<'a>>) {
-        let wanted = query.limit + 1;
-        let mut best = BinaryHeap::with_capacity(wanted + 1);
-        // Organisations are shared values: an organisation no session has matches nothing,
-        // and the others compare as numbers before any text is read.
-        let organisation = match (scope, &query.filters.organisation) {
-            (Scope::Organisation(own), Some(wanted)) if **own != **wanted => return (0, best),
+    /// The number of an organisation in scope for `query`: `Ok(None)` for every organisation,
+    /// `Err(())` when nothing can match (another organisation than the caller's, or one no
+    /// session has).
+    fn organisation_in_scope(&self, query: &ListQuery, scope: &Scope) -> Result<Option<u32>, ()> {
+        let wanted = match (scope, &query.filters.organisation) {
+            (Scope::Organisation(own), Some(wanted)) if **own != **wanted => return Err(()),
             (Scope::Organisation(own), _) => Some(&**own),
             (Scope::All, wanted) => wanted.as_deref(),
         };
-        let organisation = match organisation.map(|o| table.strings.find(o)) {
-            Some(None) => return (0, best),
-            Some(Some(n)) => Some(n),
-            None => None,
-        };
-        let after = query
-            .after
-            .as_ref()
-            .map(|position| (position.key.borrowed(), position.id));
-        // Sorting by name, rows whose name prefix already places them before the cursor or
-        // after the worst row kept are passed over without reading their names.
-        let by_name = query.sort == SortField::Name;
-        let descending = query.order == Order::Desc;
-        let after_prefix = match &query.after {
-            Some(Position {
-                key: SortKey::Text(name),
-                ..
-            }) => Some(prefix(name)),
-            _ => None,
-        };
-        let filtered = !query.filters.is_empty();
+        match wanted {
+            None => Ok(None),
+            Some(name) => self.labels.find(name).map(Some).ok_or(()),
+        }
+    }
+
+    /// Ranks the rows of one shard (or of one user's chain) for `plan`.
+    fn rank<'a>(&self, plan: &Plan, rows: impl Iterator<Item = &'a Row>) -> Ranking {
+        let mut best: BinaryHeap<Candidate> = BinaryHeap::with_capacity(plan.wanted + 1);
         let mut total = 0u64;
-        for (slot, row) in rows {
-            if organisation.is_some_and(|o| row.organisation != o) || !self.live(row, now) {
-                continue;
-            }
-            if filtered && !query.filters.matches(&table.fields(row)) {
+        for row in rows {
+            if !plan.matches(row) || !self.live(row, plan.now) {
                 continue;
             }
             total += 1;
-            if by_name {
-                let beyond = |p: u64, bound: u64| if descending { p < bound } else { p > bound };
-                if after_prefix.is_some_and(|a| beyond(a, row.name_prefix)) {
-                    continue;
-                }
-                if best.len() == wanted
-                    && best
-                        .peek()
-                        .is_some_and(|worst: &Ranked| beyond(row.name_prefix, worst.name_prefix))
+            let Some(key) = plan.key(row) else {
+                continue;
+            };
+            let id = row.id();
+            if let Some((after_key, after_id)) = &plan.after {
+                if plan
+                    .query
+                    .compare((&key, id), (&after_key.borrowed(), *after_id))
+                    != Ordering::Greater
                 {
                     continue;
                 }
             }
-            let key = query.sort.key(&table.fields(row));
-            let id = row.id();
-            if let Some((after_key, after_id)) = &after {
-                if query.compare((&key, id), (after_key, *after_id)) != Ordering::Greater {
+            if best.len() == plan.wanted {
+                let worst = best.peek().expect("the heap is full");
+                if plan
+                    .query
+                    .compare((&key, id), (&worst.key.borrowed(), worst.id))
+                    != Ordering::Less
+                {
                     continue;
                 }
-            }
-            let ranked = Ranked {
-                key,
-                id,
-                slot,
-                name_prefix: row.name_prefix,
-                order: query.order,
-            };
-            if best.len() < wanted {
-                best.push(ranked);
-            } else if best.peek().is_some_and(|worst| ranked < *worst) {
                 best.pop();
-                best.push(ranked);
             }
+            best.push(Candidate {
+                key: key.map_text(|text| CompactString::from(text)),
+                id,
+                order: plan.query.order,
+            });
         }
-        (total, best)
+        Ranking {
+            total,
+            best: best.into_vec(),
+        }
     }
 }
 
+/// What one listing looks for, resolved once before any row is read.
+struct Plan<'q> {
+    query: &'q ListQuery,
+    now: Millis,
+    wanted: usize,
+    organisation: Option<u32>,
+    server_name: Option<u32>,
+    /// Organisation and server names by number, when the sort needs them.
+    labels: Vec<Option<Arc<str>>>,
+    after: Option<(SortKey, SessionId)>,
+    /// The search text, if it can match an IP address.
+    q_in_ip: bool,
+}
+
+impl Plan<'_> {
+    fn matches(&self, row: &Row) -> bool {
+        let f = &self.query.filters;
+        self.organisation.is_none_or(|o| row.organisation == o)
+            && self.server_name.is_none_or(|s| row.server_name == s)
+            && f.ip_address.is_none_or(|ip| ip == row.ip_address)
+            && f.user_id
+                .as_deref()
+                .is_none_or(|u| row.user_id.as_str() == u)
+            && f.q.as_deref().is_none_or(|q| {
+                contains_lowercase(&row.name, q)
+                    || contains_lowercase(&row.user_id, q)
+                    || (self.q_in_ip && row.ip_address.to_string().contains(q))
+            })
+    }
+
+    /// The row's sort key; `None` for a row whose label is newer than this listing.
+    fn key<'a>(&'a self, row: &'a Row) -> Option<SortKey<&'a str>> {
+        let label = |n: u32| {
+            self.labels
+                .get(n as usize)
+                .and_then(Option::as_deref)
+                .map(SortKey::Text)
+        };
+        Some(match self.query.sort {
+            SortField::Name => SortKey::Text(row.name.as_str()),
+            SortField::Organisation => label(row.organisation)?,
+            SortField::ServerName => label(row.server_name)?,
+            SortField::IpAddress => SortKey::Ip(row.ip_address),
+            SortField::Timeout => SortKey::Number(u64::from(row.timeout_seconds)),
+            // Newest first is the smallest session time.
+            SortField::SessionTime => SortKey::Number(u64::MAX - row.created_at),
+            SortField::LastActive => SortKey::Number(row.last_active_at().0),
+        })
+    }
+}
+
+/// The matches of one shard: how many, and the best `limit + 1` of them.
+struct Ranking {
+    total: u64,
+    best: Vec<Candidate>,
+}
+
 /// A row competing for a place on the page; `Ord` is the listing's order.
-struct Ranked<'a> {
-    key: SortKey<&'a str>,
+struct Candidate {
+    key: SortKey<CompactString>,
     id: SessionId,
-    slot: u32,
-    name_prefix: u64,
     order: Order,
 }
 
-impl Ord for Ranked<'_> {
+impl Ord for Candidate {
     fn cmp(&self, other: &Self) -> Ordering {
         let natural = self.key.cmp(&other.key).then(self.id.cmp(&other.id));
         match self.order {
@@ -617,19 +701,19 @@ impl Ord for Ranked<'_> {
     }
 }
 
-impl PartialOrd for Ranked<'_> {
+impl PartialOrd for Candidate {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         Some(self.cmp(other))
     }
 }
 
-impl PartialEq for Ranked<'_> {
+impl PartialEq for Candidate {
     fn eq(&self, other: &Self) -> bool {
         self.cmp(other) == Ordering::Equal
     }
 }
 
-impl Eq for Ranked<'_> {}
+impl Eq for Candidate {}
 
 #[async_trait]
 impl SessionStore for MemoryStore {
@@ -639,67 +723,79 @@ impl SessionStore for MemoryStore {
         policy: ConcurrentSessions,
         now: Millis,
     ) -> Result<(SessionRecord, Vec<SessionId>), StoreError> {
-        let mut table = self.write();
-        let (live, expired): (Vec<u32>, Vec<u32>) = table
-            .slots_of_user(&insert.session.user_id)
-            .into_iter()
-            .partition(|&slot| self.live(table.row(slot), now));
-        for slot in expired {
-            table.remove(slot);
-        }
-        let mut replaced = Vec::new();
-        match policy {
-            ConcurrentSessions::DenyOtherIp => {
-                let ip = insert.session.ip_address;
-                if live.iter().any(|&slot| table.row(slot).ip_address != ip) {
-                    let existing = live
-                        .iter()
-                        .map(|&slot| {
-                            let row = table.row(slot);
-                            BlockingSession {
-                                id: row.id(),
-                                ip_address: row.ip_address,
-                                server_name: table.strings.get(row.server_name).clone(),
-                            }
-                        })
-                        .collect();
-                    return Err(StoreError::LoginDenied(existing));
-                }
-            }
-            ConcurrentSessions::Replace => {
-                for slot in live {
-                    replaced.push(table.remove(slot).id());
-                }
-            }
-            ConcurrentSessions::Allow => {}
-        }
         let Insert {
             id,
             digest,
             session,
         } = insert;
-        let slot = table.insert(session.into_data(id, now), digest, now);
-        Ok((
-            table.record(table.row(slot), self.max_lifetime_seconds),
-            replaced,
-        ))
+        let data = session.into_data(id, now);
+        // The user's entry is held until the login is decided and stored: for this user the
+        // policy's check and the insert are one step.
+        let mut chain = self
+            .users
+            .entry(CompactString::from(&*data.user_id))
+            .or_insert(UserChain {
+                head: RowRef::END,
+                count: 0,
+            });
+        let mut live = Vec::new();
+        for at in self.chain(&chain) {
+            let blocking = {
+                let rows = self.shard(at.shard());
+                let row = rows.row(at.slot());
+                self.live(row, now).then(|| BlockingSession {
+                    id: row.id(),
+                    ip_address: row.ip_address,
+                    server_name: self.labels.get(row.server_name),
+                })
+            };
+            match blocking {
+                Some(blocking) => live.push((at, blocking)),
+                None => {
+                    self.unlink(&mut chain, at);
+                }
+            }
+        }
+        let mut replaced = Vec::new();
+        match policy {
+            ConcurrentSessions::DenyOtherIp => {
+                if live.iter().any(|(_, b)| b.ip_address != data.ip_address) {
+                    return Err(StoreError::LoginDenied(
+                        live.into_iter().map(|(_, b)| b).collect(),
+                    ));
+                }
+            }
+            ConcurrentSessions::Replace => {
+                for (at, _) in live {
+                    replaced.push(self.unlink(&mut chain, at).id());
+                }
+            }
+            ConcurrentSessions::Allow => {}
+        }
+        let record = SessionRecord {
+            expires_at: data.expires_at(now, self.max_lifetime_seconds),
+            data: data.clone(),
+            last_active_at: now,
+        };
+        self.link(&mut chain, self.make_row(data, digest, now));
+        Ok((record, replaced))
     }
 
     async fn authenticate(
         &self,
-        digest: &TokenDigest,
+        token: &PresentedToken,
         now: Millis,
     ) -> Result<Option<SessionRecord>, StoreError> {
-        let table = self.read();
-        let Some(slot) = table.slot_of_digest(digest) else {
+        let rows = self.shard(shard_of(token.id));
+        let Some(slot) = rows.slot_of(token.id) else {
             return Ok(None);
         };
-        let row = table.row(slot);
-        if !self.live(row, now) {
+        let row = rows.row(slot);
+        if !row.digest.matches(&token.digest) || !self.live(row, now) {
             return Ok(None);
         }
         row.last_active_at.fetch_max(now.0, Relaxed);
-        Ok(Some(table.record(row, self.max_lifetime_seconds)))
+        Ok(Some(self.record(row)))
     }
 
     async fn get(
@@ -708,11 +804,11 @@ impl SessionStore for MemoryStore {
         scope: &Scope,
         now: Millis,
     ) -> Result<Option<SessionRecord>, StoreError> {
-        let table = self.read();
-        Ok(table.slot_of_id(id).and_then(|slot| {
-            let row = table.row(slot);
-            (self.live(row, now) && scope.admits(table.strings.get(row.organisation)))
-                .then(|| table.record(row, self.max_lifetime_seconds))
+        let rows = self.shard(shard_of(id));
+        Ok(rows.slot_of(id).and_then(|slot| {
+            let row = rows.row(slot);
+            let record = self.record(row);
+            (self.live(row, now) && scope.admits(&record.data.organisation)).then_some(record)
         }))
     }
 
@@ -722,19 +818,21 @@ impl SessionStore for MemoryStore {
         scope: &Scope,
         now: Millis,
     ) -> Result<Vec<SessionRecord>, StoreError> {
-        let mut table = self.write();
-        let mut ended = Vec::new();
-        for id in ids {
-            let Some(slot) = table.slot_of_id(*id) else {
-                continue;
-            };
-            let row = table.row(slot);
-            if self.live(row, now) && scope.admits(table.strings.get(row.organisation)) {
-                ended.push(table.record(row, self.max_lifetime_seconds));
-                table.remove(slot);
-            }
-        }
-        Ok(ended)
+        let organisation = match scope {
+            Scope::All => None,
+            Scope::Organisation(own) => match self.labels.find(&**own) {
+                Some(n) => Some(n),
+                None => return Ok(Vec::new()),
+            },
+        };
+        Ok(ids
+            .iter()
+            .filter_map(|&id| {
+                self.end(id, |row| {
+                    self.live(row, now) && organisation.is_none_or(|o| row.organisation == o)
+                })
+            })
+            .collect())
     }
 
     async fn list(
@@ -743,29 +841,76 @@ impl SessionStore for MemoryStore {
         scope: &Scope,
         now: Millis,
     ) -> Result<Page, StoreError> {
-        let table = self.read();
-        // A user filter follows that user's chain: only their rows are looked at.
-        let (total, best) = match &query.filters.user_id {
-            Some(user) => {
-                let slots = table.slots_of_user(user);
-                let rows = slots.into_iter().map(|slot| (slot, table.row(slot)));
-                self.rank(&table, query, scope, now, rows)
-            }
-            None => {
-                let rows = table
-                    .rows
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(slot, row)| row.as_ref().map(|row| (slot as u32, row)));
-                self.rank(&table, query, scope, now, rows)
-            }
+        let empty = || Page {
+            items: Vec::new(),
+            total: 0,
+            more: false,
         };
-        let mut ranked = best.into_sorted_vec();
-        let more = ranked.len() > query.limit;
-        ranked.truncate(query.limit);
-        let items = ranked
+        let Ok(organisation) = self.organisation_in_scope(query, scope) else {
+            return Ok(empty());
+        };
+        let server_name = match &query.filters.server_name {
+            None => None,
+            Some(name) => match self.labels.find(name.as_str()) {
+                Some(n) => Some(n),
+                None => return Ok(empty()),
+            },
+        };
+        let plan = Plan {
+            query,
+            now,
+            wanted: query.limit + 1,
+            organisation,
+            server_name,
+            labels: match query.sort {
+                SortField::Organisation | SortField::ServerName => self.labels.copy(),
+                _ => Vec::new(),
+            },
+            after: query.after.as_ref().map(|p| (p.key.clone(), p.id)),
+            q_in_ip: query.filters.q.as_deref().is_some_and(could_be_in_ip),
+        };
+        // A user filter follows that user's chain: only their rows are read.
+        let rankings: Vec<Ranking> = match &query.filters.user_id {
+            Some(user) => {
+                let Some(chain) = self.users.get(user.as_str()) else {
+                    return Ok(empty());
+                };
+                let rows: Vec<SessionId> = self
+                    .chain(&chain)
+                    .into_iter()
+                    .map(|at| self.shard(at.shard()).row(at.slot()).id())
+                    .collect();
+                drop(chain);
+                rows.into_iter()
+                    .map(|id| {
+                        let rows = self.shard(shard_of(id));
+                        let slots = rows.slot_of(id).into_iter();
+                        self.rank(&plan, slots.map(|slot| rows.row(slot)))
+                    })
+                    .collect()
+            }
+            None => (0..SHARDS)
+                .into_par_iter()
+                .map(|n| self.rank(&plan, self.shard(n).occupied()))
+                .collect(),
+        };
+        let total = rankings.iter().map(|r| r.total).sum();
+        let mut best: Vec<Candidate> = rankings.into_iter().flat_map(|r| r.best).collect();
+        if best.len() > plan.wanted {
+            best.select_nth_unstable(plan.wanted - 1);
+            best.truncate(plan.wanted);
+        }
+        best.sort_unstable();
+        let more = best.len() > query.limit;
+        best.truncate(query.limit);
+        // Read again by id: a session that ended since its shard was ranked is left out.
+        let items = best
             .iter()
-            .map(|r| table.record(table.row(r.slot), self.max_lifetime_seconds))
+            .filter_map(|c| {
+                let rows = self.shard(shard_of(c.id));
+                let row = rows.row(rows.slot_of(c.id)?);
+                self.live(row, now).then(|| self.record(row))
+            })
             .collect();
         Ok(Page { items, total, more })
     }
@@ -775,48 +920,81 @@ impl SessionStore for MemoryStore {
     }
 
     async fn census(&self, now: Millis) -> Result<Vec<Census>, StoreError> {
-        let table = self.read();
         let mut counts: HashMap<(u32, u32), u64> = HashMap::new();
-        for row in table
-            .rows
-            .iter()
-            .flatten()
-            .filter(|row| self.live(row, now))
-        {
-            *counts
-                .entry((row.organisation, row.server_name))
-                .or_default() += 1;
+        for n in 0..SHARDS {
+            for row in self.shard(n).occupied().filter(|row| self.live(row, now)) {
+                *counts
+                    .entry((row.organisation, row.server_name))
+                    .or_default() += 1;
+            }
         }
+        let labels = self.labels.read();
         Ok(counts
             .into_iter()
             .map(|((organisation, server_name), sessions)| Census {
-                organisation: table.strings.get(organisation).clone(),
-                server_name: table.strings.get(server_name).clone(),
+                organisation: labels.get(organisation).clone(),
+                server_name: labels.get(server_name).clone(),
                 sessions,
             })
             .collect())
     }
 
     async fn check_indexes(&self) -> Result<IndexReport, StoreError> {
-        Ok(self.read().report())
+        let (mut rows, mut by_id, mut orphans) = (0, 0, 0);
+        for n in 0..SHARDS {
+            let shard = self.shard(n);
+            rows += shard.occupied().count();
+            by_id += shard.by_id.len();
+            for &slot in shard.by_id.iter() {
+                let occupied = shard.rows.get(slot as usize).is_some_and(Option::is_some);
+                orphans +=
+                    usize::from(!occupied || shard.slot_of(shard.row(slot).id()) != Some(slot));
+            }
+        }
+        let mut by_user = 0;
+        for entry in self.users.iter() {
+            let mut length = 0;
+            let mut previous = RowRef::END;
+            let mut at = entry.head;
+            while at != RowRef::END {
+                let shard = self.shard(at.shard());
+                let Some(row) = shard.rows.get(at.slot() as usize).and_then(Option::as_ref) else {
+                    orphans += 1;
+                    break;
+                };
+                if row.user_id != *entry.key() || row.previous_of_user != previous {
+                    orphans += 1;
+                }
+                length += 1;
+                previous = at;
+                at = row.next_of_user;
+            }
+            orphans += usize::from(length != entry.count as usize || length == 0);
+            by_user += length;
+        }
+        Ok(IndexReport {
+            rows,
+            by_id,
+            by_user,
+            orphans,
+        })
     }
 
     async fn reap(&self, now: Millis) -> Result<usize, StoreError> {
-        let mut table = self.write();
-        let expired: Vec<u32> = table
-            .rows
-            .iter()
-            .enumerate()
-            .filter_map(|(slot, row)| {
-                row.as_ref()
+        let expired: Vec<SessionId> = (0..SHARDS)
+            .flat_map(|n| {
+                let shard = self.shard(n);
+                shard
+                    .occupied()
                     .filter(|row| !self.live(row, now))
-                    .map(|_| slot as u32)
+                    .map(Row::id)
+                    .collect::<Vec<_>>()
             })
             .collect();
-        for &slot in &expired {
-            table.remove(slot);
-        }
-        Ok(expired.len())
+        Ok(expired
+            .into_iter()
+            .filter(|&id| self.end(id, |row| !self.live(row, now)).is_some())
+            .count())
     }
 }
 
@@ -826,38 +1004,27 @@ mod tests {
 
     #[test]
     fn rows_stay_small() {
-        assert!(
-            std::mem::size_of::<Option<Row>>() <= 136,
-            "{}",
-            std::mem::size_of::<Option<Row>>()
-        );
+        let size = std::mem::size_of::<Option<Row>>();
+        assert!(size <= 160, "{size}");
     }
 
     #[test]
-    fn prefixes_order_as_their_texts() {
-        let mut names = [
-            "Bob",
-            "Bobson",
-            "Bob Brown",
-            "",
-            "Élodie",
-            "adam",
-            "Bobsonnet Z",
-        ];
-        names.sort();
-        let prefixes: Vec<u64> = names.iter().map(|n| prefix(n)).collect();
-        assert!(prefixes.windows(2).all(|w| w[0] <= w[1]));
+    fn row_refs_keep_shard_and_slot() {
+        let at = RowRef::new(SHARDS - 1, (1 << SLOT_BITS) - 2);
+        assert_eq!(at.shard(), SHARDS - 1);
+        assert_eq!(at.slot(), (1 << SLOT_BITS) - 2);
+        assert_ne!(at, RowRef::END);
     }
 
     #[test]
-    fn shared_values_are_freed_with_their_last_row() {
-        let mut shared: Interner<Arc<str>> = Interner::default();
-        let a = shared.acquire("Acme".into());
-        assert_eq!(shared.acquire("Acme".into()), a);
-        shared.release(a);
-        assert_eq!(shared.find("Acme"), Some(a));
-        shared.release(a);
-        assert_eq!(shared.find("Acme"), None);
-        assert_eq!(shared.acquire("Globex".into()), a, "the slot is reused");
+    fn interned_values_are_freed_with_their_last_use() {
+        let interner: Interner<Arc<str>> = Interner::new();
+        let a = interner.acquire("Acme".into());
+        assert_eq!(interner.acquire("Acme".into()), a);
+        interner.release(a);
+        assert_eq!(interner.find("Acme"), Some(a));
+        interner.release(a);
+        assert_eq!(interner.find("Acme"), None);
+        assert_eq!(interner.acquire("Globex".into()), a, "the number is reused");
     }
 }

@@ -13,7 +13,8 @@ pub use self::redis::{lua_prelude, RedisStore};
 pub use memory::{MemoryStore, SavedSession};
 
 use crate::domain::{
-    ConcurrentSessions, ListQuery, Millis, NewSession, Scope, SessionId, SessionRecord, TokenDigest,
+    ConcurrentSessions, ListQuery, Millis, NewSession, PresentedToken, Scope, SessionId,
+    SessionRecord, TokenDigest,
 };
 use crate::error::{ApiError, ExistingSession};
 
@@ -56,7 +57,7 @@ impl From<StoreError> for ApiError {
     }
 }
 
-/// A session to insert, with its server-made id and token digest.
+/// A session to insert, with its server-made id and the digest of its token's secret.
 pub struct Insert {
     pub id: SessionId,
     pub digest: TokenDigest,
@@ -69,7 +70,6 @@ pub struct IndexReport {
     /// Sessions stored.
     pub rows: usize,
     pub by_id: usize,
-    pub by_digest: usize,
     /// Entries of the user index, over all users.
     pub by_user: usize,
     /// Index entries that point at no session, or at one with another key.
@@ -104,10 +104,11 @@ pub trait SessionStore: Send + Sync {
         now: Millis,
     ) -> Result<(SessionRecord, Vec<SessionId>), StoreError>;
 
-    /// The live session a token digest belongs to, touched (its idle timeout slides).
+    /// The live session a presented token names, if the token's secret is that session's,
+    /// touched (its idle timeout slides). One lookup, by the token's selector.
     async fn authenticate(
         &self,
-        digest: &TokenDigest,
+        token: &PresentedToken,
         now: Millis,
     ) -> Result<Option<SessionRecord>, StoreError>;
 

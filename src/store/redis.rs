@@ -1,9 +1,10 @@
 //! The Redis store: several sessiond nodes share their sessions through one Redis.
 //!
 //! Every rule is decided in Redis, atomically, by a Lua script: the policy's check-and-insert,
-//! validation with its touch (one round trip), and deletes. Keys, under a prefix:
+//! validation with its touch (one round trip: a token carries its session's id, so the script
+//! reads that session's hash and compares the digest of the token's secret), and deletes.
+//! Keys, under a prefix:
 //! - `s:{id}`: a hash per session, expiring (TTL) when the session does;
-//! - `t:{token digest}`: the session id, with the same TTL;
 //! - `u:{user id}`: the set of the user's session ids, for the policy; scripts remove members
 //!   as sessions end, and the set expires with the longest session it may hold.
 //!
@@ -31,8 +32,8 @@ use super::{
     StoreError,
 };
 use crate::domain::{
-    ConcurrentSessions, ListQuery, Millis, Scope, SessionData, SessionId, SessionRecord,
-    TokenDigest,
+    ConcurrentSessions, ListQuery, Millis, PresentedToken, Scope, SessionData, SessionId,
+    SessionRecord, TokenDigest,
 };
 
 /// How long a request waits for Redis before answering `503`.
@@ -437,7 +438,6 @@ impl SessionStore for RedisStore {
             .create
             .key(self.key("u", &session.user_id))
             .key(self.key("s", &id.to_string()))
-            .key(self.key("t", &to_hex(&digest.0)))
             .arg(policy_name(policy))
             .arg(now.0)
             .arg(self.max_ms())
@@ -491,16 +491,17 @@ impl SessionStore for RedisStore {
 
     async fn authenticate(
         &self,
-        digest: &TokenDigest,
+        token: &PresentedToken,
         now: Millis,
     ) -> Result<Option<SessionRecord>, StoreError> {
         let reply: Option<Vec<Option<String>>> = self
             .authenticate
-            .key(self.key("t", &to_hex(&digest.0)))
+            .key(self.key("s", &token.id.to_string()))
             .arg(now.0)
             .arg(self.max_ms())
             .arg(&self.prefix)
             .arg(&self.channel)
+            .arg(to_hex(&token.digest.0))
             .invoke_async(&mut self.conn.clone())
             .await
             .map_err(unavailable)?;
@@ -611,20 +612,8 @@ impl SessionStore for RedisStore {
             }
         };
         let sessions = scan(keys("s")).await?;
-        let tokens = scan(keys("t")).await?;
         let users = scan(keys("u")).await?;
         let mut orphans = 0;
-        for token in &tokens {
-            let id: Option<String> = conn.get(token).await.map_err(unavailable)?;
-            let digest: Option<String> = match &id {
-                Some(id) => conn
-                    .hget(self.key("s", id), field("digest"))
-                    .await
-                    .map_err(unavailable)?,
-                None => None,
-            };
-            orphans += usize::from(digest.as_deref() != token.rsplit(':').next());
-        }
         let mut by_user = 0;
         for user in &users {
             let members: Vec<String> = conn.smembers(user).await.map_err(unavailable)?;
@@ -641,7 +630,6 @@ impl SessionStore for RedisStore {
         Ok(IndexReport {
             rows: sessions.len(),
             by_id: sessions.len(),
-            by_digest: tokens.len(),
             by_user,
             orphans,
         })

@@ -56,7 +56,11 @@ fn login_prints_only_the_token() {
         .unwrap();
     assert!(output.status.success(), "{}", stderr(&output));
     let token = stdout(&output).trim().to_string();
-    assert_eq!(token.len(), 43, "only the token: {token:?}");
+    assert_eq!(
+        token.len(),
+        sessiond::domain::token::TOKEN_LEN,
+        "only the token: {token:?}"
+    );
     let me = app.get("/sessions/current", &token).json();
     assert_eq!(
         (

@@ -40,14 +40,22 @@ fn login_returns_the_session_and_a_token_once() {
         );
     }
     let token = body["token"].as_str().unwrap();
-    assert_eq!(token.len(), 43);
+    assert_eq!(token.len(), sessiond::domain::token::TOKEN_LEN);
     assert!(token
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
-    assert!(
-        !id.contains(&token[..8]),
-        "the id is not derived from the token"
-    );
+    // The token carries its session's id as a selector, beside a 256-bit secret.
+    let presented = sessiond::domain::PresentedToken::parse(token).unwrap();
+    assert_eq!(presented.id.to_string(), id);
+    use base64::Engine;
+    let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(&token[22..])
+        .unwrap();
+    assert_eq!(secret.len(), 32);
+    // Knowing the id grants nothing: the same selector with another secret is refused.
+    let forged = sessiond::domain::Token::generate(presented.id).expose();
+    assert_eq!(app.get("/sessions/current", &forged).status, 401);
+    assert!(app.validates(token));
 }
 
 #[test]

@@ -149,7 +149,7 @@ fn concurrent_clients_leave_exactly_the_sessions_the_model_predicts() {
     let report = app.indexes();
     assert_eq!(report.orphans, 0, "{report:?}");
     assert_eq!(
-        (report.rows, report.by_digest, report.by_user),
+        (report.rows, report.by_id, report.by_user),
         (expected_total, expected_total, expected_total)
     );
     let operations: usize = models.iter().map(|m| m.operations).sum();

@@ -10,8 +10,8 @@ use serde_json::json;
 use sessiond::domain::listing::ListParams;
 use sessiond::domain::new_session::Defaults;
 use sessiond::domain::{
-    ConcurrentSessions, ListQuery, Millis, NewSession, NewSessionRequest, Scope, SessionId, Token,
-    TokenDigest,
+    ConcurrentSessions, ListQuery, Millis, NewSession, NewSessionRequest, PresentedToken, Scope,
+    SessionId, Token,
 };
 use sessiond::store::{Insert, MemoryStore, SessionStore, StoreError};
 
@@ -25,7 +25,7 @@ proptest! {
 
     #[test]
     fn presented_tokens_never_panic(text in ".{0,60}") {
-        let _ = TokenDigest::of_presented(&text);
+        let _ = PresentedToken::parse(&text);
     }
 
     #[test]
@@ -113,7 +113,7 @@ proptest! {
     fn the_memory_store_agrees_with_the_reference(ops in proptest::collection::vec(op(), 1..60)) {
         actix_web::rt::System::new().block_on(async move {
             let store = Arc::new(MemoryStore::new(MAX_LIFETIME));
-            let mut reference: HashMap<SessionId, (TokenDigest, Reference)> = HashMap::new();
+            let mut reference: HashMap<SessionId, (PresentedToken, Reference)> = HashMap::new();
             let mut order: Vec<SessionId> = Vec::new();
             let base = Millis::now().0;
             let mut now = base;
@@ -124,7 +124,9 @@ proptest! {
                             .filter(|r| r.user == user && r.live(now)).collect();
                         let denied = mine.iter().any(|r| r.ip != ip);
                         let id = SessionId::generate();
-                        let digest = Token::generate().digest();
+                        let token = Token::generate(id);
+                        let digest = token.digest();
+                        let presented = PresentedToken::parse(&token.expose()).unwrap();
                         let session = NewSession {
                             user_id: format!("u{user}").into(), name: "N".into(), organisation: "O".into(),
                             ip_address: format!("10.0.0.{ip}").parse().unwrap(), server_name: "S".into(),
@@ -138,7 +140,7 @@ proptest! {
                             }
                             Ok(_) => {
                                 assert!(!denied);
-                                reference.insert(id, (digest, Reference { user, ip, timeout: u64::from(timeout), created: now, last: now }));
+                                reference.insert(id, (presented, Reference { user, ip, timeout: u64::from(timeout), created: now, last: now }));
                                 order.push(id);
                             }
                             Err(e) => panic!("{e}"),
@@ -146,8 +148,8 @@ proptest! {
                     }
                     Op::Validate { pick } if !order.is_empty() => {
                         let id = order[pick as usize % order.len()];
-                        let (digest, r) = reference.get_mut(&id).unwrap();
-                        let found = store.authenticate(digest, Millis(now)).await.unwrap();
+                        let (token, r) = reference.get_mut(&id).unwrap();
+                        let found = store.authenticate(token, Millis(now)).await.unwrap();
                         assert_eq!(found.is_some(), r.live(now));
                         if r.live(now) {
                             r.last = now;

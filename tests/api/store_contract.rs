@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use sessiond::domain::listing::ListParams;
 use sessiond::domain::{
-    ConcurrentSessions, ListQuery, Millis, NewSession, Scope, SessionId, Token, TokenDigest,
+    ConcurrentSessions, ListQuery, Millis, NewSession, PresentedToken, Scope, SessionId, Token,
 };
 use sessiond::store::{Insert, MemoryStore, RedisStore, SharedStore, StoreError};
 
@@ -74,27 +74,34 @@ fn session(user: &str, org: &str, ip: &str, timeout: u32) -> NewSession {
     }
 }
 
-/// Creates a session; returns its id and token digest.
+/// Creates a session; returns its id and its token as a client would present it.
 async fn login(
     store: &SharedStore,
     new: NewSession,
     policy: ConcurrentSessions,
     now: Millis,
-) -> Result<(SessionId, TokenDigest), StoreError> {
+) -> Result<(SessionId, PresentedToken), StoreError> {
     let id = SessionId::generate();
-    let digest = Token::generate().digest();
+    let token = Token::generate(id);
+    let digest = token.digest();
     let insert = Insert {
         id,
         digest,
         session: new,
     };
-    store
-        .create(insert, policy, now)
-        .await
-        .map(|_| (id, digest))
+    store.create(insert, policy, now).await.map(|_| {
+        (
+            id,
+            PresentedToken::parse(&token.expose()).expect("a token of ours"),
+        )
+    })
 }
 
-async fn must_login(store: &SharedStore, new: NewSession, now: Millis) -> (SessionId, TokenDigest) {
+async fn must_login(
+    store: &SharedStore,
+    new: NewSession,
+    now: Millis,
+) -> (SessionId, PresentedToken) {
     login(store, new, ConcurrentSessions::Allow, now)
         .await
         .unwrap()
@@ -136,8 +143,19 @@ async fn validation_touches_and_expiry_ends(store: SharedStore) {
         .await
         .unwrap()
         .is_empty());
-    let unknown = Token::generate().digest();
+    let unknown = SessionId::generate();
+    let unknown = PresentedToken::parse(&Token::generate(unknown).expose()).unwrap();
     assert!(store.authenticate(&unknown, t0).await.unwrap().is_none());
+    let (live, _) = must_login(&store, session(&unique(), "A", "10.0.0.1", 60), t0).await;
+    let wrong_secret = PresentedToken::parse(&Token::generate(live).expose()).unwrap();
+    assert!(
+        store
+            .authenticate(&wrong_secret, t0)
+            .await
+            .unwrap()
+            .is_none(),
+        "the right id with another secret is refused"
+    );
 }
 
 async fn the_max_lifetime_caps_activity(store: SharedStore) {
@@ -309,7 +327,7 @@ async fn indexes_stay_consistent(store: SharedStore) {
     let report = store.check_indexes().await.unwrap();
     assert_eq!(report.orphans, 0, "{report:?}");
     assert_eq!(report.rows, live.len());
-    assert_eq!(report.by_digest, live.len());
+    assert_eq!(report.by_id, live.len());
     assert_eq!(report.by_user, live.len());
 }
 

@@ -1,5 +1,5 @@
 -- Log a user in: apply the concurrent-session policy and insert, atomically.
--- KEYS: user set, session hash, token key.
+-- KEYS: user set, session hash.
 -- ARGV: policy, now, max lifetime ms, prefix, channel, id, digest, user_id, name,
 --       organisation, ip, server, roles (JSON), timeout seconds, user agent ("" = none),
 --       has user agent ("1"/"0").
@@ -14,11 +14,11 @@ for _, sid in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   if not s.user_id then
     redis.call('SREM', KEYS[1], sid)
   elseif session_expires_at(s, max_ms) <= now then
-    redis.call('DEL', key, prefix .. 't:' .. s.digest)
+    redis.call('DEL', key)
     redis.call('SREM', KEYS[1], sid)
     redis.call('PUBLISH', channel, cjson.encode({op = 'd', id = sid}))
   else
-    table.insert(live, {sid, s.ip_address, s.server_name, s.digest})
+    table.insert(live, {sid, s.ip_address, s.server_name})
   end
 end
 
@@ -35,7 +35,7 @@ if policy == 'deny-other-ip' then
   end
 elseif policy == 'replace' then
   for _, s in ipairs(live) do
-    redis.call('DEL', prefix .. 's:' .. s[1], prefix .. 't:' .. s[4])
+    redis.call('DEL', prefix .. 's:' .. s[1])
     redis.call('SREM', KEYS[1], s[1])
     redis.call('PUBLISH', channel, cjson.encode({op = 'd', id = s[1]}))
     table.insert(replaced, s[1])
@@ -59,7 +59,6 @@ for i, name in ipairs(NAMES) do
 end
 redis.call('HSET', KEYS[2], unpack(fields))
 redis.call('PEXPIREAT', KEYS[2], expires)
-redis.call('SET', KEYS[3], id, 'PXAT', expires)
 redis.call('SADD', KEYS[1], id)
 -- The user index lives as long as the longest session it may hold.
 redis.call('PEXPIREAT', KEYS[1], now + max_ms, 'NX')

@@ -8,7 +8,7 @@ for n = 6, #ARGV do
   local key = prefix .. 's:' .. id
   local s, row = read_session(key)
   if s.user_id and (scope == '' or s.organisation == scope) and session_expires_at(s, max_ms) > now then
-    redis.call('DEL', key, prefix .. 't:' .. s.digest)
+    redis.call('DEL', key)
     redis.call('SREM', prefix .. 'u:' .. s.user_id, id)
     redis.call('PUBLISH', channel, cjson.encode({op = 'd', id = id}))
     table.insert(ended, id)
