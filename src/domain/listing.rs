@@ -13,7 +13,7 @@ use super::limits::{DEFAULT_LIMIT, MAX_LIMIT, MAX_TEXT_CHARS};
 use super::{Millis, SessionData, SessionId, SessionRecord};
 
 /// `GET /sessions` query. Unknown parameters are rejected, so `organization=` is caught.
-#[derive(Default, Deserialize, IntoParams)]
+#[derive(Clone, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
@@ -198,22 +198,6 @@ impl Filters {
         *self == Filters::default()
     }
 
-    /// Whether one session passes the filters. `q` is tried last: it is the costly one.
-    pub fn matches(&self, f: &Fields) -> bool {
-        fn same(filter: &Option<String>, value: &str) -> bool {
-            filter.as_deref().is_none_or(|wanted| wanted == value)
-        }
-        same(&self.organisation, f.organisation)
-            && same(&self.user_id, f.user_id)
-            && same(&self.server_name, f.server_name)
-            && self.ip_address.is_none_or(|ip| ip == f.ip_address)
-            && self.q.as_deref().is_none_or(|q| {
-                contains_lowercase(f.name, q)
-                    || contains_lowercase(f.user_id, q)
-                    || (could_be_in_ip(q) && f.ip_address.to_string().contains(q))
-            })
-    }
-
     /// A short digest that ties a cursor to the filters it was made with.
     fn fingerprint(&self) -> String {
         let mut hasher = Sha256::new();
@@ -237,30 +221,101 @@ impl Filters {
     }
 }
 
-/// Whether `haystack` contains `needle_lower` (already lowercase), ignoring case. ASCII text,
-/// by far the common case, is compared in place without allocating.
-pub fn contains_lowercase(haystack: &str, needle_lower: &str) -> bool {
-    let Some(&first) = needle_lower.as_bytes().first() else {
-        return true;
-    };
-    if haystack.is_ascii() && needle_lower.is_ascii() {
-        let (hay, rest) = (haystack.as_bytes(), &needle_lower.as_bytes()[1..]);
-        if hay.len() <= rest.len() {
+/// Which byte pairs occur in a text, lowercased, hashed into 64 bits. A text can contain a
+/// needle only if every pair of the needle is among the text's: a store keeps one signature per
+/// row (of name, user id and address together) so that a search passes over most rows without
+/// reading their texts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Bigrams(pub u64);
+
+impl Bigrams {
+    pub fn of(texts: &[&str]) -> Self {
+        let mut bits = 0u64;
+        for text in texts {
+            let mut add = |bytes: &[u8]| {
+                for pair in bytes.windows(2) {
+                    bits |= 1 << Self::slot(pair[0], pair[1]);
+                }
+            };
+            if text.is_ascii() {
+                add(&text.as_bytes().to_ascii_lowercase());
+            } else {
+                add(text.to_lowercase().as_bytes());
+            }
+        }
+        Bigrams(bits)
+    }
+
+    fn slot(a: u8, b: u8) -> u32 {
+        (u32::from(a).wrapping_mul(31).wrapping_add(u32::from(b))).wrapping_mul(0x9E37_79B9) >> 26
+    }
+
+    /// Whether a text with these pairs may contain a needle with `needle`'s.
+    pub fn may_contain(self, needle: Bigrams) -> bool {
+        self.0 & needle.0 == needle.0
+    }
+}
+
+/// A case-insensitive search text (`q=`), prepared once for a scan over many rows.
+pub struct Search<'a> {
+    /// Lowercase.
+    needle: &'a str,
+    /// The needle's byte pairs: a row whose signature lacks one cannot match.
+    pub bigrams: Bigrams,
+    ascii: bool,
+    /// The needle's first byte in both cases (ASCII needles only).
+    first: [u8; 2],
+    /// Whether the needle can occur in an IP address at all.
+    in_ip: bool,
+}
+
+impl<'a> Search<'a> {
+    /// `needle_lower` must be lowercase already, as [`Filters::q`] is.
+    pub fn new(needle_lower: &'a str) -> Self {
+        let first = needle_lower.as_bytes().first().copied().unwrap_or(0);
+        Search {
+            needle: needle_lower,
+            bigrams: Bigrams::of(&[needle_lower]),
+            ascii: needle_lower.is_ascii(),
+            first: [first, first.to_ascii_uppercase()],
+            in_ip: could_be_in_ip(needle_lower),
+        }
+    }
+
+    /// Whether `haystack` contains the needle, ignoring case. An ASCII needle is looked for
+    /// byte by byte in place (ASCII bytes in UTF-8 are always whole characters); only a miss in
+    /// non-ASCII text is checked again with Unicode lowercasing.
+    pub fn in_text(&self, haystack: &str) -> bool {
+        if self.needle.is_empty() {
+            return true;
+        }
+        if self.ascii && self.in_bytes(haystack.as_bytes()) {
+            return true;
+        }
+        !(self.ascii && haystack.is_ascii()) && haystack.to_lowercase().contains(self.needle)
+    }
+
+    fn in_bytes(&self, hay: &[u8]) -> bool {
+        let needle = self.needle.as_bytes();
+        if hay.len() < needle.len() {
             return false;
         }
-        // Look for the first byte in either case; compare the rest only there.
-        let upper = first.to_ascii_uppercase();
-        return (0..hay.len() - rest.len()).any(|i| {
-            (hay[i] == first || hay[i] == upper)
-                && hay[i + 1..=i + rest.len()].eq_ignore_ascii_case(rest)
-        });
+        // Names are short: a plain loop beats a vectorised search's set-up.
+        (0..=hay.len() - needle.len()).any(|i| {
+            (hay[i] == self.first[0] || hay[i] == self.first[1])
+                && hay[i + 1..i + needle.len()].eq_ignore_ascii_case(&needle[1..])
+        })
     }
-    haystack.to_lowercase().contains(needle_lower)
+
+    /// Whether the needle is in the text form of `ip`; formats it only when it could be.
+    pub fn in_ip(&self, ip: IpAddr) -> bool {
+        self.in_ip && ip.to_string().contains(self.needle)
+    }
 }
 
 /// An IP address is written with hex digits, dots and colons only; any other search text
 /// cannot match one, so the address need not be formatted.
-pub fn could_be_in_ip(needle: &str) -> bool {
+fn could_be_in_ip(needle: &str) -> bool {
     needle
         .bytes()
         .all(|b| b.is_ascii_hexdigit() || b == b'.' || b == b':')
@@ -483,10 +538,28 @@ mod tests {
 
     #[test]
     fn search_ignores_case_in_and_out_of_ascii() {
-        assert!(contains_lowercase("Teresa Pringle", "pring"));
-        assert!(contains_lowercase("ÉLODIE Durand", "élodie"));
-        assert!(!contains_lowercase("Teresa", "teresa p"));
-        assert!(contains_lowercase("anything", ""));
+        assert!(Search::new("pring").in_text("Teresa Pringle"));
+        assert!(Search::new("élodie").in_text("ÉLODIE Durand"));
+        assert!(Search::new("durand").in_text("ÉLODIE Durand"));
+        assert!(!Search::new("teresa p").in_text("Teresa"));
+        assert!(Search::new("").in_text("anything"));
+        assert!(Search::new("a").in_text("bA"));
+        assert!(!Search::new("ab").in_text("b"));
+    }
+
+    #[test]
+    fn a_text_containing_a_needle_has_all_its_pairs() {
+        let row = Bigrams::of(&["Élodie Durand", "edurand", "10.0.0.12"]);
+        for needle in ["élodie", "DURAND".to_lowercase().as_str(), "0.12", "e", ""] {
+            assert!(row.may_contain(Search::new(needle).bigrams), "{needle}");
+        }
+    }
+
+    #[test]
+    fn search_formats_an_address_only_when_it_could_match() {
+        let ip: IpAddr = "10.0.0.12".parse().unwrap();
+        assert!(Search::new("0.12").in_ip(ip));
+        assert!(!Search::new("user").in_ip(ip));
     }
 
     #[test]

@@ -19,7 +19,7 @@
 //! interner; no code holds a shard while it waits for a user's entry.
 
 use std::cmp::Ordering;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
 use std::hash::Hash;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
@@ -28,11 +28,11 @@ use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use async_trait::async_trait;
 use compact_str::CompactString;
 use dashmap::DashMap;
-use hashbrown::HashTable;
+use hashbrown::{DefaultHashBuilder, HashMap, HashTable};
 use rayon::prelude::*;
 
 use super::{BlockingSession, Census, IndexReport, Insert, Page, SessionStore, StoreError};
-use crate::domain::listing::{contains_lowercase, could_be_in_ip};
+use crate::domain::listing::{Bigrams, Search};
 use crate::domain::session::expires_at;
 use crate::domain::{
     ConcurrentSessions, ListQuery, Millis, Order, PresentedToken, Scope, SessionData, SessionId,
@@ -107,6 +107,8 @@ struct Row {
     timeout_seconds: u32,
     previous_of_user: RowRef,
     next_of_user: RowRef,
+    /// Byte pairs of name, user id and address, so a search passes over most rows unread.
+    bigrams: Bigrams,
 }
 
 impl Row {
@@ -189,6 +191,14 @@ impl Shard {
     }
 }
 
+/// A row's numbers for its shared values.
+struct Values {
+    organisation: u32,
+    server_name: u32,
+    roles: u32,
+    user_agent: u32,
+}
+
 /// The head of a user's chain of rows, and its length.
 #[derive(Clone, Copy, Debug)]
 struct UserChain {
@@ -251,10 +261,26 @@ impl<T: Hash + Eq + Clone> Interner<T> {
         n
     }
 
-    fn release(&self, n: u32) {
+    /// Takes `uses` uses of each value at once; returns each value's number.
+    fn acquire_all(&self, wanted: HashMap<T, u32>) -> HashMap<T, u32> {
+        wanted
+            .into_iter()
+            .map(|(value, uses)| {
+                let n = self.acquire(value.clone());
+                if uses > 1 {
+                    if let Some((_, count)) = &self.read().values[n as usize] {
+                        count.fetch_add(uses - 1, Relaxed);
+                    }
+                }
+                (value, n)
+            })
+            .collect()
+    }
+
+    fn release(&self, n: u32, uses: u32) {
         let last = self.read().values[n as usize]
             .as_ref()
-            .is_some_and(|(_, uses)| uses.fetch_sub(1, Relaxed) == 1);
+            .is_some_and(|(_, count)| count.fetch_sub(uses, Relaxed) == uses);
         if !last {
             return;
         }
@@ -312,7 +338,7 @@ impl<T: Hash + Eq> Interned<T> {
 
 pub struct MemoryStore {
     shards: Box<[RwLock<Shard>]>,
-    users: DashMap<CompactString, UserChain>,
+    users: DashMap<CompactString, UserChain, DefaultHashBuilder>,
     /// Organisations and server names.
     labels: Interner<Arc<str>>,
     agents: Interner<Arc<str>>,
@@ -324,7 +350,7 @@ impl MemoryStore {
     pub fn new(max_lifetime_seconds: u64) -> Self {
         MemoryStore {
             shards: (0..SHARDS).map(|_| RwLock::default()).collect(),
-            users: DashMap::with_shard_amount(SHARDS),
+            users: DashMap::with_hasher_and_shard_amount(DefaultHashBuilder::default(), SHARDS),
             labels: Interner::new(),
             agents: Interner::new(),
             role_sets: Interner::new(),
@@ -380,8 +406,29 @@ impl MemoryStore {
         }
     }
 
-    fn make_row(&self, data: SessionData, digest: TokenDigest, last_active_at: Millis) -> Row {
+    /// Takes a use of each of the session's shared values.
+    fn intern(&self, data: &SessionData) -> Values {
+        Values {
+            organisation: self.labels.acquire(data.organisation.clone()),
+            server_name: self.labels.acquire(data.server_name.clone()),
+            roles: self.role_sets.acquire(data.roles.clone()),
+            user_agent: data
+                .user_agent
+                .clone()
+                .map_or(NO_VALUE, |ua| self.agents.acquire(ua)),
+        }
+    }
+
+    fn make_row(
+        &self,
+        data: SessionData,
+        values: Values,
+        digest: TokenDigest,
+        last_active_at: Millis,
+    ) -> Row {
+        let ip = data.ip_address.to_string();
         Row {
+            bigrams: Bigrams::of(&[&data.user_id, &data.name, &ip]),
             id: id_halves(data.id),
             digest,
             user_id: CompactString::from(&*data.user_id),
@@ -389,12 +436,10 @@ impl MemoryStore {
             created_at: data.created_at.0,
             last_active_at: AtomicU64::new(last_active_at.0),
             ip_address: data.ip_address,
-            organisation: self.labels.acquire(data.organisation),
-            server_name: self.labels.acquire(data.server_name),
-            roles: self.role_sets.acquire(data.roles),
-            user_agent: data
-                .user_agent
-                .map_or(NO_VALUE, |ua| self.agents.acquire(ua)),
+            organisation: values.organisation,
+            server_name: values.server_name,
+            roles: values.roles,
+            user_agent: values.user_agent,
             timeout_seconds: data.timeout_seconds,
             previous_of_user: RowRef::END,
             next_of_user: RowRef::END,
@@ -402,11 +447,11 @@ impl MemoryStore {
     }
 
     fn release_values(&self, row: &Row) {
-        self.labels.release(row.organisation);
-        self.labels.release(row.server_name);
-        self.role_sets.release(row.roles);
+        self.labels.release(row.organisation, 1);
+        self.labels.release(row.server_name, 1);
+        self.role_sets.release(row.roles, 1);
         if row.user_agent != NO_VALUE {
-            self.agents.release(row.user_agent);
+            self.agents.release(row.user_agent, 1);
         }
     }
 
@@ -485,30 +530,58 @@ impl MemoryStore {
         Some(record)
     }
 
-    /// Inserts a saved session unless it has expired or its id is taken.
-    fn insert_saved(&self, saved: SavedSession, now: Millis) -> bool {
-        let live = now
-            < saved
-                .data
-                .expires_at(saved.last_active_at, self.max_lifetime_seconds);
-        if !live
-            || self
-                .shard(shard_of(saved.data.id))
-                .slot_of(saved.data.id)
-                .is_some()
-        {
-            return false;
+    /// Inserts a batch of saved sessions, skipping those that have expired or whose id is
+    /// taken. Each shared value is interned once for the batch, with all its uses, rather than
+    /// once per row.
+    fn insert_batch(&self, batch: Vec<SavedSession>, now: Millis) -> usize {
+        let batch: Vec<SavedSession> = batch
+            .into_iter()
+            .filter(|s| {
+                now < s
+                    .data
+                    .expires_at(s.last_active_at, self.max_lifetime_seconds)
+                    && self.shard(shard_of(s.data.id)).slot_of(s.data.id).is_none()
+            })
+            .collect();
+        let mut labels: HashMap<Arc<str>, u32> = HashMap::new();
+        let mut agents: HashMap<Arc<str>, u32> = HashMap::new();
+        let mut role_sets: HashMap<Arc<[Arc<str>]>, u32> = HashMap::new();
+        for s in &batch {
+            *labels.entry(s.data.organisation.clone()).or_default() += 1;
+            *labels.entry(s.data.server_name.clone()).or_default() += 1;
+            *role_sets.entry(s.data.roles.clone()).or_default() += 1;
+            if let Some(ua) = &s.data.user_agent {
+                *agents.entry(ua.clone()).or_default() += 1;
+            }
         }
-        let mut chain = self
-            .users
-            .entry(CompactString::from(&*saved.data.user_id))
-            .or_insert(UserChain {
-                head: RowRef::END,
-                count: 0,
-            });
-        let row = self.make_row(saved.data, saved.digest, saved.last_active_at);
-        self.link(&mut chain, row);
-        true
+        let labels = self.labels.acquire_all(labels);
+        let agents = self.agents.acquire_all(agents);
+        let role_sets = self.role_sets.acquire_all(role_sets);
+        let mut inserted = 0;
+        for s in batch {
+            let values = Values {
+                organisation: labels[&s.data.organisation],
+                server_name: labels[&s.data.server_name],
+                roles: role_sets[&s.data.roles],
+                user_agent: s.data.user_agent.as_ref().map_or(NO_VALUE, |ua| agents[ua]),
+            };
+            let mut chain = self
+                .users
+                .entry(CompactString::from(&*s.data.user_id))
+                .or_insert(UserChain {
+                    head: RowRef::END,
+                    count: 0,
+                });
+            let row = self.make_row(s.data, values, s.digest, s.last_active_at);
+            // Taken meanwhile by a concurrent insert of the same id: give its uses back.
+            if self.shard(shard_of(row.id())).slot_of(row.id()).is_some() {
+                self.release_values(&row);
+                continue;
+            }
+            self.link(&mut chain, row);
+            inserted += 1;
+        }
+        inserted
     }
 
     /// Every live session with its token digest, for a snapshot.
@@ -534,7 +607,8 @@ impl MemoryStore {
     pub fn import(&self, saved: Vec<SavedSession>, now: Millis) -> usize {
         saved
             .into_par_iter()
-            .map(|s| usize::from(self.insert_saved(s, now)))
+            .chunks(4096)
+            .map(|batch| self.insert_batch(batch, now))
             .sum()
     }
 
@@ -637,8 +711,7 @@ struct Plan<'q> {
     /// Organisation and server names by number, when the sort needs them.
     labels: Vec<Option<Arc<str>>>,
     after: Option<(SortKey, SessionId)>,
-    /// The search text, if it can match an IP address.
-    q_in_ip: bool,
+    search: Option<Search<'q>>,
 }
 
 impl Plan<'_> {
@@ -650,10 +723,9 @@ impl Plan<'_> {
             && f.user_id
                 .as_deref()
                 .is_none_or(|u| row.user_id.as_str() == u)
-            && f.q.as_deref().is_none_or(|q| {
-                contains_lowercase(&row.name, q)
-                    || contains_lowercase(&row.user_id, q)
-                    || (self.q_in_ip && row.ip_address.to_string().contains(q))
+            && self.search.as_ref().is_none_or(|q| {
+                row.bigrams.may_contain(q.bigrams)
+                    && (q.in_text(&row.name) || q.in_text(&row.user_id) || q.in_ip(row.ip_address))
             })
     }
 
@@ -777,7 +849,8 @@ impl SessionStore for MemoryStore {
             data: data.clone(),
             last_active_at: now,
         };
-        self.link(&mut chain, self.make_row(data, digest, now));
+        let values = self.intern(&data);
+        self.link(&mut chain, self.make_row(data, values, digest, now));
         Ok((record, replaced))
     }
 
@@ -867,7 +940,7 @@ impl SessionStore for MemoryStore {
                 _ => Vec::new(),
             },
             after: query.after.as_ref().map(|p| (p.key.clone(), p.id)),
-            q_in_ip: query.filters.q.as_deref().is_some_and(could_be_in_ip),
+            search: query.filters.q.as_deref().map(Search::new),
         };
         // A user filter follows that user's chain: only their rows are read.
         let rankings: Vec<Ranking> = match &query.filters.user_id {
@@ -1005,7 +1078,7 @@ mod tests {
     #[test]
     fn rows_stay_small() {
         let size = std::mem::size_of::<Option<Row>>();
-        assert!(size <= 160, "{size}");
+        assert!(size <= 168, "{size}");
     }
 
     #[test]
@@ -1021,9 +1094,9 @@ mod tests {
         let interner: Interner<Arc<str>> = Interner::new();
         let a = interner.acquire("Acme".into());
         assert_eq!(interner.acquire("Acme".into()), a);
-        interner.release(a);
+        interner.release(a, 1);
         assert_eq!(interner.find("Acme"), Some(a));
-        interner.release(a);
+        interner.release(a, 1);
         assert_eq!(interner.find("Acme"), None);
         assert_eq!(interner.acquire("Globex".into()), a, "the number is reused");
     }

@@ -25,3 +25,4 @@ mod redis_server;
 mod settings;
 mod snapshots;
 mod store_contract;
+mod stress;
