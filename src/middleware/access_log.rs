@@ -5,10 +5,32 @@ use std::time::Instant;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
+use actix_web::http::Method;
 use actix_web::{web, HttpMessage};
 
 use crate::auth::CallerSession;
 use crate::state::AppState;
+
+/// The method as it is logged and counted: one of the methods HTTP defines, or `OTHER`. A
+/// client may send any token as a method; its name must never become a label (each new label
+/// value is a new time series, kept forever) or fill the log.
+fn method_label(method: &Method) -> &'static str {
+    const KNOWN: [Method; 9] = [
+        Method::GET,
+        Method::POST,
+        Method::PUT,
+        Method::DELETE,
+        Method::HEAD,
+        Method::OPTIONS,
+        Method::PATCH,
+        Method::TRACE,
+        Method::CONNECT,
+    ];
+    KNOWN
+        .iter()
+        .find(|known| *known == method)
+        .map_or("OTHER", Method::as_str)
+}
 
 /// Logs one line per request (method, route pattern, status, latency, caller's session id)
 /// under target `access`, and counts it in the metrics. The route is the pattern
@@ -18,30 +40,26 @@ pub async fn access_log(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
-    let method = req.method().clone();
+    let method = method_label(req.method());
     let state = req.app_data::<web::Data<AppState>>().cloned();
     let response = next.call(req).await?;
     let elapsed = started.elapsed();
-    let route = response
-        .request()
-        .match_pattern()
-        .unwrap_or_else(|| "unmatched".to_string());
+    let route = response.request().match_pattern();
+    let route = route.as_deref().unwrap_or("unmatched");
     let status = response.status().as_u16();
-    let caller = response
-        .request()
-        .extensions()
-        .get::<CallerSession>()
-        .map(|c| c.0.to_string())
-        .unwrap_or_else(|| "-".to_string());
-    log::info!(
-        target: "access",
-        "{method} {route} {status} {:.3}ms session={caller}",
-        elapsed.as_secs_f64() * 1000.0
-    );
+    if log::log_enabled!(target: "access", log::Level::Info) {
+        let caller = response.request().extensions().get::<CallerSession>().copied();
+        log::info!(
+            target: "access",
+            "{method} {route} {status} {:.3}ms session={}",
+            elapsed.as_secs_f64() * 1000.0,
+            caller.map_or_else(|| "-".to_string(), |c| c.0.to_string())
+        );
+    }
     if let Some(state) = state {
         state
             .metrics
-            .request(method.as_str(), &route, status, elapsed.as_secs_f64());
+            .request(method, route, status, elapsed.as_secs_f64());
     }
     Ok(response)
 }

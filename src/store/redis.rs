@@ -56,43 +56,32 @@ const FIELDS: [(&str, &str); 11] = [
     ("digest", "d"),
 ];
 
-/// Also in the hash, not in a returned session: when activity was last published to the other
-/// nodes.
-const PUBLISHED_AT: (&str, &str) = ("published_at", "p");
-
 /// The Redis name of the field holding `meaning`.
 fn field(meaning: &str) -> &'static str {
     FIELDS
         .iter()
-        .chain([&PUBLISHED_AT])
         .find(|(m, _)| *m == meaning)
         .map(|(_, name)| *name)
         .expect("a field of the table")
 }
 
-/// What every script starts with: the field table (`F`: meaning → name; `ROW`: names in row
-/// order; `NAMES`: meanings in row order; `POSITION`: meaning → index), reading a session, and
-/// the expiry rule of [`crate::domain::session::expires_at`] in Lua.
+/// What every script starts with: for each field of [`FIELDS`], its Redis name as a local
+/// `F_<MEANING>` and its position in a returned row as `<MEANING>`; `ROW`, the names in row
+/// order; then reading a session and the expiry rule of [`crate::domain::session::expires_at`]
+/// in Lua. Plain locals, because a script runs its prelude on every call.
 pub fn lua_prelude() -> String {
-    let mut f = Vec::new();
-    let mut row = Vec::new();
-    let mut names = Vec::new();
-    let mut position = Vec::new();
+    let upper = |meaning: &str| meaning.to_uppercase();
+    let mut lines = Vec::new();
     for (i, (meaning, name)) in FIELDS.iter().enumerate() {
-        f.push(format!("{meaning} = '{name}'"));
-        row.push(format!("'{name}'"));
-        names.push(format!("'{meaning}'"));
-        position.push(format!("{meaning} = {}", i + 1));
+        lines.push(format!(
+            "local F_{0}, {0} = '{name}', {1}",
+            upper(meaning),
+            i + 1
+        ));
     }
-    f.push(format!("{} = '{}'", PUBLISHED_AT.0, PUBLISHED_AT.1));
-    format!(
-        "local F = {{{}}}\nlocal ROW = {{{}}}\nlocal NAMES = {{{}}}\nlocal POSITION = {{{}}}\n{}",
-        f.join(", "),
-        row.join(", "),
-        names.join(", "),
-        position.join(", "),
-        include_str!("lua/prelude.lua")
-    )
+    let row: Vec<String> = FIELDS.iter().map(|(m, _)| format!("F_{}", upper(m))).collect();
+    lines.push(format!("local ROW = {{{}}}", row.join(", ")));
+    format!("{}\n{}", lines.join("\n"), include_str!("lua/prelude.lua"))
 }
 
 fn script(body: &str) -> Script {

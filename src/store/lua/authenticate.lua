@@ -5,20 +5,19 @@
 -- secret, so comparing it with plain equality reveals nothing an attacker could use.
 local now, max_ms = tonumber(ARGV[1]), tonumber(ARGV[2])
 local key = KEYS[1]
-local id = string.sub(key, string.len(ARGV[3]) + 3)
-local s, row = read_session(key)
-if not s.user_id or s.digest ~= ARGV[5] then return false end
+local s = read_session(key)
+if not s[USER_ID] or s[DIGEST] ~= ARGV[5] then return false end
 if session_expires_at(s, max_ms) <= now then return false end
-if now > tonumber(s.last_active_at) then
-  local expires = expires_at(now, tonumber(s.timeout_seconds), tonumber(s.created_at), max_ms)
-  redis.call('HSET', key, F.last_active_at, ARGV[1])
+local last = tonumber(s[LAST_ACTIVE_AT])
+if now > last then
+  local expires = expires_at(now, tonumber(s[TIMEOUT_SECONDS]), tonumber(s[CREATED_AT]), max_ms)
+  redis.call('HSET', key, F_LAST_ACTIVE_AT, ARGV[1])
   redis.call('PEXPIREAT', key, expires)
-  row[POSITION.last_active_at] = ARGV[1]
-  -- Other nodes' copies learn of activity at most once a second: enough for listing.
-  local published = redis.call('HGET', key, F.published_at)
-  if now - tonumber(published or 0) >= 1000 then
-    redis.call('HSET', key, F.published_at, ARGV[1])
-    redis.call('PUBLISH', ARGV[4], cjson.encode({op = 't', id = id, l = ARGV[1]}))
+  s[LAST_ACTIVE_AT] = ARGV[1]
+  -- Other nodes' copies learn of activity at most once a second (when the touch enters a new
+  -- second): enough for listing.
+  if math.floor(now / 1000) > math.floor(last / 1000) then
+    redis.call('PUBLISH', ARGV[4], cjson.encode({op = 't', id = string.sub(key, string.len(ARGV[3]) + 3), l = ARGV[1]}))
   end
 end
-return {id, unpack(row)}
+return {string.sub(key, string.len(ARGV[3]) + 3), unpack(s)}

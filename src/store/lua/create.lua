@@ -11,14 +11,14 @@ local live = {}
 for _, sid in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   local key = prefix .. 's:' .. sid
   local s = read_session(key)
-  if not s.user_id then
+  if not s[USER_ID] then
     redis.call('SREM', KEYS[1], sid)
   elseif session_expires_at(s, max_ms) <= now then
     redis.call('DEL', key)
     redis.call('SREM', KEYS[1], sid)
     redis.call('PUBLISH', channel, cjson.encode({op = 'd', id = sid}))
   else
-    table.insert(live, {sid, s.ip_address, s.server_name})
+    table.insert(live, {sid, s[IP_ADDRESS], s[SERVER_NAME]})
   end
 end
 
@@ -44,17 +44,16 @@ end
 
 local timeout = tonumber(ARGV[14])
 local expires = expires_at(now, timeout, now, max_ms)
-local values = {user_id = ARGV[8], name = ARGV[9], organisation = ARGV[10], ip_address = ip,
-  server_name = ARGV[12], roles = ARGV[13], timeout_seconds = ARGV[14], created_at = ARGV[2],
-  last_active_at = ARGV[2], digest = digest}
-if ARGV[16] == '1' then values.user_agent = ARGV[15] end
+local row = {}
+row[USER_ID], row[NAME], row[ORGANISATION], row[IP_ADDRESS] = ARGV[8], ARGV[9], ARGV[10], ip
+row[SERVER_NAME], row[ROLES], row[TIMEOUT_SECONDS] = ARGV[12], ARGV[13], ARGV[14]
+row[CREATED_AT], row[LAST_ACTIVE_AT], row[DIGEST] = ARGV[2], ARGV[2], digest
+row[USER_AGENT] = ARGV[16] == '1' and ARGV[15] or false
 -- The hash holds the fields given; the event carries them in ROW order (false = not given).
-local fields, row = {F.published_at, ARGV[2]}, {}
-for i, name in ipairs(NAMES) do
-  local value = values[name]
-  row[i] = value or false
-  if value then
-    table.insert(fields, ROW[i]); table.insert(fields, value)
+local fields = {}
+for i = 1, #ROW do
+  if row[i] then
+    table.insert(fields, ROW[i]); table.insert(fields, row[i])
   end
 end
 redis.call('HSET', KEYS[2], unpack(fields))

@@ -6,13 +6,13 @@ local ended = {}
 for n = 6, #ARGV do
   local id = ARGV[n]
   local key = prefix .. 's:' .. id
-  local s, row = read_session(key)
-  if s.user_id and (scope == '' or s.organisation == scope) and session_expires_at(s, max_ms) > now then
+  local s = read_session(key)
+  if s[USER_ID] and (scope == '' or s[ORGANISATION] == scope) and session_expires_at(s, max_ms) > now then
     redis.call('DEL', key)
-    redis.call('SREM', prefix .. 'u:' .. s.user_id, id)
+    redis.call('SREM', prefix .. 'u:' .. s[USER_ID], id)
     redis.call('PUBLISH', channel, cjson.encode({op = 'd', id = id}))
     table.insert(ended, id)
-    for i = 1, #ROW do table.insert(ended, row[i]) end
+    for i = 1, #ROW do table.insert(ended, s[i]) end
   end
 end
 return ended
