@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use sessiond::domain::listing::ListParams;
 use sessiond::domain::{
-    ConcurrentSessions, ListQuery, Millis, NewSession, PresentedToken, Scope, SessionId, Token,
+    ConcurrentSessions, ListQuery, Millis, NewSession, PresentedToken, Scope, Token,
 };
 use sessiond::store::{Insert, MemoryStore, SessionStore};
 
@@ -37,10 +37,9 @@ fn new_session(i: usize) -> NewSession {
 }
 
 fn login(store: &MemoryStore, i: usize, now: Millis) -> PresentedToken {
-    let id = SessionId::generate();
-    let token = Token::generate(id);
+    let token = Token::issue();
     let insert = Insert {
-        id,
+        id: token.id(),
         digest: token.digest(),
         session: new_session(i),
     };

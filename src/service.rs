@@ -100,10 +100,9 @@ impl Sessions {
             session.ip_address,
             session.server_name.clone(),
         );
-        let id = SessionId::generate();
-        let token = Token::generate(id);
+        let token = Token::issue();
         let insert = Insert {
-            id,
+            id: token.id(),
             digest: token.digest(),
             session,
         };

@@ -12,7 +12,12 @@ impl SessionId {
     pub fn generate() -> Self {
         let mut bytes = [0u8; 16];
         getrandom::fill(&mut bytes).expect("the operating system's random source failed");
-        // Version 4 and the RFC 9562 variant, so the id reads as what it is.
+        Self::from_random(bytes)
+    }
+
+    /// The id made of 16 random bytes, marked as version 4 and the RFC 9562 variant so that it
+    /// reads as what it is.
+    pub fn from_random(mut bytes: [u8; 16]) -> Self {
         bytes[6] = (bytes[6] & 0x0f) | 0x40;
         bytes[8] = (bytes[8] & 0x3f) | 0x80;
         SessionId(u128::from_be_bytes(bytes))

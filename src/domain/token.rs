@@ -21,22 +21,42 @@ pub const TOKEN_LEN: usize = SELECTOR_LEN + SECRET_LEN;
 
 /// A freshly generated token. `Debug` never shows it.
 pub struct Token {
+    id: SessionId,
     text: String,
     digest: TokenDigest,
 }
 
 impl Token {
+    /// A new session id and its token, from one read of the OS CSPRNG.
+    pub fn issue() -> Self {
+        let mut bytes = [0u8; 48];
+        getrandom::fill(&mut bytes).expect("the operating system's random source failed");
+        let (id, secret) = bytes.split_at(16);
+        let id = SessionId::from_random(id.try_into().expect("16 bytes"));
+        Self::with_secret(id, secret.try_into().expect("32 bytes"))
+    }
+
     /// A new token for the session `id`.
     pub fn generate(id: SessionId) -> Self {
         let mut secret = [0u8; 32];
         getrandom::fill(&mut secret).expect("the operating system's random source failed");
+        Self::with_secret(id, secret)
+    }
+
+    fn with_secret(id: SessionId, secret: [u8; 32]) -> Self {
         let secret = URL_SAFE_NO_PAD.encode(secret);
         let mut text = URL_SAFE_NO_PAD.encode(id.as_u128().to_be_bytes());
         text.push_str(&secret);
         Token {
+            id,
             digest: TokenDigest::of_secret(&secret),
             text,
         }
+    }
+
+    /// The session this token names.
+    pub fn id(&self) -> SessionId {
+        self.id
     }
 
     /// The digest of the secret part: what a store keeps.
@@ -135,6 +155,14 @@ mod tests {
                 .len(),
             32
         );
+    }
+
+    #[test]
+    fn an_issued_token_names_a_version_4_id() {
+        let token = Token::issue();
+        let id = token.id();
+        assert_eq!(&id.to_string()[14..15], "4");
+        assert_eq!(PresentedToken::parse(&token.expose()).unwrap().id, id);
     }
 
     #[test]

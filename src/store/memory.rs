@@ -13,16 +13,18 @@
 //!   pointer for texts up to 24 bytes), so a listing scans memory in order; shards are scanned in
 //!   parallel, each keeping a bounded top-k heap, then merged.
 //! - Organisations, server names, user agents and role sets — few distinct values shared by many
-//!   sessions — are interned: a row holds 4-byte numbers.
+//!   sessions — are interned by each shard for its own rows: a row holds 4-byte numbers, and
+//!   reading a session's values needs nothing beyond its shard's lock. (A shard keeps its own
+//!   copy of each value, so threads reading different shards share no reference counts.)
 //!
-//! Locks are always taken in one order: a user's entry, then shards one at a time, then an
-//! interner; no code holds a shard while it waits for a user's entry.
+//! Locks are always taken in one order: a user's entry, then shards one at a time; no code
+//! holds a shard while it waits for a user's entry.
 
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 use std::hash::Hash;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
@@ -130,12 +132,17 @@ impl Row {
     }
 }
 
-/// One shard: rows in a contiguous vector, found by id through a slot-only hash table.
+/// One shard: rows in a contiguous vector, found by id through a slot-only hash table, and
+/// the shared values its rows use.
 #[derive(Default)]
 struct Shard {
     rows: Vec<Option<Row>>,
     free: Vec<u32>,
     by_id: HashTable<u32>,
+    /// Organisations and server names.
+    labels: Interner<Arc<str>>,
+    agents: Interner<Arc<str>>,
+    role_sets: Interner<Arc<[Arc<str>]>>,
 }
 
 impl Shard {
@@ -158,8 +165,59 @@ impl Shard {
             .copied()
     }
 
-    fn insert(&mut self, row: Row) -> u32 {
-        let hash = id_hash(row.id());
+    fn data(&self, row: &Row) -> SessionData {
+        SessionData {
+            id: row.id(),
+            user_id: row.user_id.as_str().into(),
+            name: row.name.as_str().into(),
+            organisation: self.labels.get(row.organisation).clone(),
+            ip_address: row.ip_address,
+            server_name: self.labels.get(row.server_name).clone(),
+            roles: self.role_sets.get(row.roles).clone(),
+            user_agent: (row.user_agent != NO_VALUE).then(|| self.agents.get(row.user_agent).clone()),
+            timeout_seconds: row.timeout_seconds,
+            created_at: Millis(row.created_at),
+        }
+    }
+
+    fn record(&self, row: &Row, max_lifetime_seconds: u64) -> SessionRecord {
+        SessionRecord {
+            data: self.data(row),
+            last_active_at: row.last_active_at(),
+            expires_at: row.expires_at(max_lifetime_seconds),
+        }
+    }
+
+    /// Stores a session, interning its shared values here; returns its slot.
+    fn insert(
+        &mut self,
+        data: &SessionData,
+        digest: TokenDigest,
+        last_active_at: Millis,
+        next_of_user: RowRef,
+    ) -> u32 {
+        let ip = data.ip_address.to_string();
+        let row = Row {
+            bigrams: Bigrams::of(&[&data.user_id, &data.name, &ip]),
+            id: id_halves(data.id),
+            digest,
+            user_id: CompactString::from(&*data.user_id),
+            name: CompactString::from(&*data.name),
+            created_at: data.created_at.0,
+            last_active_at: AtomicU64::new(last_active_at.0),
+            ip_address: data.ip_address,
+            organisation: self.labels.acquire(&data.organisation),
+            server_name: self.labels.acquire(&data.server_name),
+            roles: self.role_sets.acquire(&data.roles),
+            user_agent: data
+                .user_agent
+                .as_ref()
+                .map_or(NO_VALUE, |ua| self.agents.acquire(ua)),
+            timeout_seconds: data.timeout_seconds,
+            previous_of_user: RowRef::END,
+            next_of_user,
+        };
+        let hash = id_hash(data.id);
         let slot = match self.free.pop() {
             Some(slot) => {
                 self.rows[slot as usize] = Some(row);
@@ -183,20 +241,19 @@ impl Shard {
             entry.remove();
         }
         self.free.push(slot);
-        self.rows[slot as usize].take().expect("occupied")
+        let row = self.rows[slot as usize].take().expect("occupied");
+        self.labels.release(row.organisation);
+        self.labels.release(row.server_name);
+        self.role_sets.release(row.roles);
+        if row.user_agent != NO_VALUE {
+            self.agents.release(row.user_agent);
+        }
+        row
     }
 
     fn occupied(&self) -> impl Iterator<Item = &Row> {
         self.rows.iter().flatten()
     }
-}
-
-/// A row's numbers for its shared values.
-struct Values {
-    organisation: u32,
-    server_name: u32,
-    roles: u32,
-    user_agent: u32,
 }
 
 /// The head of a user's chain of rows, and its length.
@@ -206,126 +263,75 @@ struct UserChain {
     count: u32,
 }
 
-/// Interns values shared by many sessions: each is kept once, with a count of the rows that
-/// use it, and rows hold its number. Taking or dropping a use of a value already known needs
-/// only the read lock.
-struct Interner<T> {
-    inner: RwLock<Interned<T>>,
+/// A value a shard keeps its own copy of, so that no two shards share a reference count.
+trait Local {
+    fn local_copy(&self) -> Self;
 }
 
-struct Interned<T> {
+impl Local for Arc<str> {
+    fn local_copy(&self) -> Self {
+        Arc::from(&**self)
+    }
+}
+
+impl Local for Arc<[Arc<str>]> {
+    fn local_copy(&self) -> Self {
+        self.iter().map(Local::local_copy).collect()
+    }
+}
+
+/// Interns values shared by many rows: each is kept once, with a count of the rows that use
+/// it, and rows hold its number. Guarded by its shard's lock.
+struct Interner<T> {
     index: HashMap<T, u32>,
-    values: Vec<Option<(T, AtomicU32)>>,
+    values: Vec<Option<(T, u32)>>,
     free: Vec<u32>,
 }
 
-impl<T: Hash + Eq + Clone> Interner<T> {
-    fn new() -> Self {
+impl<T> Default for Interner<T> {
+    fn default() -> Self {
         Interner {
-            inner: RwLock::new(Interned {
-                index: HashMap::new(),
-                values: Vec::new(),
-                free: Vec::new(),
-            }),
+            index: HashMap::default(),
+            values: Vec::new(),
+            free: Vec::new(),
         }
-    }
-
-    fn read(&self) -> RwLockReadGuard<'_, Interned<T>> {
-        self.inner.read().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn write(&self) -> RwLockWriteGuard<'_, Interned<T>> {
-        self.inner.write().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn acquire(&self, value: T) -> u32 {
-        if let Some(n) = self.read().use_known(&value) {
-            return n;
-        }
-        let mut interned = self.write();
-        if let Some(n) = interned.use_known(&value) {
-            return n;
-        }
-        let entry = Some((value.clone(), AtomicU32::new(1)));
-        let n = match interned.free.pop() {
-            Some(n) => {
-                interned.values[n as usize] = entry;
-                n
-            }
-            None => {
-                interned.values.push(entry);
-                (interned.values.len() - 1) as u32
-            }
-        };
-        interned.index.insert(value, n);
-        n
-    }
-
-    /// Takes `uses` uses of each value at once; returns each value's number.
-    fn acquire_all(&self, wanted: HashMap<T, u32>) -> HashMap<T, u32> {
-        wanted
-            .into_iter()
-            .map(|(value, uses)| {
-                let n = self.acquire(value.clone());
-                if uses > 1 {
-                    if let Some((_, count)) = &self.read().values[n as usize] {
-                        count.fetch_add(uses - 1, Relaxed);
-                    }
-                }
-                (value, n)
-            })
-            .collect()
-    }
-
-    fn release(&self, n: u32, uses: u32) {
-        let last = self.read().values[n as usize]
-            .as_ref()
-            .is_some_and(|(_, count)| count.fetch_sub(uses, Relaxed) == uses);
-        if !last {
-            return;
-        }
-        // Freed only if no one took a new use meanwhile (which needs no write lock).
-        let mut interned = self.write();
-        let unused = interned.values[n as usize]
-            .as_ref()
-            .is_some_and(|(_, uses)| uses.load(Relaxed) == 0);
-        if unused {
-            if let Some((value, _)) = interned.values[n as usize].take() {
-                interned.index.remove(&value);
-            }
-            interned.free.push(n);
-        }
-    }
-
-    fn get(&self, n: u32) -> T {
-        self.read().get(n).clone()
-    }
-
-    fn find<Q>(&self, value: &Q) -> Option<u32>
-    where
-        T: std::borrow::Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
-    {
-        self.read().index.get(value).copied()
-    }
-
-    /// Every value by number, as of now, for a scan that must not hold the lock.
-    fn copy(&self) -> Vec<Option<T>> {
-        self.read()
-            .values
-            .iter()
-            .map(|v| v.as_ref().map(|(value, _)| value.clone()))
-            .collect()
     }
 }
 
-impl<T: Hash + Eq> Interned<T> {
-    fn use_known(&self, value: &T) -> Option<u32> {
-        let n = *self.index.get(value)?;
-        if let Some((_, uses)) = &self.values[n as usize] {
-            uses.fetch_add(1, Relaxed);
+impl<T: Hash + Eq + Clone + Local> Interner<T> {
+    fn acquire(&mut self, value: &T) -> u32 {
+        if let Some(&n) = self.index.get(value) {
+            if let Some((_, uses)) = &mut self.values[n as usize] {
+                *uses += 1;
+            }
+            return n;
         }
-        Some(n)
+        let value = value.local_copy();
+        let entry = Some((value.clone(), 1));
+        let n = match self.free.pop() {
+            Some(n) => {
+                self.values[n as usize] = entry;
+                n
+            }
+            None => {
+                self.values.push(entry);
+                (self.values.len() - 1) as u32
+            }
+        };
+        self.index.insert(value, n);
+        n
+    }
+
+    fn release(&mut self, n: u32) {
+        let Some(Some((value, uses))) = self.values.get_mut(n as usize) else {
+            return;
+        };
+        *uses -= 1;
+        if *uses == 0 {
+            self.index.remove(value);
+            self.values[n as usize] = None;
+            self.free.push(n);
+        }
     }
 
     fn get(&self, n: u32) -> &T {
@@ -334,15 +340,19 @@ impl<T: Hash + Eq> Interned<T> {
             .expect("rows refer only to values in use")
             .0
     }
+
+    fn find<Q>(&self, value: &Q) -> Option<u32>
+    where
+        T: std::borrow::Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.index.get(value).copied()
+    }
 }
 
 pub struct MemoryStore {
     shards: Box<[RwLock<Shard>]>,
     users: DashMap<CompactString, UserChain, DefaultHashBuilder>,
-    /// Organisations and server names.
-    labels: Interner<Arc<str>>,
-    agents: Interner<Arc<str>>,
-    role_sets: Interner<Arc<[Arc<str>]>>,
     max_lifetime_seconds: u64,
 }
 
@@ -351,9 +361,6 @@ impl MemoryStore {
         MemoryStore {
             shards: (0..SHARDS).map(|_| RwLock::default()).collect(),
             users: DashMap::with_hasher_and_shard_amount(DefaultHashBuilder::default(), SHARDS),
-            labels: Interner::new(),
-            agents: Interner::new(),
-            role_sets: Interner::new(),
             max_lifetime_seconds,
         }
     }
@@ -361,105 +368,30 @@ impl MemoryStore {
     // A panic while holding a shard cannot leave a half-applied change behind (every change
     // finishes its index updates before anything can panic), so a poisoned lock is still sound.
     fn shard(&self, n: usize) -> RwLockReadGuard<'_, Shard> {
-        self.shards[n]
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
+        self.shards[n].read().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn shard_mut(&self, n: usize) -> RwLockWriteGuard<'_, Shard> {
-        self.shards[n]
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
+        self.shards[n].write().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn live(&self, row: &Row, now: Millis) -> bool {
         now < row.expires_at(self.max_lifetime_seconds)
     }
 
-    fn data(&self, row: &Row) -> SessionData {
-        let (organisation, server_name) = {
-            let labels = self.labels.read();
-            (
-                labels.get(row.organisation).clone(),
-                labels.get(row.server_name).clone(),
-            )
-        };
-        SessionData {
-            id: row.id(),
-            user_id: row.user_id.as_str().into(),
-            name: row.name.as_str().into(),
-            organisation,
-            ip_address: row.ip_address,
-            server_name,
-            roles: self.role_sets.get(row.roles),
-            user_agent: (row.user_agent != NO_VALUE).then(|| self.agents.get(row.user_agent)),
-            timeout_seconds: row.timeout_seconds,
-            created_at: Millis(row.created_at),
-        }
-    }
-
-    fn record(&self, row: &Row) -> SessionRecord {
-        SessionRecord {
-            data: self.data(row),
-            last_active_at: row.last_active_at(),
-            expires_at: row.expires_at(self.max_lifetime_seconds),
-        }
-    }
-
-    /// Takes a use of each of the session's shared values.
-    fn intern(&self, data: &SessionData) -> Values {
-        Values {
-            organisation: self.labels.acquire(data.organisation.clone()),
-            server_name: self.labels.acquire(data.server_name.clone()),
-            roles: self.role_sets.acquire(data.roles.clone()),
-            user_agent: data
-                .user_agent
-                .clone()
-                .map_or(NO_VALUE, |ua| self.agents.acquire(ua)),
-        }
-    }
-
-    fn make_row(
+    /// Stores a session at the head of its user's chain. The caller holds the user's entry.
+    fn link(
         &self,
-        data: SessionData,
-        values: Values,
+        chain: &mut UserChain,
+        data: &SessionData,
         digest: TokenDigest,
         last_active_at: Millis,
-    ) -> Row {
-        let ip = data.ip_address.to_string();
-        Row {
-            bigrams: Bigrams::of(&[&data.user_id, &data.name, &ip]),
-            id: id_halves(data.id),
-            digest,
-            user_id: CompactString::from(&*data.user_id),
-            name: CompactString::from(&*data.name),
-            created_at: data.created_at.0,
-            last_active_at: AtomicU64::new(last_active_at.0),
-            ip_address: data.ip_address,
-            organisation: values.organisation,
-            server_name: values.server_name,
-            roles: values.roles,
-            user_agent: values.user_agent,
-            timeout_seconds: data.timeout_seconds,
-            previous_of_user: RowRef::END,
-            next_of_user: RowRef::END,
-        }
-    }
-
-    fn release_values(&self, row: &Row) {
-        self.labels.release(row.organisation, 1);
-        self.labels.release(row.server_name, 1);
-        self.role_sets.release(row.roles, 1);
-        if row.user_agent != NO_VALUE {
-            self.agents.release(row.user_agent, 1);
-        }
-    }
-
-    /// Stores `row` at the head of its user's chain. The caller holds the user's entry.
-    fn link(&self, chain: &mut UserChain, mut row: Row) -> RowRef {
-        let shard = shard_of(row.id());
-        row.next_of_user = chain.head;
-        let at = RowRef::new(shard, self.shard_mut(shard).insert(row));
+    ) -> RowRef {
+        let shard = shard_of(data.id);
+        let slot = self
+            .shard_mut(shard)
+            .insert(data, digest, last_active_at, chain.head);
+        let at = RowRef::new(shard, slot);
         if chain.head != RowRef::END {
             self.shard_mut(chain.head.shard())
                 .row_mut(chain.head.slot())
@@ -472,7 +404,7 @@ impl MemoryStore {
 
     /// Removes the row at `at` from its shard and its user's chain, in O(1). The caller holds
     /// the user's entry.
-    fn unlink(&self, chain: &mut UserChain, at: RowRef) -> Row {
+    fn unlink(&self, chain: &mut UserChain, at: RowRef) -> SessionId {
         let row = self.shard_mut(at.shard()).remove(at.slot());
         let (previous, next) = (row.previous_of_user, row.next_of_user);
         if previous == RowRef::END {
@@ -488,8 +420,7 @@ impl MemoryStore {
                 .previous_of_user = previous;
         }
         chain.count -= 1;
-        self.release_values(&row);
-        row
+        row.id()
     }
 
     /// The rows of a user's chain. The caller holds the user's entry.
@@ -504,12 +435,16 @@ impl MemoryStore {
     }
 
     /// Ends the session `id` if `admits` its row; returns it as it was.
-    fn end(&self, id: SessionId, admits: impl Fn(&Row) -> bool) -> Option<SessionRecord> {
+    fn end(
+        &self,
+        id: SessionId,
+        admits: impl Fn(&Shard, &Row) -> bool,
+    ) -> Option<SessionRecord> {
         let shard = shard_of(id);
         let user = {
             let rows = self.shard(shard);
             let row = rows.row(rows.slot_of(id)?);
-            if !admits(row) {
+            if !admits(&rows, row) {
                 return None;
             }
             row.user_id.clone()
@@ -519,7 +454,10 @@ impl MemoryStore {
         let (at, record) = {
             let rows = self.shard(shard);
             let slot = rows.slot_of(id)?;
-            (RowRef::new(shard, slot), self.record(rows.row(slot)))
+            (
+                RowRef::new(shard, slot),
+                rows.record(rows.row(slot), self.max_lifetime_seconds),
+            )
         };
         self.unlink(&mut chain, at);
         let empty = chain.count == 0;
@@ -530,58 +468,25 @@ impl MemoryStore {
         Some(record)
     }
 
-    /// Inserts a batch of saved sessions, skipping those that have expired or whose id is
-    /// taken. Each shared value is interned once for the batch, with all its uses, rather than
-    /// once per row.
-    fn insert_batch(&self, batch: Vec<SavedSession>, now: Millis) -> usize {
-        let batch: Vec<SavedSession> = batch
-            .into_iter()
-            .filter(|s| {
-                now < s
-                    .data
-                    .expires_at(s.last_active_at, self.max_lifetime_seconds)
-                    && self.shard(shard_of(s.data.id)).slot_of(s.data.id).is_none()
-            })
-            .collect();
-        let mut labels: HashMap<Arc<str>, u32> = HashMap::new();
-        let mut agents: HashMap<Arc<str>, u32> = HashMap::new();
-        let mut role_sets: HashMap<Arc<[Arc<str>]>, u32> = HashMap::new();
-        for s in &batch {
-            *labels.entry(s.data.organisation.clone()).or_default() += 1;
-            *labels.entry(s.data.server_name.clone()).or_default() += 1;
-            *role_sets.entry(s.data.roles.clone()).or_default() += 1;
-            if let Some(ua) = &s.data.user_agent {
-                *agents.entry(ua.clone()).or_default() += 1;
-            }
+    /// Inserts a saved session unless it has expired or its id is taken.
+    fn insert_saved(&self, saved: &SavedSession, now: Millis) -> bool {
+        let data = &saved.data;
+        if now >= data.expires_at(saved.last_active_at, self.max_lifetime_seconds) {
+            return false;
         }
-        let labels = self.labels.acquire_all(labels);
-        let agents = self.agents.acquire_all(agents);
-        let role_sets = self.role_sets.acquire_all(role_sets);
-        let mut inserted = 0;
-        for s in batch {
-            let values = Values {
-                organisation: labels[&s.data.organisation],
-                server_name: labels[&s.data.server_name],
-                roles: role_sets[&s.data.roles],
-                user_agent: s.data.user_agent.as_ref().map_or(NO_VALUE, |ua| agents[ua]),
-            };
-            let mut chain = self
-                .users
-                .entry(CompactString::from(&*s.data.user_id))
-                .or_insert(UserChain {
-                    head: RowRef::END,
-                    count: 0,
-                });
-            let row = self.make_row(s.data, values, s.digest, s.last_active_at);
-            // Taken meanwhile by a concurrent insert of the same id: give its uses back.
-            if self.shard(shard_of(row.id())).slot_of(row.id()).is_some() {
-                self.release_values(&row);
-                continue;
-            }
-            self.link(&mut chain, row);
-            inserted += 1;
+        let mut chain = self
+            .users
+            .entry(CompactString::from(&*data.user_id))
+            .or_insert(UserChain {
+                head: RowRef::END,
+                count: 0,
+            });
+        // Checked under the user's entry: a session's id and user never change.
+        if self.shard(shard_of(data.id)).slot_of(data.id).is_some() {
+            return false;
         }
-        inserted
+        self.link(&mut chain, data, saved.digest, saved.last_active_at);
+        true
     }
 
     /// Every live session with its token digest, for a snapshot.
@@ -594,7 +499,7 @@ impl MemoryStore {
                     .filter(|row| self.live(row, now))
                     .map(|row| SavedSession {
                         digest: row.digest,
-                        data: self.data(row),
+                        data: rows.data(row),
                         last_active_at: row.last_active_at(),
                     })
                     .collect::<Vec<_>>()
@@ -606,10 +511,9 @@ impl MemoryStore {
     /// returns how many it inserted.
     pub fn import(&self, saved: Vec<SavedSession>, now: Millis) -> usize {
         saved
-            .into_par_iter()
-            .chunks(4096)
-            .map(|batch| self.insert_batch(batch, now))
-            .sum()
+            .par_iter()
+            .filter(|s| self.insert_saved(s, now))
+            .count()
     }
 
     /// Replaces every session with `saved` (the live ones): a replica catching up with its
@@ -617,10 +521,7 @@ impl MemoryStore {
     pub fn replace_all(&self, saved: Vec<SavedSession>, now: Millis) -> usize {
         self.users.clear();
         for n in 0..SHARDS {
-            let old = std::mem::take(&mut *self.shard_mut(n));
-            for row in old.rows.iter().flatten() {
-                self.release_values(row);
-            }
+            *self.shard_mut(n) = Shard::default();
         }
         self.import(saved, now)
     }
@@ -636,42 +537,53 @@ impl MemoryStore {
     /// Removes sessions ended elsewhere, live or not.
     pub fn forget(&self, ids: &[SessionId]) {
         for &id in ids {
-            self.end(id, |_| true);
+            self.end(id, |_, _| true);
         }
     }
 
-    /// The number of an organisation in scope for `query`: `Ok(None)` for every organisation,
-    /// `Err(())` when nothing can match (another organisation than the caller's, or one no
-    /// session has).
-    fn organisation_in_scope(&self, query: &ListQuery, scope: &Scope) -> Result<Option<u32>, ()> {
-        let wanted = match (scope, &query.filters.organisation) {
-            (Scope::Organisation(own), Some(wanted)) if **own != **wanted => return Err(()),
-            (Scope::Organisation(own), _) => Some(&**own),
-            (Scope::All, wanted) => wanted.as_deref(),
-        };
-        match wanted {
-            None => Ok(None),
-            Some(name) => self.labels.find(name).map(Some).ok_or(()),
-        }
-    }
-
-    /// Ranks the rows of one shard (or of one user's chain) for `plan`.
-    fn rank<'a>(&self, plan: &Plan, rows: impl Iterator<Item = &'a Row>) -> Ranking {
+    /// Ranks rows of one shard for `plan`.
+    fn rank<'a>(
+        &self,
+        plan: &Plan,
+        shard: &'a Shard,
+        rows: impl Iterator<Item = &'a Row>,
+    ) -> Ranking {
         let mut best: BinaryHeap<Candidate> = BinaryHeap::with_capacity(plan.wanted + 1);
         let mut total = 0u64;
+        // The filters' values as this shard numbers them; one it does not have matches nothing.
+        let number = |name: Option<&str>| match name {
+            None => Some(None),
+            Some(name) => shard.labels.find(name).map(Some),
+        };
+        let (Some(organisation), Some(server_name)) = (
+            number(plan.organisation.as_deref()),
+            number(plan.query.filters.server_name.as_deref()),
+        ) else {
+            return Ranking {
+                total,
+                best: Vec::new(),
+            };
+        };
+        let f = &plan.query.filters;
         for row in rows {
-            if !plan.matches(row) || !self.live(row, plan.now) {
+            let matches = organisation.is_none_or(|o| row.organisation == o)
+                && server_name.is_none_or(|s| row.server_name == s)
+                && f.ip_address.is_none_or(|ip| ip == row.ip_address)
+                && f.user_id.as_deref().is_none_or(|u| row.user_id.as_str() == u)
+                && plan.search.as_ref().is_none_or(|q| {
+                    row.bigrams.may_contain(q.bigrams)
+                        && (q.in_text(&row.name)
+                            || q.in_text(&row.user_id)
+                            || q.in_ip(row.ip_address))
+                });
+            if !matches || !self.live(row, plan.now) {
                 continue;
             }
             total += 1;
-            let Some(key) = plan.key(row) else {
-                continue;
-            };
+            let key = plan.key(shard, row);
             let id = row.id();
             if let Some((after_key, after_id)) = &plan.after {
-                if plan
-                    .query
-                    .compare((&key, id), (&after_key.borrowed(), *after_id))
+                if plan.query.compare((&key, id), (&after_key.borrowed(), *after_id))
                     != Ordering::Greater
                 {
                     continue;
@@ -679,9 +591,7 @@ impl MemoryStore {
             }
             if best.len() == plan.wanted {
                 let worst = best.peek().expect("the heap is full");
-                if plan
-                    .query
-                    .compare((&key, id), (&worst.key.borrowed(), worst.id))
+                if plan.query.compare((&key, id), (&worst.key.borrowed(), worst.id))
                     != Ordering::Less
                 {
                     continue;
@@ -706,47 +616,24 @@ struct Plan<'q> {
     query: &'q ListQuery,
     now: Millis,
     wanted: usize,
-    organisation: Option<u32>,
-    server_name: Option<u32>,
-    /// Organisation and server names by number, when the sort needs them.
-    labels: Vec<Option<Arc<str>>>,
+    /// The organisation in scope: the caller's own, or the filter's.
+    organisation: Option<Arc<str>>,
     after: Option<(SortKey, SessionId)>,
     search: Option<Search<'q>>,
 }
 
 impl Plan<'_> {
-    fn matches(&self, row: &Row) -> bool {
-        let f = &self.query.filters;
-        self.organisation.is_none_or(|o| row.organisation == o)
-            && self.server_name.is_none_or(|s| row.server_name == s)
-            && f.ip_address.is_none_or(|ip| ip == row.ip_address)
-            && f.user_id
-                .as_deref()
-                .is_none_or(|u| row.user_id.as_str() == u)
-            && self.search.as_ref().is_none_or(|q| {
-                row.bigrams.may_contain(q.bigrams)
-                    && (q.in_text(&row.name) || q.in_text(&row.user_id) || q.in_ip(row.ip_address))
-            })
-    }
-
-    /// The row's sort key; `None` for a row whose label is newer than this listing.
-    fn key<'a>(&'a self, row: &'a Row) -> Option<SortKey<&'a str>> {
-        let label = |n: u32| {
-            self.labels
-                .get(n as usize)
-                .and_then(Option::as_deref)
-                .map(SortKey::Text)
-        };
-        Some(match self.query.sort {
+    fn key<'a>(&self, shard: &'a Shard, row: &'a Row) -> SortKey<&'a str> {
+        match self.query.sort {
             SortField::Name => SortKey::Text(row.name.as_str()),
-            SortField::Organisation => label(row.organisation)?,
-            SortField::ServerName => label(row.server_name)?,
+            SortField::Organisation => SortKey::Text(shard.labels.get(row.organisation)),
+            SortField::ServerName => SortKey::Text(shard.labels.get(row.server_name)),
             SortField::IpAddress => SortKey::Ip(row.ip_address),
             SortField::Timeout => SortKey::Number(u64::from(row.timeout_seconds)),
             // Newest first is the smallest session time.
             SortField::SessionTime => SortKey::Number(u64::MAX - row.created_at),
             SortField::LastActive => SortKey::Number(row.last_active_at().0),
-        })
+        }
     }
 }
 
@@ -818,7 +705,7 @@ impl SessionStore for MemoryStore {
                 self.live(row, now).then(|| BlockingSession {
                     id: row.id(),
                     ip_address: row.ip_address,
-                    server_name: self.labels.get(row.server_name),
+                    server_name: rows.labels.get(row.server_name).clone(),
                 })
             };
             match blocking {
@@ -839,18 +726,17 @@ impl SessionStore for MemoryStore {
             }
             ConcurrentSessions::Replace => {
                 for (at, _) in live {
-                    replaced.push(self.unlink(&mut chain, at).id());
+                    replaced.push(self.unlink(&mut chain, at));
                 }
             }
             ConcurrentSessions::Allow => {}
         }
+        self.link(&mut chain, &data, digest, now);
         let record = SessionRecord {
             expires_at: data.expires_at(now, self.max_lifetime_seconds),
-            data: data.clone(),
+            data,
             last_active_at: now,
         };
-        let values = self.intern(&data);
-        self.link(&mut chain, self.make_row(data, values, digest, now));
         Ok((record, replaced))
     }
 
@@ -868,7 +754,7 @@ impl SessionStore for MemoryStore {
             return Ok(None);
         }
         row.last_active_at.fetch_max(now.0, Relaxed);
-        Ok(Some(self.record(row)))
+        Ok(Some(rows.record(row, self.max_lifetime_seconds)))
     }
 
     async fn get(
@@ -880,8 +766,8 @@ impl SessionStore for MemoryStore {
         let rows = self.shard(shard_of(id));
         Ok(rows.slot_of(id).and_then(|slot| {
             let row = rows.row(slot);
-            let record = self.record(row);
-            (self.live(row, now) && scope.admits(&record.data.organisation)).then_some(record)
+            (self.live(row, now) && scope.admits(rows.labels.get(row.organisation)))
+                .then(|| rows.record(row, self.max_lifetime_seconds))
         }))
     }
 
@@ -891,18 +777,11 @@ impl SessionStore for MemoryStore {
         scope: &Scope,
         now: Millis,
     ) -> Result<Vec<SessionRecord>, StoreError> {
-        let organisation = match scope {
-            Scope::All => None,
-            Scope::Organisation(own) => match self.labels.find(&**own) {
-                Some(n) => Some(n),
-                None => return Ok(Vec::new()),
-            },
-        };
         Ok(ids
             .iter()
             .filter_map(|&id| {
-                self.end(id, |row| {
-                    self.live(row, now) && organisation.is_none_or(|o| row.organisation == o)
+                self.end(id, |shard, row| {
+                    self.live(row, now) && scope.admits(shard.labels.get(row.organisation))
                 })
             })
             .collect())
@@ -919,26 +798,16 @@ impl SessionStore for MemoryStore {
             total: 0,
             more: false,
         };
-        let Ok(organisation) = self.organisation_in_scope(query, scope) else {
-            return Ok(empty());
-        };
-        let server_name = match &query.filters.server_name {
-            None => None,
-            Some(name) => match self.labels.find(name.as_str()) {
-                Some(n) => Some(n),
-                None => return Ok(empty()),
-            },
+        let organisation = match (scope, &query.filters.organisation) {
+            (Scope::Organisation(own), Some(wanted)) if **own != **wanted => return Ok(empty()),
+            (Scope::Organisation(own), _) => Some(own.clone()),
+            (Scope::All, wanted) => wanted.as_deref().map(Arc::from),
         };
         let plan = Plan {
             query,
             now,
             wanted: query.limit + 1,
             organisation,
-            server_name,
-            labels: match query.sort {
-                SortField::Organisation | SortField::ServerName => self.labels.copy(),
-                _ => Vec::new(),
-            },
             after: query.after.as_ref().map(|p| (p.key.clone(), p.id)),
             search: query.filters.q.as_deref().map(Search::new),
         };
@@ -958,13 +827,16 @@ impl SessionStore for MemoryStore {
                     .map(|id| {
                         let rows = self.shard(shard_of(id));
                         let slots = rows.slot_of(id).into_iter();
-                        self.rank(&plan, slots.map(|slot| rows.row(slot)))
+                        self.rank(&plan, &rows, slots.map(|slot| rows.row(slot)))
                     })
                     .collect()
             }
             None => (0..SHARDS)
                 .into_par_iter()
-                .map(|n| self.rank(&plan, self.shard(n).occupied()))
+                .map(|n| {
+                    let rows = self.shard(n);
+                    self.rank(&plan, &rows, rows.occupied())
+                })
                 .collect(),
         };
         let total = rankings.iter().map(|r| r.total).sum();
@@ -982,7 +854,8 @@ impl SessionStore for MemoryStore {
             .filter_map(|c| {
                 let rows = self.shard(shard_of(c.id));
                 let row = rows.row(rows.slot_of(c.id)?);
-                self.live(row, now).then(|| self.record(row))
+                self.live(row, now)
+                    .then(|| rows.record(row, self.max_lifetime_seconds))
             })
             .collect();
         Ok(Page { items, total, more })
@@ -993,20 +866,26 @@ impl SessionStore for MemoryStore {
     }
 
     async fn census(&self, now: Millis) -> Result<Vec<Census>, StoreError> {
-        let mut counts: HashMap<(u32, u32), u64> = HashMap::new();
+        let mut counts: HashMap<(Arc<str>, Arc<str>), u64> = HashMap::new();
         for n in 0..SHARDS {
-            for row in self.shard(n).occupied().filter(|row| self.live(row, now)) {
-                *counts
-                    .entry((row.organisation, row.server_name))
-                    .or_default() += 1;
+            let shard = self.shard(n);
+            let mut here: HashMap<(u32, u32), u64> = HashMap::new();
+            for row in shard.occupied().filter(|row| self.live(row, now)) {
+                *here.entry((row.organisation, row.server_name)).or_default() += 1;
+            }
+            for ((organisation, server_name), sessions) in here {
+                let key = (
+                    shard.labels.get(organisation).clone(),
+                    shard.labels.get(server_name).clone(),
+                );
+                *counts.entry(key).or_default() += sessions;
             }
         }
-        let labels = self.labels.read();
         Ok(counts
             .into_iter()
             .map(|((organisation, server_name), sessions)| Census {
-                organisation: labels.get(organisation).clone(),
-                server_name: labels.get(server_name).clone(),
+                organisation,
+                server_name,
                 sessions,
             })
             .collect())
@@ -1020,8 +899,9 @@ impl SessionStore for MemoryStore {
             by_id += shard.by_id.len();
             for &slot in shard.by_id.iter() {
                 let occupied = shard.rows.get(slot as usize).is_some_and(Option::is_some);
-                orphans +=
-                    usize::from(!occupied || shard.slot_of(shard.row(slot).id()) != Some(slot));
+                orphans += usize::from(
+                    !occupied || shard.slot_of(shard.row(slot).id()) != Some(slot),
+                );
             }
         }
         let mut by_user = 0;
@@ -1031,7 +911,8 @@ impl SessionStore for MemoryStore {
             let mut at = entry.head;
             while at != RowRef::END {
                 let shard = self.shard(at.shard());
-                let Some(row) = shard.rows.get(at.slot() as usize).and_then(Option::as_ref) else {
+                let Some(row) = shard.rows.get(at.slot() as usize).and_then(Option::as_ref)
+                else {
                     orphans += 1;
                     break;
                 };
@@ -1066,7 +947,7 @@ impl SessionStore for MemoryStore {
             .collect();
         Ok(expired
             .into_iter()
-            .filter(|&id| self.end(id, |row| !self.live(row, now)).is_some())
+            .filter(|&id| self.end(id, |_, row| !self.live(row, now)).is_some())
             .count())
     }
 }
@@ -1091,13 +972,18 @@ mod tests {
 
     #[test]
     fn interned_values_are_freed_with_their_last_use() {
-        let interner: Interner<Arc<str>> = Interner::new();
-        let a = interner.acquire("Acme".into());
-        assert_eq!(interner.acquire("Acme".into()), a);
-        interner.release(a, 1);
+        let mut interner: Interner<Arc<str>> = Interner::default();
+        let acme: Arc<str> = "Acme".into();
+        let a = interner.acquire(&acme);
+        assert_eq!(interner.acquire(&acme), a);
+        assert!(
+            !Arc::ptr_eq(interner.get(a), &acme),
+            "the interner keeps its own copy"
+        );
+        interner.release(a);
         assert_eq!(interner.find("Acme"), Some(a));
-        interner.release(a, 1);
+        interner.release(a);
         assert_eq!(interner.find("Acme"), None);
-        assert_eq!(interner.acquire("Globex".into()), a, "the number is reused");
+        assert_eq!(interner.acquire(&"Globex".into()), a, "the number is reused");
     }
 }
