@@ -43,7 +43,7 @@ fn login(store: &MemoryStore, i: usize, now: Millis) -> PresentedToken {
         digest: token.digest(),
         session: new_session(i),
     };
-    block_on(store.create(insert, ConcurrentSessions::DenyOtherIp, now)).unwrap();
+    block_on(store.create(insert, ConcurrentSessions::DenyOtherIp.into(), now)).unwrap();
     PresentedToken::parse(&token.expose()).unwrap()
 }
 

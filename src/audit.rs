@@ -58,6 +58,9 @@ pub struct Subject {
     #[schema(value_type = String)]
     pub ip_address: IpAddr,
     pub server_name: String,
+    /// Whether the session held `admin`: then no `org_admin` sees the event.
+    #[serde(skip)]
+    pub holds_admin: bool,
 }
 
 impl Subject {
@@ -68,6 +71,7 @@ impl Subject {
             organisation: data.organisation.to_string(),
             ip_address: data.ip_address,
             server_name: data.server_name.to_string(),
+            holds_admin: data.holds_admin(),
         }
     }
 }
@@ -170,11 +174,9 @@ impl AuditLog {
             Some(c) => decode_cursor(c).ok_or("cursor: not a cursor this service issued")?,
         };
         let history = self.history.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut matching = history
-            .events
-            .iter()
-            .rev()
-            .filter(|(seq, e)| *seq < before && scope.admits(&e.session.organisation));
+        let mut matching = history.events.iter().rev().filter(|(seq, e)| {
+            *seq < before && scope.admits(&e.session.organisation, e.session.holds_admin)
+        });
         let items: Vec<(u64, AuditEvent)> = matching
             .by_ref()
             .take(limit)
@@ -211,6 +213,7 @@ mod tests {
             organisation: org.into(),
             ip_address: "10.0.0.1".parse().unwrap(),
             server_name: "LOCAL".into(),
+            holds_admin: false,
         }
     }
 
@@ -239,6 +242,23 @@ mod tests {
             .unwrap();
         assert_eq!(page.items.len(), 1);
         assert_eq!(page.items[0].session.organisation, "B");
+    }
+
+    #[test]
+    fn an_organisation_does_not_see_events_of_admin_sessions() {
+        let log = AuditLog::new(10);
+        log.login_denied(
+            Subject {
+                holds_admin: true,
+                ..attempt("B")
+            },
+            vec![],
+        );
+        let org = log
+            .page(&Scope::Organisation("B".into()), None, 10)
+            .unwrap();
+        assert!(org.items.is_empty());
+        assert_eq!(log.page(&Scope::All, None, 10).unwrap().items.len(), 1);
     }
 
     #[test]

@@ -135,7 +135,7 @@ impl FromRequest for AdminCaller {
         Box::pin(async move {
             let caller = caller.await?;
             let data = &caller.session.data;
-            let scope = if data.has_role("admin") {
+            let scope = if data.holds_admin() {
                 Scope::All
             } else if data.has_role("org_admin") {
                 Scope::Organisation(data.organisation.clone())

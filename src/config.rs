@@ -9,6 +9,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::domain::limits::{MAX_TEXT_CHARS, MAX_TIMEOUT_SECONDS};
+use crate::domain::text::forbidden;
 use crate::domain::ConcurrentSessions;
 
 #[derive(Args, Clone, Debug)]
@@ -38,12 +39,17 @@ pub struct Settings {
     #[arg(long, env = "SESSIOND_CONCURRENT_SESSIONS", value_enum, default_value_t = ConcurrentSessions::DenyOtherIp, value_name = "POLICY")]
     pub concurrent_sessions: ConcurrentSessions,
 
+    /// The most live sessions one user may have; a login beyond it ends the user's least
+    /// recently active one. 0: no limit.
+    #[arg(long, env = "SESSIOND_MAX_SESSIONS_PER_USER", default_value_t = 100, value_name = "SESSIONS", value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
+    pub max_sessions_per_user: u32,
+
     /// Start with sample sessions and an administrator session, and print the console's URL.
     #[arg(long, env = "SESSIOND_DEMO", value_parser = clap::builder::BoolishValueParser::new())]
     pub demo: bool,
 
     /// Where sessions live: `memory` (this process), or a Redis URL shared by several nodes.
-    #[arg(long, env = "SESSIOND_STORE", default_value = "memory", value_name = "memory|redis://HOST:PORT/DB", value_parser = StoreSetting::parse)]
+    #[arg(long, env = "SESSIOND_STORE", default_value = "memory", value_name = "memory|redis[s]://[USER:PASSWORD@]HOST:PORT/DB", value_parser = StoreSetting::parse)]
     pub store: StoreSetting,
 
     /// Prefix of every Redis key, so that several deployments can share one Redis.
@@ -95,6 +101,10 @@ impl std::fmt::Debug for ServiceKeys {
 }
 
 impl ServiceKeys {
+    /// The shortest service key accepted: a key is a shared secret, and a short one can be
+    /// guessed.
+    pub const MIN_KEY_CHARS: usize = 32;
+
     pub fn parse(text: &str) -> Result<Self, String> {
         if text.trim().is_empty() {
             return Err("must name at least one key".into());
@@ -102,6 +112,17 @@ impl ServiceKeys {
         let keys: Vec<&str> = text.split(',').map(str::trim).collect();
         if keys.iter().any(|k| k.is_empty()) {
             return Err("a key in the list is empty".into());
+        }
+        if let Some(short) = keys
+            .iter()
+            .position(|k| k.chars().count() < Self::MIN_KEY_CHARS)
+        {
+            return Err(format!(
+                "key {} of {} is shorter than {} characters; make one with `openssl rand -base64 32`",
+                short + 1,
+                keys.len(),
+                Self::MIN_KEY_CHARS
+            ));
         }
         Ok(Self::from_keys(&keys))
     }
@@ -132,11 +153,23 @@ impl ServiceKeys {
 }
 
 /// Where sessions live.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum StoreSetting {
     Memory,
-    /// A `redis://` URL.
+    /// A `redis://` or `rediss://` URL, perhaps with a password.
     Redis(String),
+}
+
+impl std::fmt::Debug for StoreSetting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreSetting::Memory => f.write_str("Memory"),
+            StoreSetting::Redis(url) => match url.split_once('@') {
+                Some((_, host)) => write!(f, "Redis(<credentials>@{host})"),
+                None => write!(f, "Redis({url})"),
+            },
+        }
+    }
 }
 
 impl StoreSetting {
@@ -145,12 +178,15 @@ impl StoreSetting {
             return Ok(StoreSetting::Memory);
         }
         if !(text.starts_with("redis://")
+            || text.starts_with("rediss://")
             || text.starts_with("redis+unix://")
             || text.starts_with("unix://"))
         {
-            return Err("must be `memory` or a redis:// URL".into());
+            return Err("must be `memory`, a redis:// URL or a rediss:// (TLS) URL".into());
         }
-        redis::Client::open(text).map_err(|e| format!("not a usable Redis URL: {e}"))?;
+        // The error names what is wrong, never the URL, which may hold a password.
+        redis::Client::open(text)
+            .map_err(|e| format!("not a usable Redis URL ({:?})", e.kind()))?;
         Ok(StoreSetting::Redis(text.to_string()))
     }
 }
@@ -198,9 +234,9 @@ fn parse_bind(text: &str) -> Result<SocketAddr, String> {
 
 fn parse_server_name(text: &str) -> Result<String, String> {
     let count = text.chars().count();
-    if count == 0 || count > MAX_TEXT_CHARS || text.chars().any(char::is_control) {
+    if count == 0 || count > MAX_TEXT_CHARS || text.chars().any(forbidden) {
         return Err(format!(
-            "must be 1 to {MAX_TEXT_CHARS} characters, none of them control characters"
+            "must be 1 to {MAX_TEXT_CHARS} characters, none of them control or invisible characters"
         ));
     }
     Ok(text.to_string())
@@ -221,16 +257,27 @@ mod tests {
         assert_eq!(s.max_body, 1_048_576);
     }
 
+    const OLD: &str = "old-key-0123456789abcdefghijklmnopq";
+    const NEW: &str = "new-key-0123456789abcdefghijklmnopq";
+
     #[test]
     fn service_keys_rotate_and_compare() {
-        let keys = ServiceKeys::parse("old-key, new-key").unwrap();
-        assert!(keys.accepts(b"old-key"));
-        assert!(keys.accepts(b"new-key"));
-        assert!(!keys.accepts(b"new-ke"));
+        let keys = ServiceKeys::parse(&format!("{OLD}, {NEW}")).unwrap();
+        assert!(keys.accepts(OLD.as_bytes()));
+        assert!(keys.accepts(NEW.as_bytes()));
+        assert!(!keys.accepts(&NEW.as_bytes()[1..]));
         assert!(!keys.accepts(b""));
         for bad in ["", " ", "a,,b", "a,"] {
             assert!(ServiceKeys::parse(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn short_keys_are_refused_by_position() {
+        let error = ServiceKeys::parse(&format!("{OLD},short")).unwrap_err();
+        assert!(error.contains("key 2 of 2 is shorter than 32"), "{error}");
+        assert!(ServiceKeys::parse(&"k".repeat(31)).is_err());
+        assert!(ServiceKeys::parse(&"k".repeat(32)).is_ok());
     }
 
     #[test]
@@ -255,8 +302,15 @@ mod tests {
     }
 
     #[test]
+    fn a_redis_password_is_never_shown() {
+        let setting = StoreSetting::parse("rediss://user:s3cret@redis.internal:6380/0").unwrap();
+        assert!(!format!("{setting:?}").contains("s3cret"));
+        assert!(StoreSetting::parse("https://redis.internal").is_err());
+    }
+
+    #[test]
     fn debug_hides_keys() {
-        let keys = ServiceKeys::parse("secret-value").unwrap();
-        assert!(!format!("{keys:?}").contains("secret"));
+        let keys = ServiceKeys::parse(OLD).unwrap();
+        assert!(!format!("{keys:?}").contains("old-key"));
     }
 }

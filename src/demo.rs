@@ -3,7 +3,7 @@
 
 use std::net::IpAddr;
 
-use crate::domain::{ConcurrentSessions, Millis, NewSession, SessionId, Token};
+use crate::domain::{ConcurrentSessions, Millis, NewSession, Token};
 use crate::store::{Insert, SessionStore, StoreError};
 
 struct Sample {
@@ -170,14 +170,13 @@ async fn insert(
     policy: ConcurrentSessions,
     at: Millis,
 ) -> Result<String, StoreError> {
-    let id = SessionId::generate();
-    let token = Token::generate(id);
+    let token = Token::issue();
     let insert = Insert {
-        id,
+        id: token.id(),
         digest: token.digest(),
         session,
     };
-    store.create(insert, policy, at).await?;
+    store.create(insert, policy.into(), at).await?;
     Ok(token.expose())
 }
 

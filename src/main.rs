@@ -2,7 +2,9 @@ use std::process::ExitCode;
 
 use clap::error::ErrorKind;
 use clap::Parser;
-use sessiond::cli::{describe_setting_error, healthcheck, run_sessions, Cli, Command};
+use sessiond::cli::{
+    describe_setting_error, healthcheck, run_sessions, warn_of_secrets_in_arguments, Cli, Command,
+};
 use sessiond::startup::Application;
 
 fn main() -> ExitCode {
@@ -25,8 +27,8 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Some(Command::Healthcheck { url }) => return healthcheck(url, cli.settings.bind),
-        Some(Command::Sessions(args)) => return run_sessions(args),
-        None => {}
+        Some(Command::Sessions(args)) => return run_sessions(*args),
+        None => warn_of_secrets_in_arguments(&["--service-keys"]),
     }
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     actix_web::rt::System::new().block_on(async move {

@@ -6,27 +6,13 @@ use prometheus::{
     TextEncoder,
 };
 
+use crate::domain::EndReason;
 use crate::store::Census;
 
-/// Why a session ended, as the `reason` label says it.
-#[derive(Clone, Copy, Debug)]
-pub enum EndReason {
-    Logout,
-    Admin,
-    Expired,
-    Replaced,
-}
-
-impl EndReason {
-    fn label(self) -> &'static str {
-        match self {
-            EndReason::Logout => "logout",
-            EndReason::Admin => "admin",
-            EndReason::Expired => "expired",
-            EndReason::Replaced => "replaced",
-        }
-    }
-}
+/// The most organisation/server pairs the active-session gauge has series for.
+pub const MAX_CENSUS_SERIES: usize = 100;
+/// The label of everything beyond the largest series.
+const OTHER: &str = "(other)";
 
 pub struct Metrics {
     registry: Registry,
@@ -92,13 +78,8 @@ impl Metrics {
                 .register(collector)
                 .expect("metric names are distinct");
         }
-        for reason in [
-            EndReason::Logout,
-            EndReason::Admin,
-            EndReason::Expired,
-            EndReason::Replaced,
-        ] {
-            sessions_ended.with_label_values(&[reason.label()]);
+        for reason in EndReason::ALL {
+            sessions_ended.with_label_values(&[reason.as_str()]);
         }
         Metrics {
             registry,
@@ -113,7 +94,7 @@ impl Metrics {
 
     pub fn ended(&self, reason: EndReason, count: usize) {
         self.sessions_ended
-            .with_label_values(&[reason.label()])
+            .with_label_values(&[reason.as_str()])
             .inc_by(count as u64);
     }
 
@@ -126,13 +107,27 @@ impl Metrics {
             .observe(seconds);
     }
 
-    /// The text exposition, with the active-session gauge set from `census`.
+    /// The text exposition, with the active-session gauge set from `census`. Organisation and
+    /// server names come from logins, so only the [`MAX_CENSUS_SERIES`] largest pairs get
+    /// series of their own; the rest are summed under `(other)`.
     pub fn render(&self, census: &[Census]) -> String {
         self.sessions_active.reset();
-        for c in census {
+        let mut largest: Vec<&Census> = census.iter().collect();
+        largest.sort_unstable_by_key(|c| std::cmp::Reverse(c.sessions));
+        let rest: u64 = largest
+            .iter()
+            .skip(MAX_CENSUS_SERIES)
+            .map(|c| c.sessions)
+            .sum();
+        for c in largest.iter().take(MAX_CENSUS_SERIES) {
             self.sessions_active
                 .with_label_values(&[&*c.organisation, &*c.server_name])
                 .set(c.sessions as i64);
+        }
+        if largest.len() > MAX_CENSUS_SERIES {
+            self.sessions_active
+                .with_label_values(&[OTHER, OTHER])
+                .set(rest as i64);
         }
         let mut out = Vec::new();
         TextEncoder::new()

@@ -54,12 +54,40 @@ impl Modify for SecuritySchemes {
 
 /// The document, built from the same route registrations the server uses.
 pub fn spec() -> utoipa::openapi::OpenApi {
-    let (_, spec) = App::new()
+    let (_, mut spec) = App::new()
         .into_utoipa_app()
         .openapi(ApiDoc::openapi())
         .configure(routes::configure)
         .split_for_parts();
+    finish(&mut spec);
     spec
+}
+
+/// What only the whole document can say: which operations need no credential, and where the
+/// server is.
+fn finish(openapi: &mut utoipa::openapi::OpenApi) {
+    // An operation that names no credential needs none: say so (`security: []`) rather
+    // than leave a reader or a linter to guess.
+    for item in openapi.paths.paths.values_mut() {
+        for operation in [
+            &mut item.get,
+            &mut item.post,
+            &mut item.put,
+            &mut item.patch,
+            &mut item.delete,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            operation.security.get_or_insert_with(Vec::new);
+        }
+    }
+    openapi.servers = Some(vec![utoipa::openapi::ServerBuilder::new()
+        .url("http://127.0.0.1:8080")
+        .description(Some(
+            "sessiond at its default address (SESSIOND_BIND); use your deployment's",
+        ))
+        .build()]);
 }
 
 /// The document as pretty-printed JSON, as committed in `openapi/openapi.json`.

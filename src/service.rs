@@ -4,34 +4,40 @@
 //! is still one atomic store call.
 
 use std::collections::HashSet;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use crate::audit::{AuditLog, EndMethod, Subject};
 use crate::domain::listing::ListParams;
 use crate::domain::new_session::Defaults;
+use crate::domain::session::holds_admin;
 use crate::domain::{
-    ConcurrentSessions, ListQuery, Millis, NewSession, NewSessionRequest, Position, PresentedToken,
-    Scope, SessionData, SessionId, SessionRecord, Token,
+    EndReason, ListQuery, Millis, NewSession, NewSessionRequest, Position, PresentedToken, Scope,
+    SessionData, SessionId, SessionRecord, Token,
 };
 use crate::error::{ApiError, Code};
-use crate::metrics::{EndReason, Metrics};
-use crate::store::{Census, Insert, SharedStore, StoreError};
+use crate::metrics::Metrics;
+use crate::store::{Census, Created, Insert, LoginRules, SharedStore, StoreError};
 
 /// The session service: one per application.
 pub struct Sessions {
     store: SharedStore,
-    policy: ConcurrentSessions,
+    rules: LoginRules,
     server_name: String,
     idle_timeout: u32,
     audit: Arc<AuditLog>,
     metrics: Arc<Metrics>,
+    census: Mutex<Option<(Instant, Vec<Census>)>>,
 }
 
-/// A login that succeeded: the new session, its token (shown once) and what it replaced.
+/// How long a census of the sessions is reused for the metrics.
+pub const CENSUS_TTL: Duration = Duration::from_secs(5);
+
+/// A login that succeeded: the new session, its token (shown once) and the sessions it ended.
 pub struct LoggedIn {
     pub session: SessionRecord,
     pub token: Token,
-    pub replaced: Vec<SessionId>,
+    pub ended: Vec<(SessionId, EndReason)>,
 }
 
 /// One page of the Session Management list.
@@ -64,7 +70,7 @@ fn no_such_session() -> ApiError {
 impl Sessions {
     pub fn new(
         store: SharedStore,
-        policy: ConcurrentSessions,
+        rules: LoginRules,
         server_name: String,
         idle_timeout: u32,
         audit: Arc<AuditLog>,
@@ -72,11 +78,12 @@ impl Sessions {
     ) -> Self {
         Sessions {
             store,
-            policy,
+            rules,
             server_name,
             idle_timeout,
             audit,
             metrics,
+            census: Mutex::new(None),
         }
     }
 
@@ -99,6 +106,7 @@ impl Sessions {
             session.organisation.clone(),
             session.ip_address,
             session.server_name.clone(),
+            holds_admin(&session.roles),
         );
         let token = Token::issue();
         let insert = Insert {
@@ -106,25 +114,28 @@ impl Sessions {
             digest: token.digest(),
             session,
         };
-        match self.store.create(insert, self.policy, Millis::now()).await {
-            Ok((session, replaced)) => {
+        match self.store.create(insert, self.rules, Millis::now()).await {
+            Ok(Created { session, ended }) => {
                 self.metrics.sessions_created.inc();
-                self.metrics.ended(EndReason::Replaced, replaced.len());
+                for (_, reason) in &ended {
+                    self.metrics.ended(*reason, 1);
+                }
                 Ok(LoggedIn {
                     session,
                     token,
-                    replaced,
+                    ended,
                 })
             }
             Err(StoreError::LoginDenied(blocking)) => {
                 self.metrics.logins_denied.inc();
-                let (user_id, organisation, ip_address, server_name) = attempt;
+                let (user_id, organisation, ip_address, server_name, holds_admin) = attempt;
                 let subject = Subject {
                     id: None,
                     user_id: user_id.to_string(),
                     organisation: organisation.to_string(),
                     ip_address,
                     server_name: server_name.to_string(),
+                    holds_admin,
                 };
                 self.audit
                     .login_denied(subject, blocking.iter().map(|b| b.ip_address).collect());
@@ -252,9 +263,19 @@ impl Sessions {
         Ok(())
     }
 
-    /// Live sessions by organisation and server, for the metrics.
+    /// Live sessions by organisation and server, for the metrics. Counting reads every
+    /// session, so a count is reused for [`CENSUS_TTL`]: scrapes, however frequent, cost one
+    /// scan that often at most.
     pub async fn census(&self, now: Millis) -> Result<Vec<Census>, ApiError> {
-        Ok(self.store.census(now).await?)
+        if let Some((at, census)) = &*self.census.lock().unwrap_or_else(PoisonError::into_inner) {
+            if at.elapsed() < CENSUS_TTL {
+                return Ok(census.clone());
+            }
+        }
+        let census = self.store.census(now).await?;
+        *self.census.lock().unwrap_or_else(PoisonError::into_inner) =
+            Some((Instant::now(), census.clone()));
+        Ok(census)
     }
 
     /// Whether the store can serve requests now.

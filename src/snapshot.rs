@@ -15,17 +15,21 @@
 use std::fs::{self, File};
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use sha2::{Digest, Sha256};
 
+use crate::domain::new_session::check_saved;
 use crate::domain::{Millis, SessionData, SessionId, TokenDigest};
 use crate::store::SavedSession;
 
 const MAGIC: &[u8; 8] = b"SESSIOND";
 pub const VERSION: u32 = 2;
 const FILE_NAME: &str = "sessions.snapshot";
+/// The fewest bytes one session takes in the file (every text empty).
+const MIN_SESSION_BYTES: usize = 16 + 32 + 4 * 4 + 1 + 1 + 1 + 4 + 4 + 8 + 8;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
@@ -51,21 +55,33 @@ pub struct Snapshot {
     pub sessions: Vec<SavedSession>,
 }
 
-/// Where snapshots live: one file in the data directory.
+/// Where snapshots live: one file in the data directory. Clones share one writer lock, so the
+/// periodic and the shutdown snapshot never write at once.
 #[derive(Clone, Debug)]
 pub struct SnapshotFile {
     path: PathBuf,
+    writing: Arc<Mutex<()>>,
 }
 
 impl SnapshotFile {
-    /// Creates the directory if needed.
+    /// Creates the directory if needed, readable by this user only (snapshots hold the digests
+    /// that tokens are checked against).
     pub fn in_dir(dir: &Path) -> Result<Self, SnapshotError> {
         let path = dir.join(FILE_NAME);
-        fs::create_dir_all(dir).map_err(|source| SnapshotError::Write {
+        let error = |source| SnapshotError::Write {
             path: path.clone(),
             source,
-        })?;
-        Ok(SnapshotFile { path })
+        };
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(error)?;
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(error)?;
+        Ok(SnapshotFile {
+            path,
+            writing: Arc::default(),
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -92,12 +108,24 @@ impl SnapshotFile {
             })
     }
 
-    /// Writes `sessions` atomically, replacing the previous snapshot.
+    /// Writes `sessions` atomically, replacing the previous snapshot. The file is readable by
+    /// this user only, and written to a fresh temporary name that is never a link someone
+    /// left there.
     pub fn save(&self, sessions: &[SavedSession], now: Millis) -> Result<(), SnapshotError> {
         let bytes = encode(sessions, now);
+        let _one_at_a_time = self.writing.lock().unwrap_or_else(PoisonError::into_inner);
         let temporary = self.path.with_extension("snapshot.tmp");
         let write = || -> std::io::Result<()> {
-            let mut file = File::create(&temporary)?;
+            // `remove_file` removes a link itself, and `create_new` (O_EXCL) never follows one.
+            match fs::remove_file(&temporary) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+            let mut file = fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&temporary)?;
             file.write_all(&bytes)?;
             file.sync_all()?;
             fs::rename(&temporary, &self.path)?;
@@ -189,8 +217,11 @@ pub fn decode(bytes: &[u8]) -> Result<Snapshot, String> {
     }
     let written_at = Millis(r.u64()?);
     let count = r.u64()?;
-    let mut sessions = Vec::with_capacity(count.min(1 << 24) as usize);
-    for _ in 0..count {
+    // The count is only a claim until the sessions are read: it sizes nothing larger than the
+    // file could hold.
+    let mut sessions =
+        Vec::with_capacity(count.min((body.len() / MIN_SESSION_BYTES) as u64) as usize);
+    for n in 0..count {
         let id = SessionId::from_u128(r.u128()?);
         let digest = TokenDigest(r.array()?);
         let user_id = r.text()?;
@@ -213,20 +244,24 @@ pub fn decode(bytes: &[u8]) -> Result<Snapshot, String> {
         let timeout_seconds = r.u32()?;
         let created_at = Millis(r.u64()?);
         let last_active_at = Millis(r.u64()?);
+        let data = SessionData {
+            id,
+            user_id,
+            name,
+            organisation,
+            ip_address,
+            server_name,
+            roles: roles.into(),
+            user_agent,
+            timeout_seconds,
+            created_at,
+        };
+        // A file with the right checksum can still have been crafted: every field is held to
+        // the rules a login is.
+        check_saved(&data).map_err(|reason| format!("session {} of {count}: {reason}", n + 1))?;
         sessions.push(SavedSession {
             digest,
-            data: SessionData {
-                id,
-                user_id,
-                name,
-                organisation,
-                ip_address,
-                server_name,
-                roles: roles.into(),
-                user_agent,
-                timeout_seconds,
-                created_at,
-            },
+            data,
             last_active_at,
         });
     }
@@ -346,5 +381,43 @@ mod tests {
             bytes[body_len..].copy_from_slice(&checksum);
             assert!(decode(&bytes).unwrap_err().contains(named));
         }
+    }
+
+    #[test]
+    fn a_crafted_field_is_refused_not_trusted() {
+        let mut long = saved(1);
+        long.data.user_id = "u".repeat(70_000).into();
+        let error = decode(&encode(&[saved(0), long], Millis(5))).unwrap_err();
+        assert!(error.contains("session 2 of 2: user_id"), "{error}");
+        let mut hidden = saved(2);
+        hidden.data.name = "Ada\u{202E}".into();
+        assert!(decode(&encode(&[hidden], Millis(5))).is_err());
+    }
+
+    #[test]
+    fn a_claimed_count_sizes_nothing_before_the_sessions_are_read() {
+        let mut bytes = encode(&[saved(0)], Millis(5));
+        bytes[20..28].copy_from_slice(&u64::MAX.to_le_bytes());
+        let body_len = bytes.len() - 32;
+        let checksum = Sha256::digest(&bytes[..body_len]);
+        bytes[body_len..].copy_from_slice(&checksum);
+        assert!(decode(&bytes).is_err());
+    }
+
+    #[test]
+    fn files_are_private_and_links_are_not_followed() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = std::env::temp_dir().join(format!("sessiond-snap-{}", SessionId::generate()));
+        let file = SnapshotFile::in_dir(&dir).unwrap();
+        // A link planted where the temporary file goes must not be written through.
+        let target = dir.join("elsewhere");
+        fs::write(&target, b"untouched").unwrap();
+        std::os::unix::fs::symlink(&target, file.path.with_extension("snapshot.tmp")).unwrap();
+        file.save(&[saved(0)], Millis(5)).unwrap();
+        assert_eq!(fs::read(&target).unwrap(), b"untouched");
+        assert_eq!(fs::metadata(&dir).unwrap().mode() & 0o777, 0o700);
+        assert_eq!(fs::metadata(file.path()).unwrap().mode() & 0o777, 0o600);
+        assert_eq!(file.load().unwrap().unwrap().sessions.len(), 1);
+        fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -23,7 +23,7 @@ use crate::routes;
 use crate::service::Sessions;
 use crate::snapshot::{SnapshotError, SnapshotFile};
 use crate::state::AppState;
-use crate::store::{MemoryStore, RedisStore, SharedStore, StoreError};
+use crate::store::{LoginRules, MemoryStore, RedisStore, SharedStore, StoreError};
 
 /// How often expired sessions are swept out of memory. They stop counting the instant they
 /// expire; this only frees their memory.
@@ -45,6 +45,8 @@ pub enum StartupError {
     Redis(StoreError),
     #[error("SESSIOND_DATA_DIR snapshots the memory store; with SESSIOND_STORE=redis, Redis keeps the sessions")]
     SnapshotsNeedMemory,
+    #[error("SESSIOND_SERVICE_KEYS is not set and sessiond listens on {0}, beyond this machine: set the keys app servers use (a generated key is only for loopback or --demo, since it would be printed to the log)")]
+    NoServiceKeys(SocketAddr),
 }
 
 /// The memory store and where it is snapshotted, when sessions live in this process.
@@ -65,7 +67,7 @@ impl Application {
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         let (listener, address) = bind(settings.bind)?;
         let (store, snapshots) = open_store(&settings).await?;
-        let service_keys = service_keys(&settings);
+        let service_keys = service_keys(&settings, address)?;
         let demo_url = match settings.demo {
             true => Some(seed_demo(&store, address).await?),
             false => None,
@@ -159,16 +161,22 @@ async fn open_store(settings: &Settings) -> Result<(SharedStore, Snapshots), Sta
     }
 }
 
-/// The configured service keys, or one generated and printed for local use.
-fn service_keys(settings: &Settings) -> ServiceKeys {
-    settings.service_keys.clone().unwrap_or_else(|| {
-        let (keys, key) = ServiceKeys::generate();
-        eprintln!(
-            "WARNING: SESSIOND_SERVICE_KEYS is not set, so this service key was generated \
-             for local use only. It is printed this once:\n\n    X-Service-Key: {key}\n"
-        );
-        keys
-    })
+/// The configured service keys, or, for a server only this machine can reach (or a demo), one
+/// generated and printed once. A printed key lands in logs, so it is never made for a server
+/// that listens beyond loopback.
+fn service_keys(settings: &Settings, address: SocketAddr) -> Result<ServiceKeys, StartupError> {
+    if let Some(keys) = &settings.service_keys {
+        return Ok(keys.clone());
+    }
+    if !(address.ip().is_loopback() || settings.demo) {
+        return Err(StartupError::NoServiceKeys(address));
+    }
+    let (keys, key) = ServiceKeys::generate();
+    eprintln!(
+        "WARNING: SESSIOND_SERVICE_KEYS is not set, so this service key was generated for \
+         local use only. It is printed this once:\n\n    X-Service-Key: {key}\n"
+    );
+    Ok(keys)
 }
 
 /// Seeds the demo sessions; returns the console URL signed in as the demo administrator.
@@ -190,7 +198,10 @@ fn app_state(
     web::Data::new(AppState {
         sessions: Sessions::new(
             store,
-            settings.concurrent_sessions,
+            LoginRules {
+                policy: settings.concurrent_sessions,
+                max_per_user: settings.max_sessions_per_user,
+            },
             settings.server_name.clone(),
             settings.idle_timeout,
             audit.clone(),
@@ -231,7 +242,13 @@ fn serve(
             .configure(routes::docs::configure)
             .default_service(web::to(routes::fallback::fallback))
             .wrap(from_fn(header_limits))
-            .wrap(DefaultHeaders::new().add((header::X_CONTENT_TYPE_OPTIONS, "nosniff")))
+            // Responses carry tokens and personal data: no cache keeps them, unless a route
+            // (the console's assets) says otherwise.
+            .wrap(
+                DefaultHeaders::new()
+                    .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+                    .add((header::CACHE_CONTROL, "no-store")),
+            )
             .wrap(Condition::new(
                 cors_origins.is_some(),
                 cors(cors_origins.as_ref()),

@@ -42,8 +42,10 @@ enum Credential {
 
 impl ApiClient {
     pub fn new(base: &str, token: Option<String>, service_key: Option<String>) -> Self {
+        // Never follow a redirect: it would carry the credential to wherever it points.
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
+            .max_redirects(0)
             .timeout_global(Some(Duration::from_secs(30)))
             .build()
             .into();
@@ -62,7 +64,9 @@ impl ApiClient {
                 .as_ref()
                 .map(|t| ("Authorization", format!("Bearer {t}")))
                 .ok_or_else(|| {
-                    CliError::Usage("a token is needed: --token or SESSIOND_TOKEN".into())
+                    CliError::Usage(
+                        "a token is needed: SESSIOND_TOKEN or --token-file (or --token)".into(),
+                    )
                 }),
             Credential::ServiceKey => self
                 .service_key
@@ -70,7 +74,9 @@ impl ApiClient {
                 .map(|k| ("X-Service-Key", k.clone()))
                 .ok_or_else(|| {
                     CliError::Usage(
-                        "a service key is needed: --service-key or SESSIOND_SERVICE_KEY".into(),
+                        "a service key is needed: SESSIOND_SERVICE_KEY or --service-key-file \
+                         (or --service-key)"
+                            .into(),
                     )
                 }),
         }

@@ -11,7 +11,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 use crate::config::Settings;
 pub use client::{ApiClient, CliError};
 pub use healthcheck::healthcheck;
-pub use sessions::{run as run_sessions, SessionsArgs};
+pub use sessions::{run as run_sessions, warn_of_secrets_in_arguments, SessionsArgs};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -32,7 +32,7 @@ pub enum Command {
     /// Print the OpenAPI document to stdout and exit.
     Openapi,
     /// Manage the sessions of a running sessiond: list, delete, whoami, login.
-    Sessions(SessionsArgs),
+    Sessions(Box<SessionsArgs>),
     /// Probe a running sessiond's /healthz; exit 0 when it answers 200, 1 otherwise.
     Healthcheck {
         /// The URL to probe; by default /healthz on the SESSIOND_BIND address.

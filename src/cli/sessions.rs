@@ -28,10 +28,14 @@ pub struct SessionsArgs {
         global = true
     )]
     pub url: String,
-    /// An administrator's bearer token (list, delete, whoami).
+    /// An administrator's bearer token (list, delete, whoami). Prefer SESSIOND_TOKEN or
+    /// --token-file: a flag's value shows in `ps` and shell history.
     #[arg(long, env = "SESSIOND_TOKEN", hide_env_values = true, global = true)]
     pub token: Option<String>,
-    /// A service key (login).
+    /// Read the bearer token from this file (`-` for standard input).
+    #[arg(long, value_name = "PATH", global = true, conflicts_with = "token")]
+    pub token_file: Option<std::path::PathBuf>,
+    /// A service key (login). Prefer SESSIOND_SERVICE_KEY or --service-key-file.
     #[arg(
         long,
         env = "SESSIOND_SERVICE_KEY",
@@ -39,6 +43,14 @@ pub struct SessionsArgs {
         global = true
     )]
     pub service_key: Option<String>,
+    /// Read the service key from this file (`-` for standard input).
+    #[arg(
+        long,
+        value_name = "PATH",
+        global = true,
+        conflicts_with = "service_key"
+    )]
+    pub service_key_file: Option<std::path::PathBuf>,
     #[command(subcommand)]
     pub command: SessionsCommand,
 }
@@ -134,7 +146,26 @@ pub struct LoginArgs {
 
 /// Runs a `sessions` subcommand and says how it went.
 pub fn run(args: SessionsArgs) -> ExitCode {
-    let client = ApiClient::new(&args.url, args.token, args.service_key);
+    warn_of_secrets_in_arguments(&["--token", "--service-key"]);
+    let secrets =
+        secret(args.token, args.token_file.as_deref(), "--token-file").and_then(|token| {
+            Ok((
+                token,
+                secret(
+                    args.service_key,
+                    args.service_key_file.as_deref(),
+                    "--service-key-file",
+                )?,
+            ))
+        });
+    let (token, service_key) = match secrets {
+        Ok(secrets) => secrets,
+        Err(e) => {
+            eprintln!("sessiond: {e}");
+            return e.exit_code();
+        }
+    };
+    let client = ApiClient::new(&args.url, token, service_key);
     let outcome = match args.command {
         SessionsCommand::List(list) => list_sessions(&client, &list),
         SessionsCommand::Delete(delete) => delete_sessions(&client, &delete),
@@ -363,4 +394,47 @@ fn log_in(client: &ApiClient, args: &LoginArgs) -> Result<ExitCode, CliError> {
     let created = client.post("/sessions", &body)?;
     println!("{}", created["token"].as_str().unwrap_or_default());
     Ok(ExitCode::SUCCESS)
+}
+
+/// Warns when one of `flags` carries a secret on the command line, where `ps` and shell
+/// history show it to others.
+pub fn warn_of_secrets_in_arguments(flags: &[&str]) {
+    for argument in std::env::args_os().skip(1) {
+        let argument = argument.to_string_lossy();
+        if let Some(flag) = flags
+            .iter()
+            .find(|f| argument == **f || argument.starts_with(&format!("{f}=")))
+        {
+            eprintln!(
+                "sessiond: warning: {flag} puts a secret where `ps` and shell history show it; \
+                 prefer its environment variable or a file"
+            );
+        }
+    }
+}
+
+/// A secret given directly (flag or environment), or read from `file` (`-`: standard input),
+/// without the line ending.
+fn secret(
+    given: Option<String>,
+    file: Option<&std::path::Path>,
+    flag: &str,
+) -> Result<Option<String>, CliError> {
+    let Some(path) = file else {
+        return Ok(given);
+    };
+    let text = if path.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin())
+    } else {
+        std::fs::read_to_string(path)
+    }
+    .map_err(|e| CliError::Usage(format!("{flag} {}: {e}", path.display())))?;
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(CliError::Usage(format!(
+            "{flag} {}: it is empty",
+            path.display()
+        )));
+    }
+    Ok(Some(text.to_string()))
 }

@@ -48,6 +48,15 @@ function showSignIn(message) {
   $("token-input").focus();
 }
 
+// Signing out ends the session on the server too: the token stops working everywhere.
+async function signOut() {
+  const token = state.token;
+  if (token) {
+    await fetch("/sessions/current", { method: "DELETE", headers: { Authorization: `Bearer ${token}` } }).catch(() => {});
+  }
+  showSignIn("Signed out.");
+}
+
 async function signIn(token) {
   state.token = token;
   const me = await api("GET", "/sessions/current");
@@ -270,11 +279,21 @@ function stopAutoRefresh() {
   state.autoTimer = null;
 }
 
+// Refreshing counts as activity of the administrator's session: a tab nobody looks at must not
+// keep it alive forever, so a hidden tab does not refresh, and catches up when shown again.
 function setAutoRefresh(on) {
   stopAutoRefresh();
   sessionStorage.setItem("sessiond.auto", on ? "1" : "");
-  if (on && state.token) state.autoTimer = setInterval(load, AUTO_REFRESH_MS);
+  if (on && state.token) {
+    state.autoTimer = setInterval(() => {
+      if (!document.hidden) load();
+    }, AUTO_REFRESH_MS);
+  }
 }
+
+document.addEventListener("visibilitychange", () => {
+  if (!document.hidden && state.autoTimer && state.token) load();
+});
 
 // --- wiring ---------------------------------------------------------------------------------
 
@@ -288,7 +307,7 @@ function wire() {
     e.preventDefault();
     signIn($("token-input").value.trim()).catch((err) => ($("signin-error").textContent = err.message));
   });
-  $("sign-out").addEventListener("click", () => showSignIn(""));
+  $("sign-out").addEventListener("click", signOut);
   $("refresh").addEventListener("click", () => load());
   $("delete").addEventListener("click", deleteSelected);
   $("select-all").addEventListener("change", (e) => {
@@ -337,10 +356,15 @@ function wire() {
 }
 
 wire();
-// A #token=… link opened in a tab that already shows the page signs in too.
+// A #token=… link opened in a tab that already shows the page signs in too; a tab signed in
+// already switches identity only when the administrator says so.
 window.addEventListener("hashchange", () => {
   const token = tokenFromFragment();
-  if (token) signIn(token).catch((e) => showSignIn(e.message));
+  if (!token || token === state.token) return;
+  if (state.token && state.me && !confirm(`You are signed in as ${state.me.name}. Sign in with the session of this link instead?`)) {
+    return;
+  }
+  signIn(token).catch((e) => showSignIn(e.message));
 });
 const token = tokenFromFragment() || sessionStorage.getItem(TOKEN_KEY);
 if (token) {

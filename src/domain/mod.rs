@@ -7,6 +7,7 @@ pub mod listing;
 pub mod new_session;
 pub mod policy;
 pub mod session;
+pub mod text;
 pub mod token;
 
 pub use clock::Millis;
@@ -14,5 +15,5 @@ pub use id::SessionId;
 pub use listing::{Filters, ListQuery, Order, Position, SortField, SortKey};
 pub use new_session::{NewSession, NewSessionRequest};
 pub use policy::ConcurrentSessions;
-pub use session::{Scope, Session, SessionData, SessionRecord};
+pub use session::{EndReason, Scope, Session, SessionData, SessionRecord};
 pub use token::{PresentedToken, Token, TokenDigest};

@@ -10,6 +10,7 @@ use super::limits::{
     DEFAULT_ORGANISATION, MAX_ROLES, MAX_ROLE_CHARS, MAX_TEXT_CHARS, MAX_TIMEOUT_SECONDS,
     MAX_USER_AGENT_CHARS,
 };
+use super::text::{checked, refuse_forbidden};
 
 /// `POST /sessions` body. Unknown fields are rejected, so a typo such as `organization` is caught.
 #[derive(Deserialize, ToSchema)]
@@ -29,7 +30,7 @@ pub struct NewSessionRequest {
     #[schema(
         min_length = 1,
         max_length = 256,
-        pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$",
+        pattern = "^[^\\x00-\\x1F\\x7F-\\x9F\\u00AD\\u061C\\u180E\\u200B\\u200E\\u200F\\u202A-\\u202E\\u2060-\\u2064\\u2066-\\u206F\\uFEFF\\uFFF9-\\uFFFB]*$",
         example = "tpringle"
     )]
     pub user_id: String,
@@ -37,7 +38,7 @@ pub struct NewSessionRequest {
     #[schema(
         min_length = 1,
         max_length = 256,
-        pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$",
+        pattern = "^[^\\x00-\\x1F\\x7F-\\x9F\\u00AD\\u061C\\u180E\\u200B\\u200E\\u200F\\u202A-\\u202E\\u2060-\\u2064\\u2066-\\u206F\\uFEFF\\uFFF9-\\uFFFB]*$",
         example = "Teresa Pringle"
     )]
     pub name: String,
@@ -45,7 +46,7 @@ pub struct NewSessionRequest {
     #[schema(
         min_length = 1,
         max_length = 256,
-        pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$",
+        pattern = "^[^\\x00-\\x1F\\x7F-\\x9F\\u00AD\\u061C\\u180E\\u200B\\u200E\\u200F\\u202A-\\u202E\\u2060-\\u2064\\u2066-\\u206F\\uFEFF\\uFFF9-\\uFFFB]*$",
         example = "Default"
     )]
     pub organisation: Option<String>,
@@ -57,7 +58,7 @@ pub struct NewSessionRequest {
     #[schema(
         min_length = 1,
         max_length = 256,
-        pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$",
+        pattern = "^[^\\x00-\\x1F\\x7F-\\x9F\\u00AD\\u061C\\u180E\\u200B\\u200E\\u200F\\u202A-\\u202E\\u2060-\\u2064\\u2066-\\u206F\\uFEFF\\uFFF9-\\uFFFB]*$",
         example = "LOCAL"
     )]
     pub server_name: Option<String>,
@@ -68,7 +69,10 @@ pub struct NewSessionRequest {
     #[schema(minimum = 1, maximum = 604800, value_type = Option<i64>)]
     pub timeout_seconds: Option<serde_json::Number>,
     /// At most 512 characters.
-    #[schema(max_length = 512, pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$")]
+    #[schema(
+        max_length = 512,
+        pattern = "^[^\\x00-\\x1F\\x7F-\\x9F\\u00AD\\u061C\\u180E\\u200B\\u200E\\u200F\\u202A-\\u202E\\u2060-\\u2064\\u2066-\\u206F\\uFEFF\\uFFF9-\\uFFFB]*$"
+    )]
     pub user_agent: Option<String>,
 }
 
@@ -108,7 +112,7 @@ impl NewSession {
         }
         let mut parsed_roles: Vec<Arc<str>> = Vec::with_capacity(roles.len());
         for role in &roles {
-            let role = text("roles", role, MAX_ROLE_CHARS)?;
+            let role = checked("roles", role, MAX_ROLE_CHARS)?;
             if !parsed_roles.contains(&role) {
                 parsed_roles.push(role);
             }
@@ -125,14 +129,14 @@ impl NewSession {
             },
         };
         Ok(NewSession {
-            user_id: text("user_id", &request.user_id, MAX_TEXT_CHARS)?,
-            name: text("name", &request.name, MAX_TEXT_CHARS)?,
+            user_id: checked("user_id", &request.user_id, MAX_TEXT_CHARS)?,
+            name: checked("name", &request.name, MAX_TEXT_CHARS)?,
             organisation: match &request.organisation {
-                Some(org) => text("organisation", org, MAX_TEXT_CHARS)?,
+                Some(org) => checked("organisation", org, MAX_TEXT_CHARS)?,
                 None => DEFAULT_ORGANISATION.into(),
             },
             ip_address,
-            server_name: text(
+            server_name: checked(
                 "server_name",
                 request
                     .server_name
@@ -147,10 +151,10 @@ impl NewSession {
                         "user_agent: at most {MAX_USER_AGENT_CHARS} characters are allowed"
                     ))
                 }
-                Some(agent) if agent.chars().any(char::is_control) => {
-                    return Err("user_agent: control characters are not allowed".into())
+                Some(agent) => {
+                    refuse_forbidden("user_agent", agent)?;
+                    Some(agent.as_str().into())
                 }
-                Some(agent) => Some(agent.as_str().into()),
                 None => None,
             },
             timeout_seconds,
@@ -176,6 +180,34 @@ impl NewSession {
     }
 }
 
+/// Holds a session read back from storage (a snapshot) to the rules a login is held to.
+pub fn check_saved(data: &super::SessionData) -> Result<(), String> {
+    checked("user_id", &data.user_id, MAX_TEXT_CHARS)?;
+    checked("name", &data.name, MAX_TEXT_CHARS)?;
+    checked("organisation", &data.organisation, MAX_TEXT_CHARS)?;
+    checked("server_name", &data.server_name, MAX_TEXT_CHARS)?;
+    if data.roles.len() > MAX_ROLES {
+        return Err(format!("roles: at most {MAX_ROLES} are allowed"));
+    }
+    for role in data.roles.iter() {
+        checked("roles", role, MAX_ROLE_CHARS)?;
+    }
+    if let Some(agent) = &data.user_agent {
+        if agent.chars().count() > MAX_USER_AGENT_CHARS {
+            return Err(format!(
+                "user_agent: at most {MAX_USER_AGENT_CHARS} characters are allowed"
+            ));
+        }
+        refuse_forbidden("user_agent", agent)?;
+    }
+    if !(1..=MAX_TIMEOUT_SECONDS).contains(&data.timeout_seconds) {
+        return Err(format!(
+            "timeout_seconds: must be between 1 and {MAX_TIMEOUT_SECONDS}"
+        ));
+    }
+    Ok(())
+}
+
 /// A JSON number that is a whole number (`1800` or `1800.0`, as JSON Schema's `integer`).
 fn whole_number(n: &serde_json::Number) -> Option<i64> {
     n.as_i64().or_else(|| {
@@ -183,24 +215,6 @@ fn whole_number(n: &serde_json::Number) -> Option<i64> {
             .filter(|f| f.fract() == 0.0 && f.abs() < 1e15)
             .map(|f| f as i64)
     })
-}
-
-/// A required text field: 1..=`max` characters, none of them control characters (they would
-/// forge lines in logs and terminals).
-fn text(field: &str, value: &str, max: usize) -> Result<Arc<str>, String> {
-    let count = value.chars().count();
-    if count == 0 {
-        return Err(format!("{field}: must not be empty"));
-    }
-    if count > max {
-        return Err(format!(
-            "{field}: at most {max} characters are allowed, got {count}"
-        ));
-    }
-    if value.chars().any(char::is_control) {
-        return Err(format!("{field}: control characters are not allowed"));
-    }
-    Ok(value.into())
 }
 
 #[cfg(test)]
@@ -255,6 +269,8 @@ mod tests {
             ("user_id", |r| r.user_id = String::new()),
             ("user_id", |r| r.user_id = "u".repeat(MAX_TEXT_CHARS + 1)),
             ("name", |r| r.name = "a\nb".into()),
+            ("name", |r| r.name = "Ada\u{202E}nimdA".into()),
+            ("user_agent", |r| r.user_agent = Some("x\u{200B}".into())),
             ("organisation", |r| r.organisation = Some(String::new())),
             ("ip_address", |r| r.ip_address = "999.1.1.1".into()),
             ("ip_address", |r| r.ip_address = "059.100.242.122".into()),

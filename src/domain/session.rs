@@ -26,6 +26,10 @@ pub struct SessionData {
 }
 
 impl SessionData {
+    pub fn holds_admin(&self) -> bool {
+        holds_admin(&self.roles)
+    }
+
     pub fn has_role(&self, role: &str) -> bool {
         self.roles.iter().any(|r| &**r == role)
     }
@@ -56,6 +60,41 @@ pub fn expires_at(
         .min(created_at.plus_seconds(max_lifetime_seconds))
 }
 
+/// Why a session ended, as metrics, events and responses name it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EndReason {
+    /// The holder logged out.
+    Logout,
+    /// An administrator ended it.
+    Admin,
+    /// Its idle timeout or max lifetime passed.
+    Expired,
+    /// A login with `replace` ended it.
+    Replaced,
+    /// A login beyond the user's limit ended it, the least recently active.
+    Evicted,
+}
+
+impl EndReason {
+    pub const ALL: [EndReason; 5] = [
+        EndReason::Logout,
+        EndReason::Admin,
+        EndReason::Expired,
+        EndReason::Replaced,
+        EndReason::Evicted,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndReason::Logout => "logout",
+            EndReason::Admin => "admin",
+            EndReason::Expired => "expired",
+            EndReason::Replaced => "replaced",
+            EndReason::Evicted => "evicted",
+        }
+    }
+}
+
 /// A session read out of a store at one instant.
 #[derive(Clone, Debug)]
 pub struct SessionRecord {
@@ -74,12 +113,28 @@ pub enum Scope {
 }
 
 impl Scope {
-    pub fn admits(&self, organisation: &str) -> bool {
+    /// Whether a session of `organisation` is in scope. An `org_admin` never reaches a
+    /// session that holds the `admin` role, even in its own organisation: an administrator of
+    /// everything is not within one organisation's administration.
+    pub fn admits(&self, organisation: &str, holds_admin: bool) -> bool {
         match self {
             Scope::All => true,
-            Scope::Organisation(own) => &**own == organisation,
+            Scope::Organisation(own) => &**own == organisation && !holds_admin,
         }
     }
+
+    /// Whether sessions holding `admin` are out of scope.
+    pub fn excludes_admins(&self) -> bool {
+        matches!(self, Scope::Organisation(_))
+    }
+}
+
+/// The role that reaches every session.
+pub const ADMIN_ROLE: &str = "admin";
+
+/// Whether a set of roles holds [`ADMIN_ROLE`].
+pub fn holds_admin(roles: &[Arc<str>]) -> bool {
+    roles.iter().any(|r| &**r == ADMIN_ROLE)
 }
 
 /// A session as the API shows it.

@@ -4,8 +4,8 @@ use std::time::Instant;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::middleware::Next;
 use actix_web::http::Method;
+use actix_web::middleware::Next;
 use actix_web::{web, HttpMessage};
 
 use crate::auth::CallerSession;
@@ -48,7 +48,11 @@ pub async fn access_log(
     let route = route.as_deref().unwrap_or("unmatched");
     let status = response.status().as_u16();
     if log::log_enabled!(target: "access", log::Level::Info) {
-        let caller = response.request().extensions().get::<CallerSession>().copied();
+        let caller = response
+            .request()
+            .extensions()
+            .get::<CallerSession>()
+            .copied();
         log::info!(
             target: "access",
             "{method} {route} {status} {:.3}ms session={}",

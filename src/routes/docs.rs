@@ -9,6 +9,12 @@ use utoipa_swagger_ui::Config;
 
 use crate::error::ApiError;
 
+/// What the reference page may load: its own files and this API only. Swagger UI sets styles
+/// on elements and draws icons from `data:` URIs, so those two are allowed; scripts are not
+/// inline.
+pub const DOCS_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+     img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'";
+
 /// Registers `/docs` (a redirect) and `/docs/…` (the UI's files).
 pub fn configure(cfg: &mut web::ServiceConfig) {
     let config = Arc::new(
@@ -37,6 +43,7 @@ async fn file(
         Ok(Some(file)) => Ok(HttpResponse::Ok()
             .content_type(file.content_type)
             .insert_header((header::CACHE_CONTROL, "no-cache"))
+            .insert_header((header::CONTENT_SECURITY_POLICY, DOCS_POLICY))
             .body(file.bytes.to_vec())),
         Ok(None) => Err(ApiError::not_found(format!("nothing is at /docs/{tail}"))),
         Err(e) => Err(ApiError::new(

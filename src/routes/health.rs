@@ -37,11 +37,14 @@ pub async fn healthz() -> web::Json<Health> {
 )]
 #[get("/readyz")]
 pub async fn readyz(state: web::Data<AppState>) -> Result<web::Json<Health>, ApiError> {
-    state
-        .sessions
-        .ready()
-        .await
-        .map_err(|e| ApiError::new(Code::Unavailable, format!("not ready: {e}")))?;
+    state.sessions.ready().await.map_err(|e| {
+        // The reason is for operators, in the log; a client learns only that it must wait.
+        log::warn!("not ready: {e}");
+        ApiError::new(
+            Code::Unavailable,
+            "not ready; the session store cannot be reached",
+        )
+    })?;
     Ok(web::Json(Health { status: "ready" }))
 }
 

@@ -19,8 +19,12 @@ use crate::state::AppState;
 #[derive(Serialize, ToSchema)]
 pub struct CreatedSession {
     pub session: Session,
-    #[schema(example = "q3Yx0v2m5n8Jr6KcT1fW9sB4hL7dZpE0aGuNiOyRtQk")]
+    #[schema(example = "jB8MXn16S5KaQS8sHQ6beQq3Yx0v2m5n8Jr6KcT1fW9sB4hL7dZpE0aGuNiOyRtQk")]
     pub token: String,
+    /// The user's sessions this login ended: replaced, or the least recently active beyond the
+    /// per-user limit. Often empty.
+    #[schema(example = json!([]))]
+    pub ended: Vec<String>,
 }
 
 /// One page of the Session Management list.
@@ -97,7 +101,11 @@ pub async fn create_session(
     state: web::Data<AppState>,
     body: web::Json<NewSessionRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let LoggedIn { session, token, .. } = state.sessions.log_in(body.into_inner()).await?;
+    let LoggedIn {
+        session,
+        token,
+        ended,
+    } = state.sessions.log_in(body.into_inner()).await?;
     let location = format!("/sessions/{}", session.data.id);
     let now = session.last_active_at;
     Ok(HttpResponse::Created()
@@ -105,6 +113,7 @@ pub async fn create_session(
         .json(CreatedSession {
             session: Session::view(session, now, None),
             token: token.expose(),
+            ended: ended.iter().map(|(id, _)| id.to_string()).collect(),
         }))
 }
 

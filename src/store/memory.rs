@@ -33,12 +33,15 @@ use dashmap::DashMap;
 use hashbrown::{DefaultHashBuilder, HashMap, HashTable};
 use rayon::prelude::*;
 
-use super::{BlockingSession, Census, IndexReport, Insert, Page, SessionStore, StoreError};
+use super::{
+    BlockingSession, Census, Created, IndexReport, Insert, LoginRules, Page, SessionStore,
+    StoreError,
+};
 use crate::domain::listing::{Bigrams, Search};
-use crate::domain::session::expires_at;
+use crate::domain::session::{expires_at, holds_admin};
 use crate::domain::{
-    ConcurrentSessions, ListQuery, Millis, Order, PresentedToken, Scope, SessionData, SessionId,
-    SessionRecord, SortField, SortKey, TokenDigest,
+    ConcurrentSessions, EndReason, ListQuery, Millis, Order, PresentedToken, Scope, SessionData,
+    SessionId, SessionRecord, SortField, SortKey, TokenDigest,
 };
 
 const SHARD_BITS: u32 = 6;
@@ -174,7 +177,8 @@ impl Shard {
             ip_address: row.ip_address,
             server_name: self.labels.get(row.server_name).clone(),
             roles: self.role_sets.get(row.roles).clone(),
-            user_agent: (row.user_agent != NO_VALUE).then(|| self.agents.get(row.user_agent).clone()),
+            user_agent: (row.user_agent != NO_VALUE)
+                .then(|| self.agents.get(row.user_agent).clone()),
             timeout_seconds: row.timeout_seconds,
             created_at: Millis(row.created_at),
         }
@@ -253,6 +257,14 @@ impl Shard {
 
     fn occupied(&self) -> impl Iterator<Item = &Row> {
         self.rows.iter().flatten()
+    }
+
+    fn holds_admin(&self, row: &Row) -> bool {
+        holds_admin(self.role_sets.get(row.roles))
+    }
+
+    fn in_scope(&self, row: &Row, scope: &Scope) -> bool {
+        scope.admits(self.labels.get(row.organisation), self.holds_admin(row))
     }
 }
 
@@ -350,7 +362,12 @@ impl<T: Hash + Eq + Clone + Local> Interner<T> {
     }
 }
 
+/// The embedded store, shared with the threads a listing runs on.
 pub struct MemoryStore {
+    store: Arc<Store>,
+}
+
+struct Store {
     shards: Box<[RwLock<Shard>]>,
     users: DashMap<CompactString, UserChain, DefaultHashBuilder>,
     max_lifetime_seconds: u64,
@@ -359,6 +376,109 @@ pub struct MemoryStore {
 impl MemoryStore {
     pub fn new(max_lifetime_seconds: u64) -> Self {
         MemoryStore {
+            store: Arc::new(Store::new(max_lifetime_seconds)),
+        }
+    }
+
+    /// Every live session with its token digest, for a snapshot.
+    pub fn export(&self, now: Millis) -> Vec<SavedSession> {
+        self.store.export(now)
+    }
+
+    /// Inserts saved sessions that are still live and whose id is not taken, in parallel;
+    /// returns how many it inserted.
+    pub fn import(&self, saved: Vec<SavedSession>, now: Millis) -> usize {
+        self.store.import(saved, now)
+    }
+
+    /// Replaces every session with `saved` (the live ones): a replica catching up with its
+    /// source.
+    pub fn replace_all(&self, saved: Vec<SavedSession>, now: Millis) -> usize {
+        self.store.replace_all(saved, now)
+    }
+
+    /// Records activity seen elsewhere; time never moves backwards.
+    pub fn touch(&self, id: SessionId, at: Millis) {
+        self.store.touch(id, at)
+    }
+
+    /// Removes sessions ended elsewhere, live or not.
+    pub fn forget(&self, ids: &[SessionId]) {
+        self.store.forget(ids)
+    }
+}
+
+#[async_trait]
+impl SessionStore for MemoryStore {
+    async fn create(
+        &self,
+        insert: Insert,
+        rules: LoginRules,
+        now: Millis,
+    ) -> Result<Created, StoreError> {
+        self.store.create(insert, rules, now)
+    }
+
+    async fn authenticate(
+        &self,
+        token: &PresentedToken,
+        now: Millis,
+    ) -> Result<Option<SessionRecord>, StoreError> {
+        self.store.authenticate(token, now)
+    }
+
+    async fn get(
+        &self,
+        id: SessionId,
+        scope: &Scope,
+        now: Millis,
+    ) -> Result<Option<SessionRecord>, StoreError> {
+        self.store.get(id, scope, now)
+    }
+
+    async fn delete(
+        &self,
+        ids: &[SessionId],
+        scope: &Scope,
+        now: Millis,
+    ) -> Result<Vec<SessionRecord>, StoreError> {
+        self.store.delete(ids, scope, now)
+    }
+
+    /// A listing reads every session, for milliseconds: it runs off the event loop, so that the
+    /// other requests of this worker (validations) go on meanwhile.
+    async fn list(
+        &self,
+        query: &ListQuery,
+        scope: &Scope,
+        now: Millis,
+    ) -> Result<Page, StoreError> {
+        let (store, query, scope) = (self.store.clone(), query.clone(), scope.clone());
+        actix_web::rt::task::spawn_blocking(move || store.list(&query, &scope, now))
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("the listing failed: {e}")))?
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    async fn census(&self, now: Millis) -> Result<Vec<Census>, StoreError> {
+        self.store.census(now)
+    }
+
+    async fn check_indexes(&self) -> Result<IndexReport, StoreError> {
+        self.store.check_indexes()
+    }
+
+    async fn reap(&self, now: Millis) -> Result<usize, StoreError> {
+        self.store.reap(now)
+    }
+}
+
+impl Store {
+    fn new(max_lifetime_seconds: u64) -> Self {
+        Store {
             shards: (0..SHARDS).map(|_| RwLock::default()).collect(),
             users: DashMap::with_hasher_and_shard_amount(DefaultHashBuilder::default(), SHARDS),
             max_lifetime_seconds,
@@ -368,11 +488,15 @@ impl MemoryStore {
     // A panic while holding a shard cannot leave a half-applied change behind (every change
     // finishes its index updates before anything can panic), so a poisoned lock is still sound.
     fn shard(&self, n: usize) -> RwLockReadGuard<'_, Shard> {
-        self.shards[n].read().unwrap_or_else(PoisonError::into_inner)
+        self.shards[n]
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     fn shard_mut(&self, n: usize) -> RwLockWriteGuard<'_, Shard> {
-        self.shards[n].write().unwrap_or_else(PoisonError::into_inner)
+        self.shards[n]
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     fn live(&self, row: &Row, now: Millis) -> bool {
@@ -435,11 +559,7 @@ impl MemoryStore {
     }
 
     /// Ends the session `id` if `admits` its row; returns it as it was.
-    fn end(
-        &self,
-        id: SessionId,
-        admits: impl Fn(&Shard, &Row) -> bool,
-    ) -> Option<SessionRecord> {
+    fn end(&self, id: SessionId, admits: impl Fn(&Shard, &Row) -> bool) -> Option<SessionRecord> {
         let shard = shard_of(id);
         let user = {
             let rows = self.shard(shard);
@@ -489,8 +609,7 @@ impl MemoryStore {
         true
     }
 
-    /// Every live session with its token digest, for a snapshot.
-    pub fn export(&self, now: Millis) -> Vec<SavedSession> {
+    fn export(&self, now: Millis) -> Vec<SavedSession> {
         (0..SHARDS)
             .into_par_iter()
             .flat_map_iter(|n| {
@@ -507,18 +626,14 @@ impl MemoryStore {
             .collect()
     }
 
-    /// Inserts saved sessions that are still live and whose id is not taken, in parallel;
-    /// returns how many it inserted.
-    pub fn import(&self, saved: Vec<SavedSession>, now: Millis) -> usize {
+    fn import(&self, saved: Vec<SavedSession>, now: Millis) -> usize {
         saved
             .par_iter()
             .filter(|s| self.insert_saved(s, now))
             .count()
     }
 
-    /// Replaces every session with `saved` (the live ones): a replica catching up with its
-    /// source.
-    pub fn replace_all(&self, saved: Vec<SavedSession>, now: Millis) -> usize {
+    fn replace_all(&self, saved: Vec<SavedSession>, now: Millis) -> usize {
         self.users.clear();
         for n in 0..SHARDS {
             *self.shard_mut(n) = Shard::default();
@@ -526,16 +641,14 @@ impl MemoryStore {
         self.import(saved, now)
     }
 
-    /// Records activity seen elsewhere; time never moves backwards.
-    pub fn touch(&self, id: SessionId, at: Millis) {
+    fn touch(&self, id: SessionId, at: Millis) {
         let rows = self.shard(shard_of(id));
         if let Some(slot) = rows.slot_of(id) {
             rows.row(slot).last_active_at.fetch_max(at.0, Relaxed);
         }
     }
 
-    /// Removes sessions ended elsewhere, live or not.
-    pub fn forget(&self, ids: &[SessionId]) {
+    fn forget(&self, ids: &[SessionId]) {
         for &id in ids {
             self.end(id, |_, _| true);
         }
@@ -569,7 +682,10 @@ impl MemoryStore {
             let matches = organisation.is_none_or(|o| row.organisation == o)
                 && server_name.is_none_or(|s| row.server_name == s)
                 && f.ip_address.is_none_or(|ip| ip == row.ip_address)
-                && f.user_id.as_deref().is_none_or(|u| row.user_id.as_str() == u)
+                && f.user_id
+                    .as_deref()
+                    .is_none_or(|u| row.user_id.as_str() == u)
+                && !(plan.without_admins && shard.holds_admin(row))
                 && plan.search.as_ref().is_none_or(|q| {
                     row.bigrams.may_contain(q.bigrams)
                         && (q.in_text(&row.name)
@@ -583,7 +699,9 @@ impl MemoryStore {
             let key = plan.key(shard, row);
             let id = row.id();
             if let Some((after_key, after_id)) = &plan.after {
-                if plan.query.compare((&key, id), (&after_key.borrowed(), *after_id))
+                if plan
+                    .query
+                    .compare((&key, id), (&after_key.borrowed(), *after_id))
                     != Ordering::Greater
                 {
                     continue;
@@ -591,7 +709,9 @@ impl MemoryStore {
             }
             if best.len() == plan.wanted {
                 let worst = best.peek().expect("the heap is full");
-                if plan.query.compare((&key, id), (&worst.key.borrowed(), worst.id))
+                if plan
+                    .query
+                    .compare((&key, id), (&worst.key.borrowed(), worst.id))
                     != Ordering::Less
                 {
                     continue;
@@ -620,6 +740,8 @@ struct Plan<'q> {
     organisation: Option<Arc<str>>,
     after: Option<(SortKey, SessionId)>,
     search: Option<Search<'q>>,
+    /// Whether sessions holding `admin` are out of the caller's scope.
+    without_admins: bool,
 }
 
 impl Plan<'_> {
@@ -674,14 +796,14 @@ impl PartialEq for Candidate {
 
 impl Eq for Candidate {}
 
-#[async_trait]
-impl SessionStore for MemoryStore {
-    async fn create(
+/// The store's operations, each atomic as [`SessionStore`] describes.
+impl Store {
+    fn create(
         &self,
         insert: Insert,
-        policy: ConcurrentSessions,
+        rules: LoginRules,
         now: Millis,
-    ) -> Result<(SessionRecord, Vec<SessionId>), StoreError> {
+    ) -> Result<Created, StoreError> {
         let Insert {
             id,
             digest,
@@ -697,50 +819,62 @@ impl SessionStore for MemoryStore {
                 head: RowRef::END,
                 count: 0,
             });
+        // The user's live sessions, with when each was last active; expired ones go now.
         let mut live = Vec::new();
         for at in self.chain(&chain) {
-            let blocking = {
+            let found = {
                 let rows = self.shard(at.shard());
                 let row = rows.row(at.slot());
-                self.live(row, now).then(|| BlockingSession {
-                    id: row.id(),
-                    ip_address: row.ip_address,
-                    server_name: rows.labels.get(row.server_name).clone(),
+                self.live(row, now).then(|| {
+                    let blocking = BlockingSession {
+                        id: row.id(),
+                        ip_address: row.ip_address,
+                        server_name: rows.labels.get(row.server_name).clone(),
+                    };
+                    (blocking, row.last_active_at())
                 })
             };
-            match blocking {
-                Some(blocking) => live.push((at, blocking)),
+            match found {
+                Some((blocking, last_active)) => live.push((at, blocking, last_active)),
                 None => {
                     self.unlink(&mut chain, at);
                 }
             }
         }
-        let mut replaced = Vec::new();
-        match policy {
+        let mut ended = Vec::new();
+        match rules.policy {
             ConcurrentSessions::DenyOtherIp => {
-                if live.iter().any(|(_, b)| b.ip_address != data.ip_address) {
+                if live.iter().any(|(_, b, _)| b.ip_address != data.ip_address) {
                     return Err(StoreError::LoginDenied(
-                        live.into_iter().map(|(_, b)| b).collect(),
+                        live.into_iter().map(|(_, b, _)| b).collect(),
                     ));
                 }
             }
             ConcurrentSessions::Replace => {
-                for (at, _) in live {
-                    replaced.push(self.unlink(&mut chain, at));
+                for (at, _, _) in live.drain(..) {
+                    ended.push((self.unlink(&mut chain, at), EndReason::Replaced));
                 }
             }
             ConcurrentSessions::Allow => {}
         }
+        // Beyond the limit, the least recently active sessions make room for this one.
+        let limit = rules.max_per_user as usize;
+        if limit > 0 && live.len() >= limit {
+            live.sort_unstable_by_key(|(_, _, last_active)| *last_active);
+            for (at, _, _) in live.drain(..=live.len() - limit) {
+                ended.push((self.unlink(&mut chain, at), EndReason::Evicted));
+            }
+        }
         self.link(&mut chain, &data, digest, now);
-        let record = SessionRecord {
+        let session = SessionRecord {
             expires_at: data.expires_at(now, self.max_lifetime_seconds),
             data,
             last_active_at: now,
         };
-        Ok((record, replaced))
+        Ok(Created { session, ended })
     }
 
-    async fn authenticate(
+    fn authenticate(
         &self,
         token: &PresentedToken,
         now: Millis,
@@ -757,7 +891,7 @@ impl SessionStore for MemoryStore {
         Ok(Some(rows.record(row, self.max_lifetime_seconds)))
     }
 
-    async fn get(
+    fn get(
         &self,
         id: SessionId,
         scope: &Scope,
@@ -766,12 +900,12 @@ impl SessionStore for MemoryStore {
         let rows = self.shard(shard_of(id));
         Ok(rows.slot_of(id).and_then(|slot| {
             let row = rows.row(slot);
-            (self.live(row, now) && scope.admits(rows.labels.get(row.organisation)))
+            (self.live(row, now) && rows.in_scope(row, scope))
                 .then(|| rows.record(row, self.max_lifetime_seconds))
         }))
     }
 
-    async fn delete(
+    fn delete(
         &self,
         ids: &[SessionId],
         scope: &Scope,
@@ -781,18 +915,13 @@ impl SessionStore for MemoryStore {
             .iter()
             .filter_map(|&id| {
                 self.end(id, |shard, row| {
-                    self.live(row, now) && scope.admits(shard.labels.get(row.organisation))
+                    self.live(row, now) && shard.in_scope(row, scope)
                 })
             })
             .collect())
     }
 
-    async fn list(
-        &self,
-        query: &ListQuery,
-        scope: &Scope,
-        now: Millis,
-    ) -> Result<Page, StoreError> {
+    fn list(&self, query: &ListQuery, scope: &Scope, now: Millis) -> Result<Page, StoreError> {
         let empty = || Page {
             items: Vec::new(),
             total: 0,
@@ -810,6 +939,7 @@ impl SessionStore for MemoryStore {
             organisation,
             after: query.after.as_ref().map(|p| (p.key.clone(), p.id)),
             search: query.filters.q.as_deref().map(Search::new),
+            without_admins: scope.excludes_admins(),
         };
         // A user filter follows that user's chain: only their rows are read.
         let rankings: Vec<Ranking> = match &query.filters.user_id {
@@ -861,11 +991,7 @@ impl SessionStore for MemoryStore {
         Ok(Page { items, total, more })
     }
 
-    async fn ping(&self) -> Result<(), StoreError> {
-        Ok(())
-    }
-
-    async fn census(&self, now: Millis) -> Result<Vec<Census>, StoreError> {
+    fn census(&self, now: Millis) -> Result<Vec<Census>, StoreError> {
         let mut counts: HashMap<(Arc<str>, Arc<str>), u64> = HashMap::new();
         for n in 0..SHARDS {
             let shard = self.shard(n);
@@ -891,7 +1017,7 @@ impl SessionStore for MemoryStore {
             .collect())
     }
 
-    async fn check_indexes(&self) -> Result<IndexReport, StoreError> {
+    fn check_indexes(&self) -> Result<IndexReport, StoreError> {
         let (mut rows, mut by_id, mut orphans) = (0, 0, 0);
         for n in 0..SHARDS {
             let shard = self.shard(n);
@@ -899,9 +1025,8 @@ impl SessionStore for MemoryStore {
             by_id += shard.by_id.len();
             for &slot in shard.by_id.iter() {
                 let occupied = shard.rows.get(slot as usize).is_some_and(Option::is_some);
-                orphans += usize::from(
-                    !occupied || shard.slot_of(shard.row(slot).id()) != Some(slot),
-                );
+                orphans +=
+                    usize::from(!occupied || shard.slot_of(shard.row(slot).id()) != Some(slot));
             }
         }
         let mut by_user = 0;
@@ -911,8 +1036,7 @@ impl SessionStore for MemoryStore {
             let mut at = entry.head;
             while at != RowRef::END {
                 let shard = self.shard(at.shard());
-                let Some(row) = shard.rows.get(at.slot() as usize).and_then(Option::as_ref)
-                else {
+                let Some(row) = shard.rows.get(at.slot() as usize).and_then(Option::as_ref) else {
                     orphans += 1;
                     break;
                 };
@@ -934,7 +1058,7 @@ impl SessionStore for MemoryStore {
         })
     }
 
-    async fn reap(&self, now: Millis) -> Result<usize, StoreError> {
+    fn reap(&self, now: Millis) -> Result<usize, StoreError> {
         let expired: Vec<SessionId> = (0..SHARDS)
             .flat_map(|n| {
                 let shard = self.shard(n);
@@ -984,6 +1108,10 @@ mod tests {
         assert_eq!(interner.find("Acme"), Some(a));
         interner.release(a);
         assert_eq!(interner.find("Acme"), None);
-        assert_eq!(interner.acquire(&"Globex".into()), a, "the number is reused");
+        assert_eq!(
+            interner.acquire(&"Globex".into()),
+            a,
+            "the number is reused"
+        );
     }
 }

@@ -9,11 +9,11 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-pub use self::redis::{lua_prelude, RedisStore};
+pub use self::redis::{lua_prelude, RedisClock, RedisStore};
 pub use memory::{MemoryStore, SavedSession};
 
 use crate::domain::{
-    ConcurrentSessions, ListQuery, Millis, NewSession, PresentedToken, Scope, SessionId,
+    ConcurrentSessions, EndReason, ListQuery, Millis, NewSession, PresentedToken, Scope, SessionId,
     SessionRecord, TokenDigest,
 };
 use crate::error::{ApiError, ExistingSession};
@@ -57,6 +57,31 @@ impl From<StoreError> for ApiError {
     }
 }
 
+/// How a login treats the user's other sessions: the concurrent-session policy, then the limit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LoginRules {
+    pub policy: ConcurrentSessions,
+    /// The most live sessions a user may have; a login beyond it ends the user's least
+    /// recently active ones. 0: no limit.
+    pub max_per_user: u32,
+}
+
+impl From<ConcurrentSessions> for LoginRules {
+    fn from(policy: ConcurrentSessions) -> Self {
+        LoginRules {
+            policy,
+            max_per_user: 0,
+        }
+    }
+}
+
+/// A login that went through: the new session, and the sessions it ended, with why.
+#[derive(Debug)]
+pub struct Created {
+    pub session: SessionRecord,
+    pub ended: Vec<(SessionId, EndReason)>,
+}
+
 /// A session to insert, with its server-made id and the digest of its token's secret.
 pub struct Insert {
     pub id: SessionId,
@@ -95,14 +120,13 @@ pub struct Page {
 
 #[async_trait]
 pub trait SessionStore: Send + Sync {
-    /// Applies the concurrent-session policy and inserts, as one atomic step. Returns the new
-    /// session and the ids of sessions it replaced.
+    /// Applies the login rules and inserts, as one atomic step for the user.
     async fn create(
         &self,
         insert: Insert,
-        policy: ConcurrentSessions,
+        rules: LoginRules,
         now: Millis,
-    ) -> Result<(SessionRecord, Vec<SessionId>), StoreError>;
+    ) -> Result<Created, StoreError>;
 
     /// The live session a presented token names, if the token's secret is that session's,
     /// touched (its idle timeout slides). One lookup, by the token's selector.

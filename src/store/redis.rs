@@ -28,12 +28,12 @@ use serde::Deserialize;
 use tokio::sync::oneshot;
 
 use super::{
-    BlockingSession, Census, IndexReport, Insert, MemoryStore, Page, SavedSession, SessionStore,
-    StoreError,
+    BlockingSession, Census, Created, IndexReport, Insert, LoginRules, MemoryStore, Page,
+    SavedSession, SessionStore, StoreError,
 };
 use crate::domain::{
-    ConcurrentSessions, ListQuery, Millis, PresentedToken, Scope, SessionData, SessionId,
-    SessionRecord, TokenDigest,
+    ConcurrentSessions, EndReason, ListQuery, Millis, PresentedToken, Scope, SessionData,
+    SessionId, SessionRecord, TokenDigest,
 };
 
 /// How long a request waits for Redis before answering `503`.
@@ -79,7 +79,10 @@ pub fn lua_prelude() -> String {
             i + 1
         ));
     }
-    let row: Vec<String> = FIELDS.iter().map(|(m, _)| format!("F_{}", upper(m))).collect();
+    let row: Vec<String> = FIELDS
+        .iter()
+        .map(|(m, _)| format!("F_{}", upper(m)))
+        .collect();
     lines.push(format!("local ROW = {{{}}}", row.join(", ")));
     format!("{}\n{}", lines.join("\n"), include_str!("lua/prelude.lua"))
 }
@@ -88,7 +91,27 @@ fn script(body: &str) -> Script {
     Script::new(&format!("{}{body}", lua_prelude()))
 }
 
+/// Whose clock the scripts decide expiry by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RedisClock {
+    /// Redis' own (`TIME`): nodes whose clocks disagree still agree on every expiry. What
+    /// sessiond runs with.
+    Redis,
+    /// The time each call passes: for tests that travel in time.
+    Caller,
+}
+
+impl RedisClock {
+    fn arg(self, now: Millis) -> String {
+        match self {
+            RedisClock::Redis => String::new(),
+            RedisClock::Caller => now.0.to_string(),
+        }
+    }
+}
+
 pub struct RedisStore {
+    clock: RedisClock,
     conn: ConnectionManager,
     prefix: String,
     channel: String,
@@ -115,11 +138,22 @@ fn unavailable(e: redis::RedisError) -> StoreError {
 }
 
 impl RedisStore {
-    /// Connects to Redis and starts following its change feed. `url` is a `redis://` URL.
+    /// Connects to Redis and starts following its change feed. `url` is a `redis://` or
+    /// `rediss://` URL, with a user and password for Redis AUTH/ACL if it has them.
     pub async fn connect(
         url: &str,
         prefix: &str,
         max_lifetime_seconds: u64,
+    ) -> Result<Arc<Self>, StoreError> {
+        Self::connect_with_clock(url, prefix, max_lifetime_seconds, RedisClock::Redis).await
+    }
+
+    /// [`RedisStore::connect`], deciding expiry by `clock`.
+    pub async fn connect_with_clock(
+        url: &str,
+        prefix: &str,
+        max_lifetime_seconds: u64,
+        clock: RedisClock,
     ) -> Result<Arc<Self>, StoreError> {
         let client = redis::Client::open(url).map_err(unavailable)?;
         let config = ConnectionManagerConfig::new()
@@ -132,6 +166,7 @@ impl RedisStore {
             .await
             .map_err(unavailable)?;
         let store = Arc::new(RedisStore {
+            clock,
             conn,
             prefix: prefix.to_string(),
             channel: format!("{prefix}events"),
@@ -414,9 +449,9 @@ impl SessionStore for RedisStore {
     async fn create(
         &self,
         insert: Insert,
-        policy: ConcurrentSessions,
+        rules: LoginRules,
         now: Millis,
-    ) -> Result<(SessionRecord, Vec<SessionId>), StoreError> {
+    ) -> Result<Created, StoreError> {
         let Insert {
             id,
             digest,
@@ -427,8 +462,8 @@ impl SessionStore for RedisStore {
             .create
             .key(self.key("u", &session.user_id))
             .key(self.key("s", &id.to_string()))
-            .arg(policy_name(policy))
-            .arg(now.0)
+            .arg(policy_name(rules.policy))
+            .arg(self.clock.arg(now))
             .arg(self.max_ms())
             .arg(&self.prefix)
             .arg(&self.channel)
@@ -447,6 +482,7 @@ impl SessionStore for RedisStore {
             } else {
                 "0"
             })
+            .arg(rules.max_per_user)
             .invoke_async(&mut self.conn.clone())
             .await
             .map_err(unavailable)?;
@@ -466,16 +502,34 @@ impl SessionStore for RedisStore {
                 .collect();
             return Err(StoreError::LoginDenied(existing));
         }
-        let replaced: Vec<SessionId> = rest.iter().filter_map(|s| SessionId::parse(s)).collect();
+        // The session was made at Redis' time, which every node goes by.
+        let (made_at, ended) = rest
+            .split_first()
+            .ok_or_else(|| StoreError::Unavailable("Redis gave a short answer".into()))?;
+        let made_at = made_at.parse().map(Millis).unwrap_or(now);
+        let ended: Vec<(SessionId, EndReason)> = ended
+            .chunks(2)
+            .filter_map(|pair| {
+                let reason = match pair.first()?.as_str() {
+                    "replaced" => EndReason::Replaced,
+                    _ => EndReason::Evicted,
+                };
+                Some((SessionId::parse(pair.get(1)?)?, reason))
+            })
+            .collect();
         let saved = SavedSession {
             digest,
-            data: session.into_data(id, now),
-            last_active_at: now,
+            data: session.into_data(id, made_at),
+            last_active_at: made_at,
         };
         // The replica learns of the new session from the change feed, in order with every
         // other change; importing it here could resurrect it after a concurrent delete.
-        self.replica.forget(&replaced);
-        Ok((self.record(saved), replaced))
+        let ended_ids: Vec<SessionId> = ended.iter().map(|(id, _)| *id).collect();
+        self.replica.forget(&ended_ids);
+        Ok(Created {
+            session: self.record(saved),
+            ended,
+        })
     }
 
     async fn authenticate(
@@ -486,7 +540,7 @@ impl SessionStore for RedisStore {
         let reply: Option<Vec<Option<String>>> = self
             .authenticate
             .key(self.key("s", &token.id.to_string()))
-            .arg(now.0)
+            .arg(self.clock.arg(now))
             .arg(self.max_ms())
             .arg(&self.prefix)
             .arg(&self.channel)
@@ -514,9 +568,12 @@ impl SessionStore for RedisStore {
             .map_err(unavailable)?;
         let mut row = vec![Some(id.to_string())];
         row.extend(fields);
+        // By Redis' clock a session's key is gone the instant it expires: being there is
+        // being live.
+        let live = |r: &SessionRecord| self.clock == RedisClock::Redis || now < r.expires_at;
         Ok(parse(&row)
             .map(|saved| self.record(saved))
-            .filter(|r| now < r.expires_at && scope.admits(&r.data.organisation)))
+            .filter(|r| live(r) && scope.admits(&r.data.organisation, r.data.holds_admin())))
     }
 
     async fn delete(
@@ -534,7 +591,7 @@ impl SessionStore for RedisStore {
         };
         let mut invocation = self.delete.prepare_invoke();
         invocation
-            .arg(now.0)
+            .arg(self.clock.arg(now))
             .arg(self.max_ms())
             .arg(&self.prefix)
             .arg(&self.channel)

@@ -314,3 +314,85 @@ fn whoami_and_the_errors_a_script_meets() {
     let help = cli(&app, None).args(["list", "--help"]).output().unwrap();
     assert!(stdout(&help).contains("Exit status: 0"));
 }
+
+#[test]
+fn secrets_come_from_a_file_or_standard_input_and_a_flag_is_warned_of() {
+    let app = spawn_app();
+    let admin = app.admin();
+    let file = std::env::temp_dir().join(format!("sessiond-token-{}", unique()));
+    std::fs::write(&file, format!("{}\n", admin.token)).unwrap();
+    let from_file = cli(&app, None)
+        .arg("--token-file")
+        .arg(&file)
+        .arg("whoami")
+        .output()
+        .unwrap();
+    std::fs::remove_file(&file).unwrap();
+    assert!(from_file.status.success(), "{}", stderr(&from_file));
+    assert!(!stderr(&from_file).contains("warning"));
+
+    let from_stdin = cli(&app, None)
+        .args(["--token-file", "-", "whoami", "--json"])
+        .write_stdin(admin.token.clone())
+        .output()
+        .unwrap();
+    assert!(from_stdin.status.success(), "{}", stderr(&from_stdin));
+    let me: Value = serde_json::from_str(&stdout(&from_stdin)).unwrap();
+    assert_eq!(me["id"], admin.id.as_str());
+
+    let flagged = cli(&app, None)
+        .args(["whoami", "--token", &admin.token])
+        .output()
+        .unwrap();
+    assert!(flagged.status.success());
+    let warning = stderr(&flagged);
+    assert!(
+        warning.contains("warning") && warning.contains("--token"),
+        "{warning}"
+    );
+    assert!(
+        !warning.contains(&admin.token),
+        "the warning never repeats the secret"
+    );
+
+    let empty = cli(&app, None)
+        .args(["--token-file", "-", "whoami"])
+        .write_stdin("")
+        .output()
+        .unwrap();
+    assert_eq!(empty.status.code(), Some(2));
+}
+
+#[test]
+fn a_redirect_never_carries_the_credential_elsewhere() {
+    // A server that answers every request with a redirect to another port, where a listener
+    // records whether anything arrives.
+    use std::io::{Read, Write};
+    let elsewhere = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let target = elsewhere.local_addr().unwrap();
+    elsewhere.set_nonblocking(true).unwrap();
+    let redirector = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = redirector.local_addr().unwrap();
+    let answer = std::thread::spawn(move || {
+        let (mut stream, _) = redirector.accept().unwrap();
+        let mut request = [0u8; 4096];
+        let _ = stream.read(&mut request);
+        let response = format!(
+            "HTTP/1.1 307 Temporary Redirect\r\nLocation: http://{target}/sessions/current\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        );
+        stream.write_all(response.as_bytes()).unwrap();
+    });
+    let output = Command::cargo_bin("sessiond")
+        .unwrap()
+        .env("SESSIOND_URL", format!("http://{address}"))
+        .env("SESSIOND_TOKEN", "a-secret-token")
+        .args(["sessions", "whoami"])
+        .output()
+        .unwrap();
+    answer.join().unwrap();
+    assert!(!output.status.success());
+    assert!(
+        elsewhere.accept().is_err(),
+        "nothing followed the redirect to the other address"
+    );
+}

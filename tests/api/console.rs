@@ -281,7 +281,11 @@ fn the_api_reference_renders_every_operation_in_a_real_browser() {
             |v| v.as_u64().is_some_and(|n| n >= 12),
         )
         .await;
-        assert_eq!(count, json!(12));
+        assert_eq!(
+            count,
+            json!(12),
+            "Swagger UI works under its content security policy"
+        );
         let schemes = run(
             &client,
             "return document.querySelector('.btn.authorize') !== null",
@@ -295,4 +299,84 @@ fn the_api_reference_renders_every_operation_in_a_real_browser() {
         screenshot(&client, "docs.png").await;
         client.close().await.unwrap();
     });
+}
+
+#[test]
+fn the_reference_is_served_with_a_content_security_policy() {
+    let app = spawn_app();
+    let page = app.send("GET", "/docs/", &[], b"");
+    assert_eq!(page.status, 200);
+    let csp = page.header("content-security-policy").unwrap();
+    assert!(csp.contains("default-src 'self'") && csp.contains("script-src 'self'"));
+    assert!(!csp.contains("script-src 'self' 'unsafe"), "{csp}");
+}
+
+/// Waits for a `confirm()` dialog and returns its text.
+async fn dialog_text(client: &fantoccini::Client) -> String {
+    for _ in 0..200 {
+        if let Ok(text) = client.get_alert_text().await {
+            return text;
+        }
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("no dialog appeared");
+}
+
+#[test]
+fn signing_out_ends_the_session_and_a_link_never_switches_identity_unasked() {
+    let Some(driver) = Chromedriver::start() else {
+        return;
+    };
+    let app = spawn_app();
+    let organisation = unique();
+    let ada = app.login_as(&json!({
+        "user_id": unique(), "name": "Ada Admin", "organisation": organisation,
+        "ip_address": "127.0.0.1", "roles": ["org_admin"]
+    }));
+    let olga = app.login_as(&json!({
+        "user_id": unique(), "name": "Olga Other", "organisation": organisation,
+        "ip_address": "127.0.0.2", "roles": ["org_admin"]
+    }));
+    let whoami = "return document.getElementById('whoami').textContent";
+    actix_web::rt::System::new().block_on(async {
+        let client = driver.browser(1280, 900).await;
+        client
+            .goto(&app.url(&format!("/#token={}", ada.token)))
+            .await
+            .unwrap();
+        eventually(&client, "Ada is signed in", whoami, |v| {
+            v.as_str().is_some_and(|t| t.contains("Ada Admin"))
+        })
+        .await;
+
+        // A link with another session's token arrives in the open tab: the console asks.
+        run(&client, &format!("location.hash = 'token={}'", olga.token)).await;
+        let question = dialog_text(&client).await;
+        assert!(question.contains("Ada Admin"), "{question}");
+        client.dismiss_alert().await.unwrap();
+        let still = run(&client, whoami).await;
+        assert!(still.as_str().unwrap().contains("Ada Admin"), "{still}");
+        assert!(
+            !client
+                .current_url()
+                .await
+                .unwrap()
+                .as_str()
+                .contains(&olga.token),
+            "the declined token left the address bar too"
+        );
+
+        // Signing out ends the session on the server, not only in the tab.
+        click(&client, "#sign-out").await;
+        eventually(
+            &client,
+            "the sign-in prompt is back",
+            "return !document.getElementById('signin').hidden",
+            |v| v == &json!(true),
+        )
+        .await;
+        client.close().await.unwrap();
+    });
+    assert!(!app.validates(&ada.token), "the session ended on sign-out");
+    assert!(app.validates(&olga.token));
 }

@@ -13,7 +13,7 @@ use sessiond::store::{IndexReport, SharedStore};
 
 use crate::redis_server::RedisServer;
 
-pub const SERVICE_KEY: &str = "test-service-key";
+pub const SERVICE_KEY: &str = "test-service-key-0123456789abcdefghij";
 
 /// Speaks HTTP to one sessiond, however it was started.
 pub struct Client {

@@ -183,8 +183,11 @@ fn the_service_key_is_required_and_checked() {
 
 #[test]
 fn any_configured_service_key_is_accepted_so_keys_can_rotate() {
-    let app = spawn_app_with(|s| s.service_keys = Some(ServiceKeys::parse("old,new").unwrap()));
-    for key in ["old", "new"] {
+    let (old, new) = (format!("old-{SERVICE_KEY}"), format!("new-{SERVICE_KEY}"));
+    let app = spawn_app_with(|s| {
+        s.service_keys = Some(ServiceKeys::parse(&format!("{old},{new}")).unwrap())
+    });
+    for key in [&old, &new] {
         let response = app.send(
             "POST",
             "/sessions",

@@ -119,6 +119,23 @@ fn the_document_states_the_domains_limits() {
     for field in ["user_id", "name", "organisation", "server_name"] {
         assert_eq!(login[field]["maxLength"], MAX_TEXT_CHARS, "{field}");
     }
+    for field in [
+        "user_id",
+        "name",
+        "organisation",
+        "server_name",
+        "user_agent",
+    ] {
+        assert_eq!(
+            login[field]["pattern"],
+            sessiond::schema::NO_CONTROL_CHARACTERS,
+            "{field}"
+        );
+    }
+    assert_eq!(
+        login["roles"]["items"]["pattern"],
+        sessiond::schema::NO_CONTROL_CHARACTERS
+    );
     assert_eq!(login["user_agent"]["maxLength"], MAX_USER_AGENT_CHARS);
     assert_eq!(login["roles"]["maxItems"], MAX_ROLES);
     assert_eq!(login["roles"]["items"]["maxLength"], MAX_ROLE_CHARS);

@@ -132,7 +132,7 @@ proptest! {
                             ip_address: format!("10.0.0.{ip}").parse().unwrap(), server_name: "S".into(),
                             roles: vec![], user_agent: None, timeout_seconds: u32::from(timeout),
                         };
-                        let outcome = store.create(Insert { id, digest, session }, ConcurrentSessions::DenyOtherIp, Millis(now)).await;
+                        let outcome = store.create(Insert { id, digest, session }, ConcurrentSessions::DenyOtherIp.into(), Millis(now)).await;
                         match outcome {
                             Err(StoreError::LoginDenied(existing)) => {
                                 assert!(denied);

@@ -10,9 +10,10 @@ use crate::helpers::wait_until;
 pub struct RedisServer {
     child: Option<Child>,
     pub port: u16,
+    extra: Vec<String>,
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port")
@@ -46,12 +47,19 @@ impl RedisServer {
             eprintln!("\n*** SKIPPED Redis test: {why} ***\n");
             return None;
         }
+        Some(Self::start_with(Vec::new()))
+    }
+
+    /// Starts one with `extra` arguments too (TLS, ACL users), on a plain port that still
+    /// answers an unauthenticated PING.
+    pub fn start_with(extra: Vec<String>) -> Self {
         let mut server = RedisServer {
             child: None,
             port: free_port(),
+            extra,
         };
         server.restart();
-        Some(server)
+        server
     }
 
     pub fn url(&self) -> String {
@@ -64,6 +72,7 @@ impl RedisServer {
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no", "--loglevel", "warning"])
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

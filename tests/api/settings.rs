@@ -17,6 +17,7 @@ fn a_bad_setting_stops_start_up_with_one_line_naming_it() {
         ("SESSIOND_CONCURRENT_SESSIONS", "sometimes"),
         ("SESSIOND_SERVICE_KEYS", ""),
         ("SESSIOND_SERVICE_KEYS", "a,,b"),
+        ("SESSIOND_SERVICE_KEYS", "a-key-of-31-characters-no-more-"),
         ("SESSIOND_BIND", "nowhere"),
         ("SESSIOND_SERVER_NAME", ""),
         ("SESSIOND_SNAPSHOT_INTERVAL", "0"),
@@ -46,7 +47,7 @@ fn a_taken_port_is_one_clear_line() {
     let address = taken.local_addr().unwrap().to_string();
     let output = sessiond()
         .env("SESSIOND_BIND", &address)
-        .env("SESSIOND_SERVICE_KEYS", "k")
+        .env("SESSIOND_SERVICE_KEYS", crate::helpers::SERVICE_KEY)
         .output()
         .unwrap();
     assert!(!output.status.success());
@@ -95,6 +96,22 @@ fn the_healthcheck_subcommand_probes_healthz() {
         .output()
         .unwrap();
     assert_eq!(not_ok.status.code(), Some(1));
+}
+
+#[test]
+fn without_keys_a_server_reachable_beyond_loopback_refuses_to_start() {
+    let output = sessiond()
+        .env("SESSIOND_BIND", "0.0.0.0:0")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("SESSIOND_SERVICE_KEYS"), "{stderr}");
+    assert!(
+        !stderr.contains("X-Service-Key:"),
+        "no key was made: {stderr}"
+    );
 }
 
 #[test]

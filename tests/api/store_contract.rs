@@ -7,9 +7,12 @@ use std::sync::Arc;
 
 use sessiond::domain::listing::ListParams;
 use sessiond::domain::{
-    ConcurrentSessions, ListQuery, Millis, NewSession, PresentedToken, Scope, SessionId, Token,
+    ConcurrentSessions, EndReason, ListQuery, Millis, NewSession, PresentedToken, Scope, SessionId,
+    Token,
 };
-use sessiond::store::{Insert, MemoryStore, RedisStore, SharedStore, StoreError};
+use sessiond::store::{
+    Insert, LoginRules, MemoryStore, RedisClock, RedisStore, SharedStore, StoreError,
+};
 
 use crate::helpers::unique;
 use crate::redis_server::RedisServer;
@@ -28,9 +31,15 @@ where
                 return;
             };
             let prefix = format!("contract-{}:", unique());
-            let store = RedisStore::connect(&server.url(), &prefix, MAX_LIFETIME)
-                .await
-                .expect("Redis is reachable");
+            // These cases travel in time, so the scripts go by the clock each call passes.
+            let store = RedisStore::connect_with_clock(
+                &server.url(),
+                &prefix,
+                MAX_LIFETIME,
+                RedisClock::Caller,
+            )
+            .await
+            .expect("Redis is reachable");
             case(store).await;
             drop(server);
         } else {
@@ -59,6 +68,7 @@ contract!(
     deletes_respect_the_scope_and_report_what_ended,
     listing_pages_cover_every_match_once,
     indexes_stay_consistent,
+    the_limit_ends_the_least_recently_active,
 );
 
 fn session(user: &str, org: &str, ip: &str, timeout: u32) -> NewSession {
@@ -78,9 +88,21 @@ fn session(user: &str, org: &str, ip: &str, timeout: u32) -> NewSession {
 async fn login(
     store: &SharedStore,
     new: NewSession,
-    policy: ConcurrentSessions,
+    rules: impl Into<LoginRules>,
     now: Millis,
 ) -> Result<(SessionId, PresentedToken), StoreError> {
+    login_ending(store, new, rules, now)
+        .await
+        .map(|(id, token, _)| (id, token))
+}
+
+/// [`login`], with the sessions the login ended.
+async fn login_ending(
+    store: &SharedStore,
+    new: NewSession,
+    rules: impl Into<LoginRules>,
+    now: Millis,
+) -> Result<(SessionId, PresentedToken, Vec<(SessionId, EndReason)>), StoreError> {
     let id = SessionId::generate();
     let token = Token::generate(id);
     let digest = token.digest();
@@ -89,12 +111,61 @@ async fn login(
         digest,
         session: new,
     };
-    store.create(insert, policy, now).await.map(|_| {
-        (
-            id,
-            PresentedToken::parse(&token.expose()).expect("a token of ours"),
-        )
-    })
+    store
+        .create(insert, rules.into(), now)
+        .await
+        .map(|created| {
+            (
+                id,
+                PresentedToken::parse(&token.expose()).expect("a token of ours"),
+                created.ended,
+            )
+        })
+}
+
+async fn the_limit_ends_the_least_recently_active(store: SharedStore) {
+    let t0 = Millis::now();
+    let user = unique();
+    let rules = LoginRules {
+        policy: ConcurrentSessions::Allow,
+        max_per_user: 3,
+    };
+    let mut sessions = Vec::new();
+    for i in 0..3 {
+        let new = session(&user, "A", &format!("10.0.0.{i}"), 600);
+        let (id, token, ended) = login_ending(&store, new, rules, at(t0, i)).await.unwrap();
+        assert!(ended.is_empty(), "within the limit nothing ends");
+        sessions.push((id, token));
+    }
+    // The first is used again, so the second is now the least recently active.
+    assert!(store
+        .authenticate(&sessions[0].1, at(t0, 10))
+        .await
+        .unwrap()
+        .is_some());
+    let new = session(&user, "A", "10.0.0.9", 600);
+    let (fourth, _, ended) = login_ending(&store, new, rules, at(t0, 11)).await.unwrap();
+    assert_eq!(ended, vec![(sessions[1].0, EndReason::Evicted)]);
+    for (id, live) in [
+        (sessions[0].0, true),
+        (sessions[1].0, false),
+        (sessions[2].0, true),
+        (fourth, true),
+    ] {
+        let found = store.get(id, &Scope::All, at(t0, 12)).await.unwrap();
+        assert_eq!(found.is_some(), live, "{id}");
+    }
+    // `replace` ends the others as replaced, not evicted, and the limit has nothing to do.
+    let replace = LoginRules {
+        policy: ConcurrentSessions::Replace,
+        max_per_user: 3,
+    };
+    let new = session(&user, "A", "10.0.0.10", 600);
+    let (_, _, ended) = login_ending(&store, new, replace, at(t0, 13))
+        .await
+        .unwrap();
+    assert_eq!(ended.len(), 3);
+    assert!(ended.iter().all(|(_, why)| *why == EndReason::Replaced));
 }
 
 async fn must_login(
@@ -368,4 +439,37 @@ fn the_lua_expiry_rule_is_the_rust_rule() {
             "{last_active} {timeout} {created} {max_lifetime}"
         );
     }
+}
+
+/// sessiond's Redis store decides every expiry by Redis' clock: a node whose own clock is far
+/// off still makes sessions that start now by Redis, and validates them.
+#[test]
+fn nodes_go_by_redis_clock_not_their_own() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    actix_web::rt::System::new().block_on(async move {
+        let store: SharedStore =
+            RedisStore::connect(&server.url(), &format!("clock-{}:", unique()), MAX_LIFETIME)
+                .await
+                .expect("Redis is reachable");
+        let skewed = Millis::now().plus_seconds(2 * MAX_LIFETIME);
+        let (id, token) = login(
+            &store,
+            session(&unique(), "A", "10.0.0.1", 60),
+            ConcurrentSessions::Allow,
+            skewed,
+        )
+        .await
+        .unwrap();
+        let real = Millis::now();
+        let record = store.get(id, &Scope::All, skewed).await.unwrap().unwrap();
+        assert!(
+            record.data.created_at.0.abs_diff(real.0) < 5_000,
+            "made at Redis' time, not the node's: {:?} vs {real:?}",
+            record.data.created_at
+        );
+        // A node two lifetimes ahead still finds the session live, as Redis does.
+        assert!(store.authenticate(&token, skewed).await.unwrap().is_some());
+    });
 }

@@ -46,7 +46,7 @@ fn login(store: &MemoryStore, user: usize, round: usize, now: Millis) -> Option<
         user_id: format!("stress-{user}").into(),
         name: format!("Student 1{:04}", (user * 37 + round) % 10_000).into(),
         organisation: format!("Org {}", user % 3).into(),
-        ip_address: format!("10.1.{}.{}", user, round % 3)
+        ip_address: format!("10.1.{}.{}", user % 256, round % 3)
             .parse::<IpAddr>()
             .unwrap(),
         server_name: format!("APP-{}", round % 2).into(),
@@ -59,7 +59,7 @@ fn login(store: &MemoryStore, user: usize, round: usize, now: Millis) -> Option<
         digest: token.digest(),
         session,
     };
-    let outcome = block_on(store.create(insert, policy_of(user), now));
+    let outcome = block_on(store.create(insert, policy_of(user).into(), now));
     match outcome {
         Ok(_) => Some(PresentedToken::parse(&token.expose()).unwrap()),
         Err(StoreError::LoginDenied(_)) => None,
@@ -211,4 +211,69 @@ fn everything_at_once_leaves_every_index_consistent() {
         (0, 0, 0, 0),
         "{report:?}"
     );
+}
+
+/// One app server in a loop logs one user in a hundred thousand times: validations of other
+/// users go on meanwhile, and the user never holds more sessions than the limit.
+#[test]
+fn a_hundred_thousand_logins_of_one_user_stall_no_one_and_stay_within_the_limit() {
+    use sessiond::store::LoginRules;
+    use std::sync::atomic::AtomicBool;
+    const LIMIT: u32 = 100;
+    let store = MemoryStore::new(MAX_LIFETIME);
+    let now = Millis::now();
+    let others: Vec<PresentedToken> = (0..1000)
+        .map(|i| login(&store, USERS + i, 0, now).expect("another user logs in"))
+        .collect();
+    let done = AtomicBool::new(false);
+    let validated = AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let rules = LoginRules {
+                policy: ConcurrentSessions::Allow,
+                max_per_user: LIMIT,
+            };
+            for round in 0..100_000u32 {
+                let token = Token::issue();
+                let session = NewSession {
+                    user_id: "looping-app-server-user".into(),
+                    name: "Loop".into(),
+                    organisation: "Org".into(),
+                    ip_address: "10.9.9.9".parse().unwrap(),
+                    server_name: "APP".into(),
+                    roles: vec![],
+                    user_agent: None,
+                    timeout_seconds: 1800,
+                };
+                let insert = Insert {
+                    id: token.id(),
+                    digest: token.digest(),
+                    session,
+                };
+                let at = Millis(now.0 + u64::from(round));
+                block_on(store.create(insert, rules, at)).unwrap();
+            }
+            done.store(true, Ordering::Relaxed);
+        });
+        scope.spawn(|| {
+            let mut k = 0;
+            while !done.load(Ordering::Relaxed) {
+                let token = &others[k % others.len()];
+                assert!(block_on(store.authenticate(token, now)).unwrap().is_some());
+                validated.fetch_add(1, Ordering::Relaxed);
+                k += 1;
+            }
+        });
+    });
+    let report = block_on(store.check_indexes()).unwrap();
+    println!(
+        "100,000 logins of one user: {} validations of others meanwhile; {report:?}",
+        validated.load(Ordering::Relaxed)
+    );
+    assert!(
+        validated.load(Ordering::Relaxed) >= 10_000,
+        "validations of other users went on throughout"
+    );
+    assert_eq!(report.orphans, 0, "{report:?}");
+    assert_eq!(report.rows, others.len() + LIMIT as usize, "{report:?}");
 }

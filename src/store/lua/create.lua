@@ -1,10 +1,14 @@
--- Log a user in: apply the concurrent-session policy and insert, atomically.
+-- Log a user in: apply the concurrent-session policy and the per-user limit, and insert,
+-- atomically.
 -- KEYS: user set, session hash.
--- ARGV: policy, now, max lifetime ms, prefix, channel, id, digest, user_id, name,
---       organisation, ip, server, roles (JSON), timeout seconds, user agent ("" = none),
---       has user agent ("1"/"0").
-local policy, now, max_ms, prefix, channel = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], ARGV[5]
+-- ARGV: policy, now ('' = Redis' clock), max lifetime ms, prefix, channel, id, digest, user_id,
+--       name, organisation, ip, server, roles (JSON), timeout seconds, user agent ("" = none),
+--       has user agent ("1"/"0"), the most sessions a user may have (0 = no limit).
+-- Returns {'denied', id, ip, server, ...} or {'ok', now, reason, id, reason, id, ...} for the
+-- sessions this login ended ('replaced' or 'evicted').
+local policy, now, max_ms, prefix, channel = ARGV[1], clock(ARGV[2]), tonumber(ARGV[3]), ARGV[4], ARGV[5]
 local id, digest, ip = ARGV[6], ARGV[7], ARGV[11]
+local now_text = string.format('%d', now)
 
 -- The user's live sessions; expired ones and stale index entries are cleaned on the way.
 local live = {}
@@ -18,11 +22,19 @@ for _, sid in ipairs(redis.call('SMEMBERS', KEYS[1])) do
     redis.call('SREM', KEYS[1], sid)
     redis.call('PUBLISH', channel, cjson.encode({op = 'd', id = sid}))
   else
-    table.insert(live, {sid, s[IP_ADDRESS], s[SERVER_NAME]})
+    table.insert(live, {sid, s[IP_ADDRESS], s[SERVER_NAME], tonumber(s[LAST_ACTIVE_AT])})
   end
 end
 
-local replaced = {'ok'}
+local function end_session(sid, reason, ended)
+  redis.call('DEL', prefix .. 's:' .. sid)
+  redis.call('SREM', KEYS[1], sid)
+  redis.call('PUBLISH', channel, cjson.encode({op = 'd', id = sid}))
+  table.insert(ended, reason); table.insert(ended, sid)
+end
+
+-- The time the session was made at comes back first: the caller's record must agree with Redis.
+local ended = {'ok', now_text}
 if policy == 'deny-other-ip' then
   for _, s in ipairs(live) do
     if s[2] ~= ip then
@@ -34,12 +46,15 @@ if policy == 'deny-other-ip' then
     end
   end
 elseif policy == 'replace' then
-  for _, s in ipairs(live) do
-    redis.call('DEL', prefix .. 's:' .. s[1])
-    redis.call('SREM', KEYS[1], s[1])
-    redis.call('PUBLISH', channel, cjson.encode({op = 'd', id = s[1]}))
-    table.insert(replaced, s[1])
-  end
+  for _, s in ipairs(live) do end_session(s[1], 'replaced', ended) end
+  live = {}
+end
+
+-- Beyond the limit, the least recently active sessions make room for this one.
+local limit = tonumber(ARGV[17])
+if limit > 0 and #live >= limit then
+  table.sort(live, function(a, b) return a[4] < b[4] end)
+  for i = 1, #live - limit + 1 do end_session(live[i][1], 'evicted', ended) end
 end
 
 local timeout = tonumber(ARGV[14])
@@ -47,7 +62,7 @@ local expires = expires_at(now, timeout, now, max_ms)
 local row = {}
 row[USER_ID], row[NAME], row[ORGANISATION], row[IP_ADDRESS] = ARGV[8], ARGV[9], ARGV[10], ip
 row[SERVER_NAME], row[ROLES], row[TIMEOUT_SECONDS] = ARGV[12], ARGV[13], ARGV[14]
-row[CREATED_AT], row[LAST_ACTIVE_AT], row[DIGEST] = ARGV[2], ARGV[2], digest
+row[CREATED_AT], row[LAST_ACTIVE_AT], row[DIGEST] = now_text, now_text, digest
 row[USER_AGENT] = ARGV[16] == '1' and ARGV[15] or false
 -- The hash holds the fields given; the event carries them in ROW order (false = not given).
 local fields = {}
@@ -63,4 +78,4 @@ redis.call('SADD', KEYS[1], id)
 redis.call('PEXPIREAT', KEYS[1], now + max_ms, 'NX')
 redis.call('PEXPIREAT', KEYS[1], now + max_ms, 'GT')
 redis.call('PUBLISH', channel, cjson.encode({op = 'c', id = id, row = row}))
-return replaced
+return ended

@@ -1,13 +1,17 @@
 -- End the live sessions among the ids that are in scope.
--- ARGV: now, max lifetime ms, prefix, channel, organisation ("" = every organisation), ids...
+-- End the live sessions among the ids that are in scope: an organisation's sessions, except
+-- those holding the admin role, or every session.
+-- ARGV: now ('' = Redis' clock), max lifetime ms, prefix, channel, organisation
+--       ("" = every organisation), ids...
 -- Returns, per session ended, its id followed by its ROW fields.
-local now, max_ms, prefix, channel, scope = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5]
+local now, max_ms, prefix, channel, scope = clock(ARGV[1]), tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5]
 local ended = {}
 for n = 6, #ARGV do
   local id = ARGV[n]
   local key = prefix .. 's:' .. id
   local s = read_session(key)
-  if s[USER_ID] and (scope == '' or s[ORGANISATION] == scope) and session_expires_at(s, max_ms) > now then
+  local in_scope = scope == '' or (s[ORGANISATION] == scope and not holds_admin(s[ROLES]))
+  if s[USER_ID] and in_scope and session_expires_at(s, max_ms) > now then
     redis.call('DEL', key)
     redis.call('SREM', prefix .. 'u:' .. s[USER_ID], id)
     redis.call('PUBLISH', channel, cjson.encode({op = 'd', id = id}))

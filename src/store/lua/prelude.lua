@@ -1,4 +1,12 @@
 
+-- Now, in milliseconds: by Redis' clock, so that every node decides expiry by the same clock
+-- however its own is set; or the time a caller gives (a test travelling in time).
+local function clock(given)
+  if given ~= '' then return tonumber(given) end
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
 -- The expiry rule (Rust: domain::session::expires_at), in milliseconds.
 local function expires_at(last_active, timeout_seconds, created, max_ms)
   return math.min(last_active + timeout_seconds * 1000, created + max_ms)
@@ -7,6 +15,14 @@ end
 -- A session's fields in ROW order (false where absent; all false when there is no session).
 local function read_session(key)
   return redis.call('HMGET', key, unpack(ROW))
+end
+
+-- Whether a session's roles (JSON) hold admin.
+local function holds_admin(roles)
+  for _, role in ipairs(cjson.decode(roles or '[]')) do
+    if role == 'admin' then return true end
+  end
+  return false
 end
 
 local function session_expires_at(s, max_ms)
