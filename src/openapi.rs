@@ -16,7 +16,8 @@ use crate::routes;
         title = "sessiond",
         description = "Issues, validates and expires login sessions, and lets administrators \
             list and end them (the Session Management screen). Every error is an RFC 9457 \
-            problem (`application/problem+json`) with a stable `code`."
+            problem (`application/problem+json`) with a stable `code`.",
+        contact(name = "sessiond maintainers")
     ),
     modifiers(&SecuritySchemes),
     components(schemas(Problem, Code, SortField, Order)),

@@ -4,6 +4,7 @@ use actix_web::{get, web, HttpResponse};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::problems::HeadProblems;
 use crate::domain::Millis;
 use crate::error::{ApiError, Code, Problem};
 use crate::state::AppState;
@@ -18,7 +19,10 @@ pub struct Health {
 ///
 /// Answers `200` whenever the process serves HTTP at all, without touching the session store:
 /// restart the process when this fails. Needs no credentials.
-#[utoipa::path(tag = "operations", responses((status = 200, description = "Alive", body = Health)))]
+#[utoipa::path(
+    tag = "operations",
+    responses((status = 200, description = "Alive", body = Health), HeadProblems)
+)]
 #[get("/healthz")]
 pub async fn healthz() -> web::Json<Health> {
     web::Json(Health { status: "ok" })
@@ -33,6 +37,7 @@ pub async fn healthz() -> web::Json<Health> {
     responses(
         (status = 200, description = "Ready", body = Health),
         (status = 503, description = "The session store cannot be reached", body = Problem, content_type = "application/problem+json"),
+        HeadProblems,
     )
 )]
 #[get("/readyz")]
@@ -59,6 +64,7 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<web::Json<Health>, Api
     responses(
         (status = 200, description = "Prometheus text exposition format 0.0.4", content_type = "text/plain; version=0.0.4", body = String),
         (status = 503, description = "The session store cannot be reached", body = Problem, content_type = "application/problem+json"),
+        HeadProblems,
     )
 )]
 #[get("/metrics")]

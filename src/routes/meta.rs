@@ -2,6 +2,7 @@
 
 use actix_web::{get, web, HttpResponse};
 
+use super::problems::HeadProblems;
 use crate::state::AppState;
 
 /// The OpenAPI document of this API.
@@ -10,7 +11,10 @@ use crate::state::AppState;
 /// Needs no credentials.
 #[utoipa::path(
     tag = "meta",
-    responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json"))
+    responses(
+        (status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json"),
+        HeadProblems,
+    )
 )]
 #[get("/openapi.json")]
 pub async fn openapi_json(state: web::Data<AppState>) -> HttpResponse {
