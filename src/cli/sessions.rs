@@ -30,7 +30,14 @@ pub struct SessionsArgs {
     pub url: String,
     /// An administrator's bearer token (list, delete, whoami). Prefer SESSIOND_TOKEN or
     /// --token-file: a flag's value shows in `ps` and shell history.
-    #[arg(long, env = "SESSIOND_TOKEN", hide_env_values = true, global = true)]
+    // A token may begin with `-`: it is still the flag's value.
+    #[arg(
+        long,
+        env = "SESSIOND_TOKEN",
+        hide_env_values = true,
+        global = true,
+        allow_hyphen_values = true
+    )]
     pub token: Option<String>,
     /// Read the bearer token from this file (`-` for standard input).
     #[arg(long, value_name = "PATH", global = true, conflicts_with = "token")]
@@ -40,7 +47,8 @@ pub struct SessionsArgs {
         long,
         env = "SESSIOND_SERVICE_KEY",
         hide_env_values = true,
-        global = true
+        global = true,
+        allow_hyphen_values = true
     )]
     pub service_key: Option<String>,
     /// Read the service key from this file (`-` for standard input).

@@ -340,11 +340,22 @@ fn secrets_come_from_a_file_or_standard_input_and_a_flag_is_warned_of() {
     let me: Value = serde_json::from_str(&stdout(&from_stdin)).unwrap();
     assert_eq!(me["id"], admin.id.as_str());
 
+    // As a separate argument, and a token that may well begin with `-`.
+    let flagged = cli(&app, None)
+        .args(["whoami", "--token", &format!("-{}", &admin.token[1..])])
+        .output()
+        .unwrap();
+    assert_eq!(
+        flagged.status.code(),
+        Some(1),
+        "taken as the token: {}",
+        stderr(&flagged)
+    );
     let flagged = cli(&app, None)
         .args(["whoami", "--token", &admin.token])
         .output()
         .unwrap();
-    assert!(flagged.status.success());
+    assert!(flagged.status.success(), "{}", stderr(&flagged));
     let warning = stderr(&flagged);
     assert!(
         warning.contains("warning") && warning.contains("--token"),
