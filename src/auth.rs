@@ -3,6 +3,7 @@
 //!
 //! - [`ServiceCaller`]: an app server holding a service key.
 //! - [`Caller`]: a session holder; extracting it validates and touches the session.
+//! - [`Holder`]: any session holder, with what its roles let it reach of other sessions.
 //! - [`AdminCaller`]: a session holder with role `admin` (every organisation) or `org_admin`
 //!   (its own organisation), and the [`Scope`] that role grants.
 
@@ -13,9 +14,9 @@ use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 
-use crate::domain::{Millis, PresentedToken, Scope, SessionId, SessionRecord};
+use crate::domain::{Millis, PresentedToken, Scope, SessionData, SessionId, SessionRecord};
 use crate::error::{ApiError, Challenge, Code};
-use crate::service::Acting;
+use crate::service::{Acting, Reach};
 use crate::state::AppState;
 
 pub const SERVICE_KEY_HEADER: &str = "X-Service-Key";
@@ -120,13 +121,25 @@ impl FromRequest for Caller {
     }
 }
 
-/// A session holder allowed to list and end other sessions, within [`AdminCaller::scope`].
-pub struct AdminCaller {
-    pub caller: Caller,
-    pub scope: Scope,
+/// What a session holder's roles let it reach of other sessions: `admin` every session,
+/// `org_admin` its organisation's, anyone else its own user's.
+fn reach_of(data: &SessionData) -> Reach {
+    if data.holds_admin() {
+        Reach::Administers(Scope::All)
+    } else if data.has_role("org_admin") {
+        Reach::Administers(Scope::Organisation(data.organisation.clone()))
+    } else {
+        Reach::OwnUser
+    }
 }
 
-impl FromRequest for AdminCaller {
+/// Any session holder, with what it may reach of other sessions.
+pub struct Holder {
+    pub caller: Caller,
+    pub reach: Reach,
+}
+
+impl FromRequest for Holder {
     type Error = ApiError;
     type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
@@ -134,28 +147,62 @@ impl FromRequest for AdminCaller {
         let caller = Caller::from_request(req, payload);
         Box::pin(async move {
             let caller = caller.await?;
-            let data = &caller.session.data;
-            let scope = if data.holds_admin() {
-                Scope::All
-            } else if data.has_role("org_admin") {
-                Scope::Organisation(data.organisation.clone())
-            } else {
+            let reach = reach_of(&caller.session.data);
+            Ok(Holder { caller, reach })
+        })
+    }
+}
+
+impl Holder {
+    /// The holder, as the session service sees one acting.
+    pub fn acting(&self) -> Acting<'_> {
+        Acting {
+            caller: &self.caller.session.data,
+            reach: &self.reach,
+            now: self.caller.now,
+        }
+    }
+}
+
+/// A session holder allowed to list and end other sessions, within [`AdminCaller::scope`].
+pub struct AdminCaller {
+    pub caller: Caller,
+    reach: Reach,
+}
+
+impl FromRequest for AdminCaller {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let holder = Holder::from_request(req, payload);
+        Box::pin(async move {
+            let Holder { caller, reach } = holder.await?;
+            if reach == Reach::OwnUser {
                 return Err(ApiError::new(
                     Code::Forbidden,
                     "this operation needs a session with role admin or org_admin",
                 ));
-            };
-            Ok(AdminCaller { caller, scope })
+            }
+            Ok(AdminCaller { caller, reach })
         })
     }
 }
 
 impl AdminCaller {
+    /// Which sessions this administrator may see and end.
+    pub fn scope(&self) -> &Scope {
+        match &self.reach {
+            Reach::Administers(scope) => scope,
+            Reach::OwnUser => unreachable!("an AdminCaller administers"),
+        }
+    }
+
     /// The administrator, as the session service sees one acting.
     pub fn acting(&self) -> Acting<'_> {
         Acting {
-            admin: &self.caller.session.data,
-            scope: &self.scope,
+            caller: &self.caller.session.data,
+            reach: &self.reach,
             now: self.caller.now,
         }
     }

@@ -44,6 +44,11 @@ pub struct Settings {
     #[arg(long, env = "SESSIOND_MAX_SESSIONS_PER_USER", default_value_t = 100, value_name = "SESSIONS", value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
     pub max_sessions_per_user: u32,
 
+    /// Seats per organisation, `Acme=50,Default=200`: at most that many distinct users with
+    /// live sessions in the organisation at once; none when unset.
+    #[arg(long, env = "SESSIOND_ORGANISATION_SEATS", value_name = "ORG=SEATS,...", value_parser = Seats::parse)]
+    pub organisation_seats: Option<Seats>,
+
     /// Start with sample sessions and an administrator session, and print the console's URL.
     #[arg(long, env = "SESSIOND_DEMO", value_parser = clap::builder::BoolishValueParser::new())]
     pub demo: bool,
@@ -149,6 +154,47 @@ impl ServiceKeys {
                 found | key.ct_eq(&digest)
             })
             .into()
+    }
+}
+
+/// Seats per organisation: how many distinct users may have live sessions there at once.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Seats(Vec<(String, u32)>);
+
+impl Seats {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let mut seats: Vec<(String, u32)> = Vec::new();
+        for entry in text.split(',').map(str::trim) {
+            let (organisation, count) = entry
+                .split_once('=')
+                .ok_or_else(|| format!("{entry:?} is not ORGANISATION=SEATS"))?;
+            let organisation = organisation.trim();
+            if organisation.is_empty() {
+                return Err(format!("{entry:?} names no organisation"));
+            }
+            crate::domain::text::checked("organisation", organisation, MAX_TEXT_CHARS)?;
+            let count: u32 = count.trim().parse().map_err(|_| {
+                format!("{entry:?}: the seats must be a whole number from 0, got {count:?}")
+            })?;
+            if seats.iter().any(|(o, _)| o == organisation) {
+                return Err(format!("{organisation:?} is named twice"));
+            }
+            seats.push((organisation.to_string(), count));
+        }
+        Ok(Seats(seats))
+    }
+
+    /// The seats of `organisation`, if it has a limit.
+    pub fn of(&self, organisation: &str) -> Option<u32> {
+        self.0
+            .iter()
+            .find(|(o, _)| o == organisation)
+            .map(|(_, n)| *n)
+    }
+
+    /// Every organisation with a limit, and the limit.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, u32)> {
+        self.0.iter().map(|(o, n)| (o.as_str(), *n))
     }
 }
 
@@ -298,6 +344,25 @@ mod tests {
             "ftp://x",
         ] {
             assert!(parse_origins(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn seats_are_parsed_strictly() {
+        let seats = Seats::parse("Acme=50, Default=200").unwrap();
+        assert_eq!(seats.of("Acme"), Some(50));
+        assert_eq!(seats.of("Default"), Some(200));
+        assert_eq!(seats.of("Globex"), None);
+        for bad in [
+            "Acme=",
+            "=5",
+            "Acme=-1",
+            "Acme=5,Acme=6",
+            "Acme",
+            "Acme=five",
+            "",
+        ] {
+            assert!(Seats::parse(bad).is_err(), "{bad:?}");
         }
     }
 

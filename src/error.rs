@@ -58,6 +58,7 @@ codes! {
     MethodNotAllowed => METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed";
     OwnSession => CONFLICT, "own-session", "That is your own session";
     LoginDenied => CONFLICT, "login-denied", "Login denied";
+    SeatLimit => CONFLICT, "seat-limit", "No seat left in the organisation";
     PayloadTooLarge => PAYLOAD_TOO_LARGE, "payload-too-large", "Request body too large";
     UnsupportedMediaType => UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type", "Unsupported media type";
     Unavailable => SERVICE_UNAVAILABLE, "unavailable", "Service unavailable";
@@ -182,6 +183,16 @@ impl ApiError {
                 ),
             )
         }
+    }
+
+    /// `409 seat-limit`: every seat of the organisation is taken by other users.
+    pub fn seat_limit(organisation: &str, limit: u32) -> Self {
+        Self::new(
+            Code::SeatLimit,
+            format!(
+                "all {limit} seats of the organisation {organisation:?} are taken by users with live sessions; one must end first"
+            ),
+        )
     }
 
     /// `503`: the session store cannot be reached. The reason goes to the log only.

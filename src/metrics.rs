@@ -9,6 +9,15 @@ use prometheus::{
 use crate::domain::EndReason;
 use crate::store::Census;
 
+/// The sessions at a glance, for the metrics.
+#[derive(Clone, Debug, Default)]
+pub struct Picture {
+    /// Live sessions by organisation and server.
+    pub sessions: Vec<Census>,
+    /// For each organisation with seats: how many are in use, of how many.
+    pub seats: Vec<(String, u64, u32)>,
+}
+
 /// The most organisation/server pairs the active-session gauge has series for.
 pub const MAX_CENSUS_SERIES: usize = 100;
 /// The label of everything beyond the largest series.
@@ -17,6 +26,8 @@ const OTHER: &str = "(other)";
 pub struct Metrics {
     registry: Registry,
     sessions_active: IntGaugeVec,
+    seats_used: IntGaugeVec,
+    seats_limit: IntGaugeVec,
     pub sessions_created: IntCounter,
     pub logins_denied: IntCounter,
     sessions_ended: IntCounterVec,
@@ -35,6 +46,22 @@ impl Metrics {
                 "Live sessions by organisation and server name",
             ),
             &["organisation", "server_name"],
+        )
+        .expect("a valid metric");
+        let seats_used = IntGaugeVec::new(
+            Opts::new(
+                "organisation_seats_used",
+                "Distinct users with live sessions, for organisations with seats",
+            ),
+            &["organisation"],
+        )
+        .expect("a valid metric");
+        let seats_limit = IntGaugeVec::new(
+            Opts::new(
+                "organisation_seats_limit",
+                "The seats of each organisation that has a limit",
+            ),
+            &["organisation"],
         )
         .expect("a valid metric");
         let sessions_created =
@@ -68,6 +95,8 @@ impl Metrics {
         .expect("a valid metric");
         for collector in [
             Box::new(sessions_active.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(seats_used.clone()),
+            Box::new(seats_limit.clone()),
             Box::new(sessions_created.clone()),
             Box::new(logins_denied.clone()),
             Box::new(sessions_ended.clone()),
@@ -84,6 +113,8 @@ impl Metrics {
         Metrics {
             registry,
             sessions_active,
+            seats_used,
+            seats_limit,
             sessions_created,
             logins_denied,
             sessions_ended,
@@ -110,7 +141,8 @@ impl Metrics {
     /// The text exposition, with the active-session gauge set from `census`. Organisation and
     /// server names come from logins, so only the [`MAX_CENSUS_SERIES`] largest pairs get
     /// series of their own; the rest are summed under `(other)`.
-    pub fn render(&self, census: &[Census]) -> String {
+    pub fn render(&self, picture: &Picture) -> String {
+        let census = &picture.sessions;
         self.sessions_active.reset();
         let mut largest: Vec<&Census> = census.iter().collect();
         largest.sort_unstable_by_key(|c| std::cmp::Reverse(c.sessions));
@@ -128,6 +160,15 @@ impl Metrics {
             self.sessions_active
                 .with_label_values(&[OTHER, OTHER])
                 .set(rest as i64);
+        }
+        // Only organisations named in SESSIOND_ORGANISATION_SEATS: a bounded set.
+        for (organisation, used, limit) in &picture.seats {
+            self.seats_used
+                .with_label_values(&[organisation])
+                .set(*used as i64);
+            self.seats_limit
+                .with_label_values(&[organisation])
+                .set(i64::from(*limit));
         }
         let mut out = Vec::new();
         TextEncoder::new()

@@ -8,26 +8,31 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::audit::{AuditLog, EndMethod, Subject};
+use crate::config::Seats;
+use crate::domain::limits::MAX_LIMIT;
 use crate::domain::listing::ListParams;
-use crate::domain::new_session::Defaults;
+use crate::domain::new_session::{requested_policy, Defaults};
 use crate::domain::session::holds_admin;
 use crate::domain::{
-    EndReason, ListQuery, Millis, NewSession, NewSessionRequest, Position, PresentedToken, Scope,
-    SessionData, SessionId, SessionRecord, Token,
+    EndReason, ListQuery, Millis, NewSession, NewSessionRequest, Order, Position, PresentedToken,
+    Scope, SessionData, SessionId, SessionRecord, SortField, Token,
 };
 use crate::error::{ApiError, Code};
-use crate::metrics::Metrics;
-use crate::store::{Census, Created, Insert, LoginRules, SharedStore, StoreError};
+use crate::metrics::{Metrics, Picture};
+use crate::store::{Created, Insert, LoginRules, SharedStore, StoreError};
 
 /// The session service: one per application.
 pub struct Sessions {
     store: SharedStore,
+    /// The server's rules; a login may ask for another policy, and its organisation's seats
+    /// come from `seats`.
     rules: LoginRules,
+    seats: Seats,
     server_name: String,
     idle_timeout: u32,
     audit: Arc<AuditLog>,
     metrics: Arc<Metrics>,
-    census: Mutex<Option<(Instant, Vec<Census>)>>,
+    picture: Mutex<Option<(Instant, Picture)>>,
 }
 
 /// How long a census of the sessions is reused for the metrics.
@@ -56,10 +61,19 @@ pub struct BulkOutcome {
     pub refused_own: Vec<String>,
 }
 
-/// An administrator acting on sessions: who it is and what it may reach.
+/// What a caller may reach of other sessions, as its credential's extractor decided.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reach {
+    /// An administrator: every session in its scope.
+    Administers(Scope),
+    /// Anyone else: the sessions of its own user.
+    OwnUser,
+}
+
+/// A caller acting on sessions: who it is and what it may reach.
 pub struct Acting<'a> {
-    pub admin: &'a SessionData,
-    pub scope: &'a Scope,
+    pub caller: &'a SessionData,
+    pub reach: &'a Reach,
     pub now: Millis,
 }
 
@@ -67,10 +81,19 @@ fn no_such_session() -> ApiError {
     ApiError::not_found("no such session")
 }
 
+fn not_yours() -> ApiError {
+    ApiError::new(
+        Code::Forbidden,
+        "this is not a session of your own user; only an administrator may reach it",
+    )
+}
+
 impl Sessions {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         store: SharedStore,
         rules: LoginRules,
+        seats: Seats,
         server_name: String,
         idle_timeout: u32,
         audit: Arc<AuditLog>,
@@ -79,11 +102,12 @@ impl Sessions {
         Sessions {
             store,
             rules,
+            seats,
             server_name,
             idle_timeout,
             audit,
             metrics,
-            census: Mutex::new(None),
+            picture: Mutex::new(None),
         }
     }
 
@@ -92,14 +116,23 @@ impl Sessions {
         &self.store
     }
 
-    /// Logs a user in under the server's concurrent-session policy. A denied login is audited
-    /// and counted.
+    /// Logs a user in under the server's concurrent-session policy (or the one the login asks
+    /// for), the per-user limit and the organisation's seats. A refused login is audited and
+    /// counted.
     pub async fn log_in(&self, request: NewSessionRequest) -> Result<LoggedIn, ApiError> {
         let defaults = Defaults {
             server_name: &self.server_name,
             timeout_seconds: self.idle_timeout,
         };
+        let policy = requested_policy(&request)
+            .map_err(ApiError::invalid)?
+            .unwrap_or(self.rules.policy);
         let session = NewSession::parse(request, &defaults).map_err(ApiError::invalid)?;
+        let rules = LoginRules {
+            policy,
+            seats: self.seats.of(&session.organisation),
+            ..self.rules
+        };
         // Kept (as shared pointers) only to describe a denied login in the audit trail.
         let attempt = (
             session.user_id.clone(),
@@ -114,7 +147,7 @@ impl Sessions {
             digest: token.digest(),
             session,
         };
-        match self.store.create(insert, self.rules, Millis::now()).await {
+        match self.store.create(insert, rules, Millis::now()).await {
             Ok(Created { session, ended }) => {
                 self.metrics.sessions_created.inc();
                 for (_, reason) in &ended {
@@ -126,7 +159,7 @@ impl Sessions {
                     ended,
                 })
             }
-            Err(StoreError::LoginDenied(blocking)) => {
+            Err(refused @ (StoreError::LoginDenied(_) | StoreError::SeatLimit { .. })) => {
                 self.metrics.logins_denied.inc();
                 let (user_id, organisation, ip_address, server_name, holds_admin) = attempt;
                 let subject = Subject {
@@ -137,9 +170,14 @@ impl Sessions {
                     server_name: server_name.to_string(),
                     holds_admin,
                 };
-                self.audit
-                    .login_denied(subject, blocking.iter().map(|b| b.ip_address).collect());
-                Err(StoreError::LoginDenied(blocking).into())
+                let blocking_addresses = match &refused {
+                    StoreError::LoginDenied(blocking) => {
+                        blocking.iter().map(|b| b.ip_address).collect()
+                    }
+                    _ => Vec::new(),
+                };
+                self.audit.login_denied(subject, blocking_addresses);
+                Err(refused.into())
             }
             Err(e) => Err(e.into()),
         }
@@ -182,35 +220,122 @@ impl Sessions {
         })
     }
 
-    /// A live session in `scope`, by the id as sent; anything else is `404`.
-    pub async fn get(
-        &self,
-        id: &str,
-        scope: &Scope,
-        now: Millis,
-    ) -> Result<SessionRecord, ApiError> {
-        let id = SessionId::parse(id).ok_or_else(no_such_session)?;
-        self.store
-            .get(id, scope, now)
-            .await?
-            .ok_or_else(no_such_session)
+    /// A live session the caller may reach, by the id as sent. An administrator gets `404`
+    /// for anything outside its scope; anyone else `403` for anything not of its own user,
+    /// whether or not it exists.
+    pub async fn get(&self, acting: &Acting<'_>, id: &str) -> Result<SessionRecord, ApiError> {
+        match acting.reach {
+            Reach::Administers(scope) => {
+                let id = SessionId::parse(id).ok_or_else(no_such_session)?;
+                self.store
+                    .get(id, scope, acting.now)
+                    .await?
+                    .ok_or_else(no_such_session)
+            }
+            Reach::OwnUser => self.own_users(acting, id).await,
+        }
     }
 
-    /// Ends one session an administrator names; never the administrator's own.
+    /// A live session of the caller's own user, or `403`.
+    async fn own_users(&self, acting: &Acting<'_>, id: &str) -> Result<SessionRecord, ApiError> {
+        let id = SessionId::parse(id).ok_or_else(not_yours)?;
+        self.store
+            .get(id, &Scope::All, acting.now)
+            .await?
+            .filter(|record| record.data.user_id == acting.caller.user_id)
+            .ok_or_else(not_yours)
+    }
+
+    /// Ends one session the caller names; never the caller's own (that is a logout).
     pub async fn end(&self, acting: &Acting<'_>, id: &str) -> Result<(), ApiError> {
-        let id = SessionId::parse(id).ok_or_else(no_such_session)?;
-        if id == acting.admin.id {
+        if SessionId::parse(id) == Some(acting.caller.id) {
             return Err(ApiError::new(
                 Code::OwnSession,
                 "you cannot end your own session here; log out with DELETE /sessions/current",
             ));
         }
-        let ended = self.store.delete(&[id], acting.scope, acting.now).await?;
-        let record = ended.first().ok_or_else(no_such_session)?;
+        let (ended, reason) = match acting.reach {
+            Reach::Administers(scope) => {
+                let id = SessionId::parse(id).ok_or_else(no_such_session)?;
+                let ended = self.store.delete(&[id], scope, acting.now).await?;
+                (
+                    ended.into_iter().next().ok_or_else(no_such_session)?,
+                    EndReason::Admin,
+                )
+            }
+            Reach::OwnUser => {
+                let record = self.own_users(acting, id).await?;
+                let ended = self
+                    .store
+                    .delete(&[record.data.id], &Scope::All, acting.now)
+                    .await?;
+                (
+                    ended.into_iter().next().ok_or_else(not_yours)?,
+                    EndReason::SelfService,
+                )
+            }
+        };
         self.audit
-            .session_ended(acting.admin, &record.data, EndMethod::Single);
-        self.metrics.ended(EndReason::Admin, 1);
+            .session_ended(acting.caller, &ended.data, EndMethod::Single);
+        self.metrics.ended(reason, 1);
         Ok(())
+    }
+
+    /// Every live session of the caller's user, most recently active first: at most
+    /// [`MAX_LIMIT`] of them, and how many there are.
+    pub async fn mine(&self, caller: &SessionData, now: Millis) -> Result<Listing, ApiError> {
+        let query = ListQuery::parse(ListParams {
+            user_id: Some(caller.user_id.to_string()),
+            sort: Some(SortField::LastActive),
+            order: Some(Order::Desc),
+            limit: Some(MAX_LIMIT as i64),
+            ..ListParams::default()
+        })
+        .map_err(ApiError::invalid)?;
+        let page = self.store.list(&query, &Scope::All, now).await?;
+        Ok(Listing {
+            items: page.items,
+            total: page.total,
+            next_cursor: None,
+        })
+    }
+
+    /// Ends every other session of the caller's user ("log out my other devices"); returns the
+    /// ids it ended.
+    pub async fn end_others(
+        &self,
+        caller: &SessionData,
+        now: Millis,
+    ) -> Result<Vec<SessionId>, ApiError> {
+        let mut others = Vec::new();
+        let mut params = ListParams {
+            user_id: Some(caller.user_id.to_string()),
+            limit: Some(MAX_LIMIT as i64),
+            ..ListParams::default()
+        };
+        loop {
+            let query = ListQuery::parse(params.clone()).map_err(ApiError::invalid)?;
+            let page = self.store.list(&query, &Scope::All, now).await?;
+            others.extend(
+                page.items
+                    .iter()
+                    .map(|r| r.data.id)
+                    .filter(|&id| id != caller.id),
+            );
+            match (page.more, page.items.last()) {
+                (true, Some(last)) => {
+                    params.cursor = Some(query.cursor_after(&Position::of(&query, last)))
+                }
+                _ => break,
+            }
+        }
+        let ended = self.store.delete(&others, &Scope::All, now).await?;
+        for record in &ended {
+            self.audit
+                .session_ended(caller, &record.data, EndMethod::Bulk);
+        }
+        self.metrics.ended(EndReason::SelfService, ended.len());
+        Ok(ended.into_iter().map(|r| r.data.id).collect())
     }
 
     /// Ends the sessions an administrator names, in one store call, and says what happened to
@@ -220,7 +345,10 @@ impl Sessions {
         acting: &Acting<'_>,
         requested: Vec<String>,
     ) -> Result<BulkOutcome, ApiError> {
-        let own = acting.admin.id;
+        let Reach::Administers(scope) = acting.reach else {
+            return Err(not_yours());
+        };
+        let own = acting.caller.id;
         let mut seen = HashSet::with_capacity(requested.len());
         let unique: Vec<(String, Option<SessionId>)> = requested
             .into_iter()
@@ -235,13 +363,10 @@ impl Sessions {
             .filter_map(|(_, id)| *id)
             .filter(|&id| id != own)
             .collect();
-        let records = self
-            .store
-            .delete(&candidates, acting.scope, acting.now)
-            .await?;
+        let records = self.store.delete(&candidates, scope, acting.now).await?;
         for record in &records {
             self.audit
-                .session_ended(acting.admin, &record.data, EndMethod::Bulk);
+                .session_ended(acting.caller, &record.data, EndMethod::Bulk);
         }
         self.metrics.ended(EndReason::Admin, records.len());
         let ended: HashSet<SessionId> = records.iter().map(|record| record.data.id).collect();
@@ -263,19 +388,26 @@ impl Sessions {
         Ok(())
     }
 
-    /// Live sessions by organisation and server, for the metrics. Counting reads every
-    /// session, so a count is reused for [`CENSUS_TTL`]: scrapes, however frequent, cost one
-    /// scan that often at most.
-    pub async fn census(&self, now: Millis) -> Result<Vec<Census>, ApiError> {
-        if let Some((at, census)) = &*self.census.lock().unwrap_or_else(PoisonError::into_inner) {
+    /// Live sessions by organisation and server, and the seats in use, for the metrics.
+    /// Counting reads every session, so a count is reused for [`CENSUS_TTL`]: scrapes, however
+    /// frequent, cost one scan that often at most.
+    pub async fn picture(&self, now: Millis) -> Result<Picture, ApiError> {
+        if let Some((at, picture)) = &*self.picture.lock().unwrap_or_else(PoisonError::into_inner) {
             if at.elapsed() < CENSUS_TTL {
-                return Ok(census.clone());
+                return Ok(picture.clone());
             }
         }
-        let census = self.store.census(now).await?;
-        *self.census.lock().unwrap_or_else(PoisonError::into_inner) =
-            Some((Instant::now(), census.clone()));
-        Ok(census)
+        let mut picture = Picture {
+            sessions: self.store.census(now).await?,
+            seats: Vec::new(),
+        };
+        for (organisation, limit) in self.seats.iter() {
+            let used = self.store.seats_in_use(organisation, now).await?;
+            picture.seats.push((organisation.to_string(), used, limit));
+        }
+        *self.picture.lock().unwrap_or_else(PoisonError::into_inner) =
+            Some((Instant::now(), picture.clone()));
+        Ok(picture)
     }
 
     /// Whether the store can serve requests now.

@@ -201,7 +201,9 @@ fn app_state(
             LoginRules {
                 policy: settings.concurrent_sessions,
                 max_per_user: settings.max_sessions_per_user,
+                seats: None,
             },
+            settings.organisation_seats.clone().unwrap_or_default(),
             settings.server_name.clone(),
             settings.idle_timeout,
             audit.clone(),

@@ -81,6 +81,16 @@ pub enum SessionsCommand {
     /// Log a user in with a service key and print only the new token.
     #[command(after_help = EXIT_CODES)]
     Login(LoginArgs),
+    /// List the sessions of the token's own user (its devices), most recently active first.
+    #[command(after_help = EXIT_CODES)]
+    Mine {
+        /// Print the sessions as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// End every other session of the token's own user ("log out my other devices").
+    #[command(name = "end-others", after_help = EXIT_CODES)]
+    EndOthers,
 }
 
 #[derive(Args, Debug)]
@@ -179,6 +189,8 @@ pub fn run(args: SessionsArgs) -> ExitCode {
         SessionsCommand::Delete(delete) => delete_sessions(&client, &delete),
         SessionsCommand::Whoami { json } => whoami(&client, json),
         SessionsCommand::Login(login) => log_in(&client, &login),
+        SessionsCommand::Mine { json } => my_sessions(&client, json),
+        SessionsCommand::EndOthers => end_others(&client),
     };
     match outcome {
         Ok(code) => code,
@@ -266,6 +278,56 @@ fn list_sessions(client: &ApiClient, args: &ListArgs) -> Result<ExitCode, CliErr
     println!("{table}");
     let hint = if more { " (--all for every page)" } else { "" };
     println!("{} of {total} sessions{hint}", items.len());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn my_sessions(client: &ApiClient, json: bool) -> Result<ExitCode, CliError> {
+    let mine = client.get("/sessions/mine", &[])?;
+    let items = mine["items"].as_array().cloned().unwrap_or_default();
+    if json {
+        println!("{}", Value::Array(items));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut table = Table::new();
+    table
+        .load_preset(UTF8_BORDERS_ONLY)
+        .set_content_arrangement(ContentArrangement::Disabled)
+        .set_header([
+            "IP Address",
+            "Server Name",
+            "User Agent",
+            "Session Time",
+            "Last Active",
+            "ID",
+        ]);
+    for s in &items {
+        let text = |key: &str| s[key].as_str().unwrap_or("-").to_string();
+        let seconds = |key: &str| format_duration(s[key].as_u64().unwrap_or_default());
+        let mut ip = text("ip_address");
+        if s["own"] == json!(true) {
+            ip.push_str(" (this device)");
+        }
+        table.add_row([
+            ip,
+            text("server_name"),
+            text("user_agent"),
+            seconds("session_time_seconds"),
+            format!("{} ago", seconds("idle_seconds")),
+            text("id"),
+        ]);
+    }
+    println!("{table}");
+    let total = mine["total"].as_u64().unwrap_or_default();
+    let noun = if total == 1 { "session" } else { "sessions" };
+    println!("{total} {noun} of this user");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn end_others(client: &ApiClient) -> Result<ExitCode, CliError> {
+    let ended = client.delete("/sessions/mine", &Value::Null)?;
+    let count = ended["deleted"].as_array().map_or(0, Vec::len);
+    let noun = if count == 1 { "session" } else { "sessions" };
+    println!("ended {count} other {noun}; this one stays");
     Ok(ExitCode::SUCCESS)
 }
 

@@ -10,6 +10,7 @@ use super::limits::{
     DEFAULT_ORGANISATION, MAX_ROLES, MAX_ROLE_CHARS, MAX_TEXT_CHARS, MAX_TIMEOUT_SECONDS,
     MAX_USER_AGENT_CHARS,
 };
+use super::policy::ConcurrentSessions;
 use super::text::{checked, refuse_forbidden};
 
 /// `POST /sessions` body. Unknown fields are rejected, so a typo such as `organization` is caught.
@@ -74,12 +75,31 @@ pub struct NewSessionRequest {
         pattern = "^[^\\x00-\\x1F\\x7F-\\x9F\\u00AD\\u061C\\u180E\\u200B\\u200E\\u200F\\u202A-\\u202E\\u2060-\\u2064\\u2066-\\u206F\\uFEFF\\uFFF9-\\uFFFB]*$"
     )]
     pub user_agent: Option<String>,
+    /// Overrides the server's concurrent-session policy for this one login: after a
+    /// `login-denied`, the app asks the user and repeats the login with `replace`.
+    #[schema(value_type = Option<ConcurrentSessions>)]
+    pub concurrent_sessions: Option<String>,
 }
 
 /// What the service fills in when a login leaves it out.
 pub struct Defaults<'a> {
     pub server_name: &'a str,
     pub timeout_seconds: u32,
+}
+
+/// The policy a login asks for, if any: one of the policy's names, or an error naming the field.
+pub fn requested_policy(request: &NewSessionRequest) -> Result<Option<ConcurrentSessions>, String> {
+    use clap::ValueEnum;
+    let Some(name) = &request.concurrent_sessions else {
+        return Ok(None);
+    };
+    ConcurrentSessions::from_str(name, false)
+        .map(Some)
+        .map_err(|_| {
+            format!(
+                "concurrent_sessions: {name:?} is not a policy; use deny-other-ip, replace or allow"
+            )
+        })
 }
 
 /// A login request that has been checked field by field.
@@ -236,6 +256,7 @@ mod tests {
             roles: None,
             timeout_seconds: None,
             user_agent: None,
+            concurrent_sessions: None,
         }
     }
 

@@ -73,12 +73,15 @@ pub enum EndReason {
     Replaced,
     /// A login beyond the user's limit ended it, the least recently active.
     Evicted,
+    /// Its own user ended it from another of their sessions.
+    SelfService,
 }
 
 impl EndReason {
-    pub const ALL: [EndReason; 5] = [
+    pub const ALL: [EndReason; 6] = [
         EndReason::Logout,
         EndReason::Admin,
+        EndReason::SelfService,
         EndReason::Expired,
         EndReason::Replaced,
         EndReason::Evicted,
@@ -91,6 +94,7 @@ impl EndReason {
             EndReason::Expired => "expired",
             EndReason::Replaced => "replaced",
             EndReason::Evicted => "evicted",
+            EndReason::SelfService => "self",
         }
     }
 }

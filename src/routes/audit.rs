@@ -58,7 +58,7 @@ pub async fn audit(
     let limit = parse_limit(limit).map_err(ApiError::invalid)?;
     let page = state
         .audit
-        .page(&admin.scope, cursor.as_deref(), limit)
+        .page(admin.scope(), cursor.as_deref(), limit)
         .map_err(ApiError::invalid)?;
     Ok(web::Json(AuditList {
         items: page.items,

@@ -55,8 +55,9 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<web::Json<Health>, Api
 
 /// Prometheus metrics.
 ///
-/// The text exposition format: active sessions by organisation and server name, sessions
-/// created, logins denied, sessions ended by reason (logout, admin, expired, replaced), and
+/// The text exposition format: active sessions by organisation and server name, seats used
+/// and their limit by organisation (where seats are set), sessions created, logins denied,
+/// sessions ended by reason (logout, admin, self, expired, replaced, evicted), and
 /// request counts and latency histograms by method, route pattern and status. Needs no
 /// credentials; keep it on an internal network.
 #[utoipa::path(
@@ -69,8 +70,8 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<web::Json<Health>, Api
 )]
 #[get("/metrics")]
 pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let census = state.sessions.census(Millis::now()).await?;
+    let picture = state.sessions.picture(Millis::now()).await?;
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(state.metrics.render(&census)))
+        .body(state.metrics.render(&picture)))
 }

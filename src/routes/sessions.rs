@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::problems::{AdminProblems, BearerProblems, BodyProblems};
-use crate::auth::{AdminCaller, Caller, ServiceCaller};
+use crate::auth::{AdminCaller, Caller, Holder, ServiceCaller};
 use crate::domain::limits::MAX_DELETE_IDS;
 use crate::domain::listing::ListParams;
 use crate::domain::{NewSessionRequest, Session};
@@ -172,7 +172,7 @@ pub async fn list_sessions(
     let now = admin.caller.now;
     let listing = state
         .sessions
-        .list(params.into_inner(), &admin.scope, now)
+        .list(params.into_inner(), admin.scope(), now)
         .await?;
     let caller = Some(admin.caller.id());
     Ok(web::Json(SessionList {
@@ -189,7 +189,9 @@ pub async fn list_sessions(
 /// Read one session.
 ///
 /// Any live session for an `admin`; for an `org_admin`, only sessions of its own organisation
-/// (others are `404`, as if they did not exist). Reading does not touch the session read.
+/// (others are `404`, as if they did not exist). Anyone else may read the sessions of its own
+/// user; any other id is `403`, whether or not it exists. Reading does not touch the session
+/// read.
 #[utoipa::path(
     tag = "sessions",
     params(("id" = String, Path, description = "The session id")),
@@ -197,29 +199,29 @@ pub async fn list_sessions(
     responses(
         (status = 200, description = "The session", body = Session),
         BearerProblems,
-        AdminProblems,
-        (status = 404, description = "No live session with this id in the caller's scope", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an administrator, and not a session of the caller's own user", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "For an administrator: no live session with this id in its scope", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[get("/sessions/{id}")]
 pub async fn get_session(
-    admin: AdminCaller,
+    holder: Holder,
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<web::Json<Session>, ApiError> {
-    let now = admin.caller.now;
-    let record = state.sessions.get(&id, &admin.scope, now).await?;
+    let record = state.sessions.get(&holder.acting(), &id).await?;
     Ok(web::Json(Session::view(
         record,
-        now,
-        Some(admin.caller.id()),
+        holder.caller.now,
+        Some(holder.caller.id()),
     )))
 }
 
 /// End one session.
 ///
-/// An administrator cannot end their own session this way (`409`, code `own-session`); that is
-/// what `DELETE /sessions/current` is for.
+/// An administrator ends any session in its scope; anyone else a session of its own user
+/// (another device), and any other id is `403`. Nobody ends their own session this way (`409`,
+/// code `own-session`): that is what `DELETE /sessions/current` is for.
 #[utoipa::path(
     tag = "sessions",
     params(("id" = String, Path, description = "The session id")),
@@ -227,19 +229,87 @@ pub async fn get_session(
     responses(
         (status = 204, description = "The session has ended"),
         BearerProblems,
-        AdminProblems,
-        (status = 404, description = "No live session with this id in the caller's scope", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an administrator, and not a session of the caller's own user", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "For an administrator: no live session with this id in its scope", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "That is the caller's own session (code `own-session`)", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[delete("/sessions/{id}")]
 pub async fn delete_session(
-    admin: AdminCaller,
+    holder: Holder,
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    state.sessions.end(&admin.acting(), &id).await?;
+    state.sessions.end(&holder.acting(), &id).await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// The sessions of the caller's own user.
+#[derive(Serialize, ToSchema)]
+pub struct MySessions {
+    /// Most recently active first, at most 1000; `own` marks the caller's.
+    pub items: Vec<Session>,
+    /// How many live sessions the user has.
+    #[schema(example = 2)]
+    pub total: u64,
+}
+
+/// The ids a `DELETE /sessions/mine` ended.
+#[derive(Serialize, ToSchema)]
+pub struct EndedSessions {
+    #[schema(example = json!(["5d1e2a3b-4c5d-4e6f-8a7b-9c0d1e2f3a4b"]))]
+    pub deleted: Vec<String>,
+}
+
+/// List my sessions.
+///
+/// Every live session of the caller's user (its devices), most recently active first, with
+/// `own: true` on the caller's. Any session holder may call it.
+#[utoipa::path(
+    tag = "sessions",
+    security(("bearer" = [])),
+    responses((status = 200, description = "The user's sessions", body = MySessions), BearerProblems)
+)]
+#[get("/sessions/mine")]
+pub async fn my_sessions(
+    caller: Caller,
+    state: web::Data<AppState>,
+) -> Result<web::Json<MySessions>, ApiError> {
+    let listing = state
+        .sessions
+        .mine(&caller.session.data, caller.now)
+        .await?;
+    let own = Some(caller.id());
+    Ok(web::Json(MySessions {
+        items: listing
+            .items
+            .into_iter()
+            .map(|record| Session::view(record, caller.now, own))
+            .collect(),
+        total: listing.total,
+    }))
+}
+
+/// Log out my other devices.
+///
+/// Ends every other session of the caller's user; the caller's own stays.
+#[utoipa::path(
+    tag = "sessions",
+    security(("bearer" = [])),
+    responses((status = 200, description = "The sessions ended", body = EndedSessions), BearerProblems)
+)]
+#[delete("/sessions/mine")]
+pub async fn end_my_other_sessions(
+    caller: Caller,
+    state: web::Data<AppState>,
+) -> Result<web::Json<EndedSessions>, ApiError> {
+    let ended = state
+        .sessions
+        .end_others(&caller.session.data, caller.now)
+        .await?;
+    Ok(web::Json(EndedSessions {
+        deleted: ended.iter().map(ToString::to_string).collect(),
+    }))
 }
 
 /// End several sessions at once.

@@ -29,6 +29,7 @@ use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
 use compact_str::CompactString;
+use dashmap::try_result::TryResult;
 use dashmap::DashMap;
 use hashbrown::{DefaultHashBuilder, HashMap, HashTable};
 use rayon::prelude::*;
@@ -239,20 +240,23 @@ impl Shard {
         slot
     }
 
-    fn remove(&mut self, slot: u32) -> Row {
+    /// Removes a row; returns it with its organisation (whose interned number it no longer
+    /// holds).
+    fn remove(&mut self, slot: u32) -> (Row, Arc<str>) {
         let id = self.row(slot).id();
         if let Ok(entry) = self.by_id.find_entry(id_hash(id), |&s| s == slot) {
             entry.remove();
         }
         self.free.push(slot);
         let row = self.rows[slot as usize].take().expect("occupied");
+        let organisation = self.labels.get(row.organisation).clone();
         self.labels.release(row.organisation);
         self.labels.release(row.server_name);
         self.role_sets.release(row.roles);
         if row.user_agent != NO_VALUE {
             self.agents.release(row.user_agent);
         }
-        row
+        (row, organisation)
     }
 
     fn occupied(&self) -> impl Iterator<Item = &Row> {
@@ -370,6 +374,10 @@ pub struct MemoryStore {
 struct Store {
     shards: Box<[RwLock<Shard>]>,
     users: DashMap<CompactString, UserChain, DefaultHashBuilder>,
+    /// Per organisation, its users and how many sessions each has there: the seats taken.
+    /// Counted as sessions are stored and removed; an expired session counts until the reaper
+    /// removes it, so a full organisation is checked for live sessions before it refuses.
+    seats: DashMap<CompactString, HashMap<CompactString, u32>, DefaultHashBuilder>,
     max_lifetime_seconds: u64,
 }
 
@@ -467,6 +475,13 @@ impl SessionStore for MemoryStore {
         self.store.census(now)
     }
 
+    async fn seats_in_use(&self, organisation: &str, now: Millis) -> Result<u64, StoreError> {
+        let store = &self.store;
+        Ok(store.seats.get(organisation).map_or(0, |seated| {
+            store.live_seats(organisation, &seated, now) as u64
+        }))
+    }
+
     async fn check_indexes(&self) -> Result<IndexReport, StoreError> {
         self.store.check_indexes()
     }
@@ -481,8 +496,59 @@ impl Store {
         Store {
             shards: (0..SHARDS).map(|_| RwLock::default()).collect(),
             users: DashMap::with_hasher_and_shard_amount(DefaultHashBuilder::default(), SHARDS),
+            seats: DashMap::with_hasher_and_shard_amount(DefaultHashBuilder::default(), SHARDS),
             max_lifetime_seconds,
         }
+    }
+
+    /// Counts one more (`true`) or one fewer session of `user` in `organisation`.
+    fn count_seat(&self, organisation: &str, user: &str, more: bool) {
+        if more {
+            *self
+                .seats
+                .entry(CompactString::from(organisation))
+                .or_default()
+                .entry(CompactString::from(user))
+                .or_default() += 1;
+            return;
+        }
+        let Some(mut users) = self.seats.get_mut(organisation) else {
+            return;
+        };
+        if let Some(count) = users.get_mut(user) {
+            *count -= 1;
+            if *count == 0 {
+                users.remove(user);
+            }
+        }
+        let empty = users.is_empty();
+        drop(users);
+        if empty {
+            self.seats
+                .remove_if(organisation, |_, users| users.is_empty());
+        }
+    }
+
+    /// How many of `seated` have a live session in `organisation` now. A user whose entry is
+    /// busy (logging in this very moment) counts as seated.
+    fn live_seats(
+        &self,
+        organisation: &str,
+        seated: &HashMap<CompactString, u32>,
+        now: Millis,
+    ) -> usize {
+        seated
+            .keys()
+            .filter(|user| match self.users.try_get(user.as_str()) {
+                TryResult::Absent => false,
+                TryResult::Locked => true,
+                TryResult::Present(chain) => self.chain(&chain).into_iter().any(|at| {
+                    let rows = self.shard(at.shard());
+                    let row = rows.row(at.slot());
+                    self.live(row, now) && &**rows.labels.get(row.organisation) == organisation
+                }),
+            })
+            .count()
     }
 
     // A panic while holding a shard cannot leave a half-applied change behind (every change
@@ -510,7 +576,11 @@ impl Store {
         data: &SessionData,
         digest: TokenDigest,
         last_active_at: Millis,
+        seat_counted: bool,
     ) -> RowRef {
+        if !seat_counted {
+            self.count_seat(&data.organisation, &data.user_id, true);
+        }
         let shard = shard_of(data.id);
         let slot = self
             .shard_mut(shard)
@@ -529,7 +599,8 @@ impl Store {
     /// Removes the row at `at` from its shard and its user's chain, in O(1). The caller holds
     /// the user's entry.
     fn unlink(&self, chain: &mut UserChain, at: RowRef) -> SessionId {
-        let row = self.shard_mut(at.shard()).remove(at.slot());
+        let (row, organisation) = self.shard_mut(at.shard()).remove(at.slot());
+        self.count_seat(&organisation, &row.user_id, false);
         let (previous, next) = (row.previous_of_user, row.next_of_user);
         if previous == RowRef::END {
             chain.head = next;
@@ -605,7 +676,7 @@ impl Store {
         if self.shard(shard_of(data.id)).slot_of(data.id).is_some() {
             return false;
         }
-        self.link(&mut chain, data, saved.digest, saved.last_active_at);
+        self.link(&mut chain, data, saved.digest, saved.last_active_at, false);
         true
     }
 
@@ -819,7 +890,8 @@ impl Store {
                 head: RowRef::END,
                 count: 0,
             });
-        // The user's live sessions, with when each was last active; expired ones go now.
+        // The user's live sessions, with when each was last active and whether it is in the
+        // login's organisation; expired ones go now.
         let mut live = Vec::new();
         for at in self.chain(&chain) {
             let found = {
@@ -831,41 +903,62 @@ impl Store {
                         ip_address: row.ip_address,
                         server_name: rows.labels.get(row.server_name).clone(),
                     };
-                    (blocking, row.last_active_at())
+                    let here = **rows.labels.get(row.organisation) == *data.organisation;
+                    (blocking, row.last_active_at(), here)
                 })
             };
             match found {
-                Some((blocking, last_active)) => live.push((at, blocking, last_active)),
+                Some((blocking, last_active, here)) => live.push((at, blocking, last_active, here)),
                 None => {
                     self.unlink(&mut chain, at);
                 }
             }
         }
+        if rules.policy == ConcurrentSessions::DenyOtherIp
+            && live
+                .iter()
+                .any(|(_, b, _, _)| b.ip_address != data.ip_address)
+        {
+            return Err(StoreError::LoginDenied(
+                live.into_iter().map(|(_, b, _, _)| b).collect(),
+            ));
+        }
+        // A user new to a limited organisation takes a seat: decided before anything ends, and
+        // counted before the organisation's entry is let go, so racing logins see it.
+        let mut seat_counted = false;
+        if let Some(limit) = rules.seats {
+            if !live.iter().any(|(_, _, _, here)| *here) {
+                let organisation = CompactString::from(&*data.organisation);
+                let mut seated = self.seats.entry(organisation).or_default();
+                let full = seated.len() >= limit as usize
+                    && self.live_seats(&data.organisation, &seated, now) >= limit as usize;
+                if full && !seated.contains_key(&*data.user_id) {
+                    return Err(StoreError::SeatLimit {
+                        organisation: data.organisation.clone(),
+                        limit,
+                    });
+                }
+                *seated
+                    .entry(CompactString::from(&*data.user_id))
+                    .or_default() += 1;
+                seat_counted = true;
+            }
+        }
         let mut ended = Vec::new();
-        match rules.policy {
-            ConcurrentSessions::DenyOtherIp => {
-                if live.iter().any(|(_, b, _)| b.ip_address != data.ip_address) {
-                    return Err(StoreError::LoginDenied(
-                        live.into_iter().map(|(_, b, _)| b).collect(),
-                    ));
-                }
+        if rules.policy == ConcurrentSessions::Replace {
+            for (at, _, _, _) in live.drain(..) {
+                ended.push((self.unlink(&mut chain, at), EndReason::Replaced));
             }
-            ConcurrentSessions::Replace => {
-                for (at, _, _) in live.drain(..) {
-                    ended.push((self.unlink(&mut chain, at), EndReason::Replaced));
-                }
-            }
-            ConcurrentSessions::Allow => {}
         }
         // Beyond the limit, the least recently active sessions make room for this one.
         let limit = rules.max_per_user as usize;
         if limit > 0 && live.len() >= limit {
-            live.sort_unstable_by_key(|(_, _, last_active)| *last_active);
-            for (at, _, _) in live.drain(..=live.len() - limit) {
+            live.sort_unstable_by_key(|(_, _, last_active, _)| *last_active);
+            for (at, _, _, _) in live.drain(..=live.len() - limit) {
                 ended.push((self.unlink(&mut chain, at), EndReason::Evicted));
             }
         }
-        self.link(&mut chain, &data, digest, now);
+        self.link(&mut chain, &data, digest, now, seat_counted);
         let session = SessionRecord {
             expires_at: data.expires_at(now, self.max_lifetime_seconds),
             data,

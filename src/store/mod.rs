@@ -26,6 +26,9 @@ pub enum StoreError {
     /// The login was refused by the concurrent-session policy.
     #[error("the user already has a session from another IP address")]
     LoginDenied(Vec<BlockingSession>),
+    /// Every seat of the organisation is taken by other users.
+    #[error("all {limit} seats of {organisation} are taken")]
+    SeatLimit { organisation: Arc<str>, limit: u32 },
     /// The store cannot be reached; the request may succeed later.
     #[error("the session store is unavailable: {0}")]
     Unavailable(String),
@@ -52,6 +55,10 @@ impl From<StoreError> for ApiError {
                     })
                     .collect(),
             ),
+            StoreError::SeatLimit {
+                organisation,
+                limit,
+            } => ApiError::seat_limit(&organisation, limit),
             StoreError::Unavailable(reason) => ApiError::unavailable(&reason),
         }
     }
@@ -64,6 +71,9 @@ pub struct LoginRules {
     /// The most live sessions a user may have; a login beyond it ends the user's least
     /// recently active ones. 0: no limit.
     pub max_per_user: u32,
+    /// The seats of the login's organisation, if it has a limit: how many distinct users may
+    /// have live sessions there at once.
+    pub seats: Option<u32>,
 }
 
 impl From<ConcurrentSessions> for LoginRules {
@@ -71,6 +81,7 @@ impl From<ConcurrentSessions> for LoginRules {
         LoginRules {
             policy,
             max_per_user: 0,
+            seats: None,
         }
     }
 }
@@ -161,6 +172,9 @@ pub trait SessionStore: Send + Sync {
 
     /// Live sessions counted by organisation and server name.
     async fn census(&self, now: Millis) -> Result<Vec<Census>, StoreError>;
+
+    /// How many distinct users have a live session in `organisation`: its seats in use.
+    async fn seats_in_use(&self, organisation: &str, now: Millis) -> Result<u64, StoreError>;
 
     /// Counts sessions and index entries, and the entries that point nowhere.
     async fn check_indexes(&self) -> Result<IndexReport, StoreError>;

@@ -6,7 +6,9 @@
 //! Keys, under a prefix:
 //! - `s:{id}`: a hash per session, expiring (TTL) when the session does;
 //! - `u:{user id}`: the set of the user's session ids, for the policy; scripts remove members
-//!   as sessions end, and the set expires with the longest session it may hold.
+//!   as sessions end, and the set expires with the longest session it may hold;
+//! - `o:{organisation}`: the organisation's users, for its seats; a full one is cleared of
+//!   users without a live session there before a login is refused.
 //!
 //! Listing needs a scan-friendly layout, so each node keeps a replica of the sessions in a
 //! [`MemoryStore`], loaded at start-up and kept current by the change events the scripts
@@ -121,6 +123,7 @@ pub struct RedisStore {
     create: Script,
     authenticate: Script,
     delete: Script,
+    seats: Script,
     sweep: Script,
 }
 
@@ -181,6 +184,7 @@ impl RedisStore {
             create: script(include_str!("lua/create.lua")),
             authenticate: script(include_str!("lua/authenticate.lua")),
             delete: script(include_str!("lua/delete.lua")),
+            seats: script(include_str!("lua/seats.lua")),
             sweep: Script::new(include_str!("lua/sweep.lua")),
         });
         store.clone().follow(client);
@@ -462,6 +466,7 @@ impl SessionStore for RedisStore {
             .create
             .key(self.key("u", &session.user_id))
             .key(self.key("s", &id.to_string()))
+            .key(self.key("o", &session.organisation))
             .arg(policy_name(rules.policy))
             .arg(self.clock.arg(now))
             .arg(self.max_ms())
@@ -483,12 +488,19 @@ impl SessionStore for RedisStore {
                 "0"
             })
             .arg(rules.max_per_user)
+            .arg(rules.seats.map(|n| n.to_string()).unwrap_or_default())
             .invoke_async(&mut self.conn.clone())
             .await
             .map_err(unavailable)?;
         let (status, rest) = reply
             .split_first()
             .ok_or_else(|| StoreError::Unavailable("Redis gave an empty answer".into()))?;
+        if status == "seat-limit" {
+            return Err(StoreError::SeatLimit {
+                organisation: session.organisation.clone(),
+                limit: rules.seats.unwrap_or_default(),
+            });
+        }
         if status == "denied" {
             let existing = rest
                 .chunks(3)
@@ -638,6 +650,18 @@ impl SessionStore for RedisStore {
 
     async fn census(&self, now: Millis) -> Result<Vec<Census>, StoreError> {
         self.replica.census(now).await
+    }
+
+    async fn seats_in_use(&self, organisation: &str, now: Millis) -> Result<u64, StoreError> {
+        self.seats
+            .key(self.key("o", organisation))
+            .arg(self.clock.arg(now))
+            .arg(self.max_ms())
+            .arg(&self.prefix)
+            .arg(organisation)
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(unavailable)
     }
 
     async fn check_indexes(&self) -> Result<IndexReport, StoreError> {

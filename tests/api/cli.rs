@@ -407,3 +407,39 @@ fn a_redirect_never_carries_the_credential_elsewhere() {
         "nothing followed the redirect to the other address"
     );
 }
+
+#[test]
+fn a_user_lists_its_devices_and_logs_the_others_out() {
+    let app = spawn_app();
+    let user = unique();
+    let device = |ip: &str, agent: &str| {
+        app.login_as(
+            &json!({"user_id": user, "name": "Teresa Pringle", "ip_address": ip,
+            "user_agent": agent, "concurrent_sessions": "allow"}),
+        )
+    };
+    let laptop = device("59.100.242.122", "Laptop");
+    let phone = device("203.0.113.7", "Phone");
+    let mine = cli(&app, Some(&laptop.token)).arg("mine").output().unwrap();
+    assert!(mine.status.success(), "{}", stderr(&mine));
+    let table = stdout(&mine);
+    assert!(table.contains("59.100.242.122 (this device)"), "{table}");
+    assert!(
+        table.contains("Phone") && table.contains("2 sessions of this user"),
+        "{table}"
+    );
+
+    let ended = cli(&app, Some(&laptop.token))
+        .arg("end-others")
+        .output()
+        .unwrap();
+    assert!(ended.status.success(), "{}", stderr(&ended));
+    assert!(stdout(&ended).contains("ended 1 other session"));
+    assert!(!app.validates(&phone.token) && app.validates(&laptop.token));
+    let json_out = cli(&app, Some(&laptop.token))
+        .args(["mine", "--json"])
+        .output()
+        .unwrap();
+    let items: Value = serde_json::from_str(&stdout(&json_out)).unwrap();
+    assert_eq!(items.as_array().unwrap().len(), 1);
+}

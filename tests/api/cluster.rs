@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::helpers::{race_logins, unique, wait_until, without_clock_fields, Login};
+use crate::helpers::{race, race_logins, unique, wait_until, without_clock_fields, Login};
 use crate::process::Process;
 use crate::redis_server::RedisServer;
 
@@ -135,6 +135,39 @@ fn simultaneous_logins_through_both_nodes_let_exactly_one_in() {
         let nodes = nodes.clone();
         race_logins(12, move |i, body| nodes[i % 2].create(body).status);
     }
+}
+
+#[test]
+fn simultaneous_logins_for_an_organisations_last_seat_through_both_nodes_let_one_in() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let prefix = format!("seats-{}:", unique());
+    let seated = |name: &str| {
+        Process::start(&[
+            ("SESSIOND_STORE", &redis.url()),
+            ("SESSIOND_REDIS_PREFIX", &prefix),
+            ("SESSIOND_SERVER_NAME", name),
+            ("SESSIOND_ORGANISATION_SEATS", "Acme=4"),
+        ])
+        .unwrap_or_else(|e| panic!("node {name} starts: {e}"))
+    };
+    let (a, b) = (seated("NODE-A"), seated("NODE-B"));
+    for node in [&a, &b, &a] {
+        node.login_as(
+            &json!({"user_id": unique(), "name": "N", "ip_address": "10.0.0.1",
+            "organisation": "Acme"}),
+        );
+    }
+    let nodes = Arc::new([a, b]);
+    race(
+        10,
+        |i| {
+            json!({"user_id": unique(), "name": "N", "ip_address": format!("10.2.0.{i}"),
+            "organisation": "Acme"})
+        },
+        move |i, body| nodes[i % 2].create(body).status,
+    );
 }
 
 #[test]

@@ -350,19 +350,33 @@ pub fn without_clock_fields(sessions: Vec<Value>) -> Vec<Value> {
         .collect()
 }
 
-/// Sends `racers` logins of one new user, each from its own address, all released at once by
-/// a barrier; `login(i, body)` sends racer `i`'s and returns the status. Asserts that exactly
-/// one got in and every other was denied.
+/// Logs one user in from `racers` different addresses at the same instant, each through
+/// `login`; exactly one may win.
 pub fn race_logins(racers: usize, login: impl Fn(usize, &Value) -> u16 + Send + Sync + 'static) {
-    let login = std::sync::Arc::new(login);
     let user = unique();
+    race(
+        racers,
+        move |i| {
+            serde_json::json!({"user_id": user, "name": "Racer",
+                "ip_address": format!("10.77.{}.{}", i / 250, i % 250)})
+        },
+        login,
+    );
+}
+
+/// Sends `racers` logins (racer `i` sends `body(i)`) at the same instant, each through `login`,
+/// and asserts that exactly one is created and every other refused (`409`).
+pub fn race(
+    racers: usize,
+    body: impl Fn(usize) -> Value,
+    login: impl Fn(usize, &Value) -> u16 + Send + Sync + 'static,
+) {
+    let login = std::sync::Arc::new(login);
     let start = std::sync::Arc::new(std::sync::Barrier::new(racers));
     let handles: Vec<_> = (0..racers)
         .map(|i| {
-            let (login, start, user) = (login.clone(), start.clone(), user.clone());
+            let (login, start, body) = (login.clone(), start.clone(), body(i));
             thread::spawn(move || {
-                let body = serde_json::json!({"user_id": user, "name": "Racer",
-                    "ip_address": format!("10.77.{}.{}", i / 250, i % 250)});
                 start.wait();
                 login(i, &body)
             })

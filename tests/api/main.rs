@@ -24,6 +24,7 @@ mod process;
 mod properties;
 mod redis_server;
 mod redis_tls;
+mod self_service;
 mod settings;
 mod snapshots;
 mod store_contract;

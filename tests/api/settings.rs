@@ -24,6 +24,11 @@ fn a_bad_setting_stops_start_up_with_one_line_naming_it() {
         ("SESSIOND_AUDIT_CAPACITY", "lots"),
         ("SESSIOND_CORS_ORIGINS", "app.example.com"),
         ("SESSIOND_DEMO", "perhaps"),
+        ("SESSIOND_ORGANISATION_SEATS", "Acme="),
+        ("SESSIOND_ORGANISATION_SEATS", "=5"),
+        ("SESSIOND_ORGANISATION_SEATS", "Acme=-1"),
+        ("SESSIOND_ORGANISATION_SEATS", "Acme=5,Acme=6"),
+        ("SESSIOND_MAX_SESSIONS_PER_USER", "-1"),
     ] {
         let output = sessiond().env(variable, value).output().unwrap();
         assert!(

@@ -69,6 +69,7 @@ contract!(
     listing_pages_cover_every_match_once,
     indexes_stay_consistent,
     the_limit_ends_the_least_recently_active,
+    seats_hold_distinct_users_and_free_on_expiry,
 );
 
 fn session(user: &str, org: &str, ip: &str, timeout: u32) -> NewSession {
@@ -123,12 +124,57 @@ async fn login_ending(
         })
 }
 
+async fn seats_hold_distinct_users_and_free_on_expiry(store: SharedStore) {
+    let t0 = Millis::now();
+    let organisation = format!("Seats-{}", unique());
+    let rules = LoginRules {
+        policy: ConcurrentSessions::Allow,
+        max_per_user: 0,
+        seats: Some(2),
+    };
+    let (a, b, c) = (unique(), unique(), unique());
+    for (user, timeout) in [(&a, 60), (&b, 600)] {
+        let new = session(user, &organisation, "10.0.0.1", timeout);
+        login(&store, new, rules, t0).await.unwrap();
+    }
+    let refused = login(
+        &store,
+        session(&c, &organisation, "10.0.0.2", 60),
+        rules,
+        t0,
+    )
+    .await;
+    assert!(
+        matches!(refused, Err(StoreError::SeatLimit { limit: 2, .. })),
+        "{refused:?}"
+    );
+    // A user already on takes no new seat.
+    let again = session(&b, &organisation, "10.0.0.3", 600);
+    assert!(login(&store, again, rules, at(t0, 1)).await.is_ok());
+    assert_eq!(
+        store.seats_in_use(&organisation, at(t0, 1)).await.unwrap(),
+        2
+    );
+    // a's session expires: its seat is free from that instant, before any reaper runs.
+    let later = at(t0, 61);
+    assert_eq!(store.seats_in_use(&organisation, later).await.unwrap(), 1);
+    assert!(login(
+        &store,
+        session(&c, &organisation, "10.0.0.2", 60),
+        rules,
+        later
+    )
+    .await
+    .is_ok());
+}
+
 async fn the_limit_ends_the_least_recently_active(store: SharedStore) {
     let t0 = Millis::now();
     let user = unique();
     let rules = LoginRules {
         policy: ConcurrentSessions::Allow,
         max_per_user: 3,
+        seats: None,
     };
     let mut sessions = Vec::new();
     for i in 0..3 {
@@ -159,6 +205,7 @@ async fn the_limit_ends_the_least_recently_active(store: SharedStore) {
     let replace = LoginRules {
         policy: ConcurrentSessions::Replace,
         max_per_user: 3,
+        seats: None,
     };
     let new = session(&user, "A", "10.0.0.10", 600);
     let (_, _, ended) = login_ending(&store, new, replace, at(t0, 13))

@@ -232,6 +232,7 @@ fn a_hundred_thousand_logins_of_one_user_stall_no_one_and_stay_within_the_limit(
             let rules = LoginRules {
                 policy: ConcurrentSessions::Allow,
                 max_per_user: LIMIT,
+                seats: None,
             };
             for round in 0..100_000u32 {
                 let token = Token::issue();

@@ -1,10 +1,11 @@
 -- Log a user in: apply the concurrent-session policy and the per-user limit, and insert,
 -- atomically.
--- KEYS: user set, session hash.
+-- KEYS: user set, session hash, the organisation's seat set (its users).
 -- ARGV: policy, now ('' = Redis' clock), max lifetime ms, prefix, channel, id, digest, user_id,
 --       name, organisation, ip, server, roles (JSON), timeout seconds, user agent ("" = none),
---       has user agent ("1"/"0"), the most sessions a user may have (0 = no limit).
--- Returns {'denied', id, ip, server, ...} or {'ok', now, reason, id, reason, id, ...} for the
+--       has user agent ("1"/"0"), the most sessions a user may have (0 = no limit), the
+--       organisation's seats ('' = no limit).
+-- Returns {'denied', id, ip, server, ...}, {'seat-limit'}, or {'ok', now, reason, id, ...} for the
 -- sessions this login ended ('replaced' or 'evicted').
 local policy, now, max_ms, prefix, channel = ARGV[1], clock(ARGV[2]), tonumber(ARGV[3]), ARGV[4], ARGV[5]
 local id, digest, ip = ARGV[6], ARGV[7], ARGV[11]
@@ -22,7 +23,8 @@ for _, sid in ipairs(redis.call('SMEMBERS', KEYS[1])) do
     redis.call('SREM', KEYS[1], sid)
     redis.call('PUBLISH', channel, cjson.encode({op = 'd', id = sid}))
   else
-    table.insert(live, {sid, s[IP_ADDRESS], s[SERVER_NAME], tonumber(s[LAST_ACTIVE_AT])})
+    table.insert(live, {sid, s[IP_ADDRESS], s[SERVER_NAME], tonumber(s[LAST_ACTIVE_AT]),
+      s[ORGANISATION] == ARGV[10]})
   end
 end
 
@@ -45,7 +47,27 @@ if policy == 'deny-other-ip' then
       return denied
     end
   end
-elseif policy == 'replace' then
+end
+
+-- A user new to a limited organisation takes a seat: decided before anything ends. Every
+-- organisation's users are kept (a limit set later counts them all); a full one is first
+-- cleared of users who no longer have a live session there.
+local here = false
+for _, s in ipairs(live) do here = here or s[5] end
+if ARGV[18] ~= '' and not here and redis.call('SISMEMBER', KEYS[3], ARGV[8]) == 0 then
+  local seats = tonumber(ARGV[18])
+  if redis.call('SCARD', KEYS[3]) >= seats then
+    for _, user in ipairs(redis.call('SMEMBERS', KEYS[3])) do
+      if not seated(prefix, user, ARGV[10], now, max_ms) then redis.call('SREM', KEYS[3], user) end
+    end
+    if redis.call('SCARD', KEYS[3]) >= seats then return {'seat-limit'} end
+  end
+end
+redis.call('SADD', KEYS[3], ARGV[8])
+redis.call('PEXPIREAT', KEYS[3], now + max_ms, 'NX')
+redis.call('PEXPIREAT', KEYS[3], now + max_ms, 'GT')
+
+if policy == 'replace' then
   for _, s in ipairs(live) do end_session(s[1], 'replaced', ended) end
   live = {}
 end

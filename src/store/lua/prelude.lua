@@ -29,3 +29,14 @@ local function session_expires_at(s, max_ms)
   return expires_at(tonumber(s[LAST_ACTIVE_AT]), tonumber(s[TIMEOUT_SECONDS]), tonumber(s[CREATED_AT]), max_ms)
 end
 
+-- Whether a user has a live session in an organisation: holds one of its seats.
+local function seated(prefix, user, organisation, now, max_ms)
+  for _, sid in ipairs(redis.call('SMEMBERS', prefix .. 'u:' .. user)) do
+    local s = read_session(prefix .. 's:' .. sid)
+    if s[USER_ID] and s[ORGANISATION] == organisation and session_expires_at(s, max_ms) > now then
+      return true
+    end
+  end
+  return false
+end
+
