@@ -178,7 +178,8 @@ impl ApiError {
             ..Self::new(
                 Code::LoginDenied,
                 format!(
-                    "the user already has a session from {}; an administrator can end it",
+                    "the user already has a session from {}; to log in here, end it: the user by \
+                     logging in with \"concurrent_sessions\": \"replace\", or an administrator",
                     ips.join(", ")
                 ),
             )

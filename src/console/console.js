@@ -1,5 +1,6 @@
 // The Session Management page: lists sessions through the API with the administrator's own
-// bearer token, and ends the checked ones with one DELETE /sessions.
+// bearer token, and ends the checked ones with one DELETE /sessions. Every session holder also
+// gets My sessions: its own user's sessions, each of which it may end.
 import { formatDuration } from "./format.js";
 
 const TOKEN_KEY = "sessiond.token";
@@ -40,6 +41,8 @@ function showSignIn(message) {
   state.token = null;
   stopAutoRefresh();
   $("console").hidden = true;
+  $("mine").hidden = true;
+  $("views").hidden = true;
   $("sign-out").hidden = true;
   $("whoami").textContent = "";
   $("signin").hidden = false;
@@ -67,9 +70,106 @@ async function signIn(token) {
   $("whoami").textContent = `${me.name}${role ? ` · ${role}` : ""}`;
   $("sign-out").hidden = false;
   $("signin").hidden = true;
-  $("console").hidden = false;
-  setAutoRefresh($("auto-refresh").checked);
-  await load();
+  // Administrators get both views; anyone else sees its own sessions.
+  state.admin = role !== "";
+  $("views").hidden = !state.admin;
+  if (state.admin) {
+    await showView("admin");
+  } else {
+    await showView("mine");
+  }
+}
+
+async function showView(view) {
+  state.view = view;
+  $("console").hidden = view !== "admin";
+  $("mine").hidden = view !== "mine";
+  $("view-admin").setAttribute("aria-pressed", String(view === "admin"));
+  $("view-mine").setAttribute("aria-pressed", String(view === "mine"));
+  $("crumb-view").textContent = view === "admin" ? "Session Management" : "My sessions";
+  if (view === "admin") {
+    setAutoRefresh($("auto-refresh").checked);
+    await load();
+  } else {
+    stopAutoRefresh();
+    await loadMine();
+  }
+}
+
+// --- my sessions ----------------------------------------------------------------------------
+
+async function loadMine() {
+  let mine;
+  try {
+    mine = await api("GET", "/sessions/mine");
+  } catch (e) {
+    return showMineStatus(e.message, true);
+  }
+  if (!mine) return;
+  $("mine-total").textContent = `${mine.total} ${mine.total === 1 ? "session" : "sessions"}`;
+  $("mine-sessions").querySelector("tbody").replaceChildren(...mine.items.map(mineRow));
+  $("end-others").disabled = mine.items.every((s) => s.own);
+}
+
+function mineRow(session) {
+  const tr = document.createElement("tr");
+  tr.dataset.id = session.id;
+  const ip = cell(session.ip_address, "IP Address", "mono");
+  if (session.own) {
+    tr.classList.add("own");
+    const here = document.createElement("span");
+    here.className = "you";
+    here.textContent = "this device";
+    ip.append(" ", here);
+  }
+  const action = document.createElement("td");
+  action.dataset.label = "";
+  if (!session.own) {
+    const end = document.createElement("button");
+    end.type = "button";
+    end.className = "danger end-one";
+    end.textContent = "End";
+    end.setAttribute("aria-label", `End the session from ${session.ip_address}`);
+    end.addEventListener("click", () => endMine(session));
+    action.append(end);
+  }
+  tr.append(
+    ip,
+    cell(session.server_name, "Server Name"),
+    cell(session.user_agent || "—", "User Agent"),
+    cell(formatDuration(session.session_time_seconds), "Session Time"),
+    cell(`${formatDuration(session.idle_seconds)} ago`, "Last Active"),
+    action,
+  );
+  return tr;
+}
+
+async function endMine(session) {
+  try {
+    if (!(await api("DELETE", `/sessions/${session.id}`))) return;
+    showMineStatus(`Ended the session from ${session.ip_address}.`);
+  } catch (e) {
+    showMineStatus(e.message, true);
+  }
+  await loadMine();
+}
+
+async function endOthers() {
+  try {
+    const ended = await api("DELETE", "/sessions/mine");
+    if (!ended) return;
+    const n = ended.deleted.length;
+    showMineStatus(`Ended ${n} other ${n === 1 ? "session" : "sessions"}; this device stays signed in.`);
+  } catch (e) {
+    showMineStatus(e.message, true);
+  }
+  await loadMine();
+}
+
+function showMineStatus(message, isError = false) {
+  const status = $("mine-status");
+  status.textContent = message;
+  status.classList.toggle("error", isError);
 }
 
 // --- talking to the API ---------------------------------------------------------------------
@@ -91,8 +191,8 @@ async function api(method, path, body) {
     return null;
   }
   if (response.status === 403) {
-    showSignIn("This session is not an administrator's: it needs role admin or org_admin.");
-    return null;
+    const data = await response.json().catch(() => ({}));
+    throw new Refused(data.detail || "Not allowed.");
   }
   if (response.status === 204) return {};
   const data = await response.json().catch(() => ({}));
@@ -309,6 +409,10 @@ function wire() {
   });
   $("sign-out").addEventListener("click", signOut);
   $("refresh").addEventListener("click", () => load());
+  $("mine-refresh").addEventListener("click", () => loadMine());
+  $("end-others").addEventListener("click", endOthers);
+  $("view-admin").addEventListener("click", () => showView("admin"));
+  $("view-mine").addEventListener("click", () => showView("mine"));
   $("delete").addEventListener("click", deleteSelected);
   $("select-all").addEventListener("change", (e) => {
     for (const box of selectable()) {

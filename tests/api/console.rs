@@ -86,19 +86,16 @@ fn an_administrator_signs_in_sorts_searches_and_deletes_in_a_real_browser() {
             |v| v.as_str().is_some_and(|t| t.contains("not valid")),
         )
         .await;
-        // A plain user's session is not an administrator's.
+        // A plain user's session sees its own sessions, not the administrators' view.
         client
             .goto(&app.url(&format!("/#token={}", plain.token)))
             .await
             .unwrap();
         eventually(
             &client,
-            "the 403 is explained",
-            "return document.getElementById('signin-error').textContent",
-            |v| {
-                v.as_str()
-                    .is_some_and(|t| t.contains("not an administrator"))
-            },
+            "My sessions is shown",
+            "return !document.getElementById('mine').hidden && document.getElementById('views').offsetParent === null",
+            |v| v == &json!(true),
         )
         .await;
 
@@ -386,4 +383,96 @@ fn signing_out_ends_the_session_and_a_link_never_switches_identity_unasked() {
     });
     assert!(!app.validates(&ada.token), "the session ended on sign-out");
     assert!(app.validates(&olga.token));
+}
+
+#[test]
+fn a_user_ends_its_other_sessions_in_my_sessions_in_a_real_browser() {
+    let Some(driver) = Chromedriver::start() else {
+        return;
+    };
+    let app = spawn_app();
+    let user = unique();
+    let device = |ip: &str, agent: &str| {
+        app.login_as(
+            &json!({"user_id": user, "name": "Teresa Pringle", "ip_address": ip,
+            "user_agent": agent, "concurrent_sessions": "allow"}),
+        )
+    };
+    let laptop = device("59.100.242.122", "Laptop");
+    let phone = device("203.0.113.7", "Phone");
+    let tablet = device("203.0.113.8", "Tablet");
+    let rows = "return [...document.querySelectorAll('#mine-sessions tbody tr')].map(tr => tr.textContent)";
+    actix_web::rt::System::new().block_on(async {
+        let client = driver.browser(1280, 900).await;
+        client
+            .goto(&app.url(&format!("/#token={}", laptop.token)))
+            .await
+            .unwrap();
+        let shown = eventually(&client, "the user's sessions are shown", rows, |v| {
+            v.as_array().is_some_and(|a| a.len() == 3)
+        })
+        .await;
+        let here: Vec<&Value> = shown
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| t.as_str().unwrap().contains("this device"))
+            .collect();
+        assert_eq!(here.len(), 1);
+        assert!(here[0].as_str().unwrap().contains("59.100.242.122"));
+        screenshot(&client, "my-sessions.png").await;
+
+        // End the phone alone, then every other.
+        click(
+            &client,
+            &format!("tr[data-id=\"{}\"] button.end-one", phone.id),
+        )
+        .await;
+        eventually(&client, "the phone is gone", rows, |v| {
+            v.as_array().is_some_and(|a| a.len() == 2)
+        })
+        .await;
+        assert!(!app.validates(&phone.token) && app.validates(&tablet.token));
+        click(&client, "#end-others").await;
+        eventually(&client, "only this device is left", rows, |v| {
+            v.as_array().is_some_and(|a| a.len() == 1)
+        })
+        .await;
+        client.close().await.unwrap();
+    });
+    assert!(!app.validates(&tablet.token));
+    assert!(app.validates(&laptop.token));
+}
+
+#[test]
+fn an_administrator_has_my_sessions_as_a_second_view() {
+    let Some(driver) = Chromedriver::start() else {
+        return;
+    };
+    let app = spawn_app();
+    let admin = app.admin();
+    actix_web::rt::System::new().block_on(async {
+        let client = driver.browser(1280, 900).await;
+        client
+            .goto(&app.url(&format!("/#token={}", admin.token)))
+            .await
+            .unwrap();
+        eventually(
+            &client,
+            "Session Management comes first",
+            "return !document.getElementById('console').hidden && !document.getElementById('views').hidden",
+            |v| v == &json!(true),
+        )
+        .await;
+        click(&client, "#view-mine").await;
+        let mine = eventually(
+            &client,
+            "My sessions lists the administrator's own",
+            "return [...document.querySelectorAll('#mine-sessions tbody tr')].map(tr => tr.dataset.id)",
+            |v| v.as_array().is_some_and(|a| a.len() == 1),
+        )
+        .await;
+        assert_eq!(mine, json!([admin.id]));
+        client.close().await.unwrap();
+    });
 }
