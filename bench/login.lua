@@ -3,7 +3,7 @@
 -- NAMES=shared gives names that share a long prefix, as real directories do ("User 1-0012345");
 -- NAMES=distinct (the default) names that differ early. USERS, if set, makes the logins come
 -- from that many users per thread, each logging in many times (the server must allow it).
-local key = os.getenv("KEY") or "bench"
+local key = os.getenv("KEY") or "bench-service-key-0123456789abcdefgh"
 local limit = tonumber(os.getenv("LIMIT") or "0")
 local orgs = tonumber(os.getenv("ORGS") or "20")
 local shared = os.getenv("NAMES") == "shared"
