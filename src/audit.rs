@@ -52,6 +52,8 @@ impl Actor {
 /// The session acted on: for a denied login, the login that was refused (it has no id).
 #[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct Subject {
+    /// Null for a refused login, which has no session.
+    #[schema(required = true)]
     pub id: Option<String>,
     pub user_id: String,
     pub organisation: String,
@@ -85,9 +87,11 @@ pub struct AuditEvent {
     #[schema(value_type = String, format = DateTime, example = "2026-11-27T23:05:00Z")]
     pub at: Millis,
     pub action: AuditAction,
-    /// For `session-ended`: single or bulk.
+    /// For `session-ended`: single or bulk; null otherwise.
+    #[schema(required = true)]
     pub method: Option<EndMethod>,
-    /// For `session-ended`: the administrator.
+    /// For `session-ended`: who ended it; null otherwise.
+    #[schema(required = true)]
     pub actor: Option<Actor>,
     pub session: Subject,
     /// For `login-denied`: the IP addresses the user already had sessions from.

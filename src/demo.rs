@@ -3,7 +3,8 @@
 
 use std::net::IpAddr;
 
-use crate::domain::{ConcurrentSessions, Millis, NewSession, Token};
+use crate::domain::{ConcurrentSessions, Millis, NewSession, NewSessionRequest, Token};
+use crate::service::Sessions;
 use crate::store::{Insert, SessionStore, StoreError};
 
 struct Sample {
@@ -180,8 +181,12 @@ async fn insert(
     Ok(token.expose())
 }
 
-/// Fills `store` with the samples and returns the token of a new administrator session.
-pub async fn seed(store: &dyn SessionStore) -> Result<String, StoreError> {
+/// Fills the store with the samples and returns the token of a new administrator session.
+/// Marcus Webb's second login goes through the service, as a real one does: it is refused by
+/// the policy, audited and counted.
+pub async fn seed(sessions: &Sessions) -> Result<String, String> {
+    let store = &**sessions.store();
+    let failed = |e: StoreError| e.to_string();
     let now = Millis::now();
     for sample in SAMPLES {
         let started = Millis(now.0 - sample.age * 1000);
@@ -191,20 +196,27 @@ pub async fn seed(store: &dyn SessionStore) -> Result<String, StoreError> {
             ConcurrentSessions::Allow,
             started,
         )
-        .await?;
+        .await
+        .map_err(failed)?;
     }
     // Marcus Webb tries again from a second address and is refused, as users are.
-    let second_ip = Sample {
-        ip: "198.51.100.23",
-        ..sample("mwebb", "Marcus Webb", "Default", "", "APP-02", 1800, 0)
+    let again = NewSessionRequest {
+        user_id: "mwebb".into(),
+        name: "Marcus Webb".into(),
+        organisation: Some("Default".into()),
+        ip_address: "198.51.100.23".into(),
+        server_name: Some("APP-02".into()),
+        roles: None,
+        timeout_seconds: None,
+        user_agent: Some("Mozilla/5.0 (X11; Linux x86_64) demo".into()),
+        concurrent_sessions: Some("deny-other-ip".into()),
     };
-    match insert(store, new_session(&second_ip, vec![]), ConcurrentSessions::DenyOtherIp, now).await {
-        Err(StoreError::LoginDenied(_)) => log::info!(
+    match sessions.log_in(again).await {
+        Err(refused) if refused.to_string().contains("already has a session") => log::info!(
             "demo: Marcus Webb's login from 198.51.100.23 was denied: he is already on from 203.0.113.45"
         ),
-        other => {
-            other?;
-        }
+        Err(e) => return Err(e.to_string()),
+        Ok(_) => return Err("Marcus Webb's second login was not refused".into()),
     }
     let admin = sample(
         "admin",
@@ -222,4 +234,5 @@ pub async fn seed(store: &dyn SessionStore) -> Result<String, StoreError> {
         now,
     )
     .await
+    .map_err(failed)
 }

@@ -221,9 +221,73 @@ pub struct Problem {
     #[schema(example = "ip_address: \"999.1.1.1\" is not an IPv4 or IPv6 address")]
     pub detail: String,
     pub code: Code,
-    /// For `login-denied`: the user's existing sessions.
+    /// Only a `login-denied` problem has it, and its own schema (`LoginDeniedProblem`) says
+    /// so; the shared schema leaves it out, so that a client tells the two apart by it.
     #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(ignore)]
     pub sessions: Vec<ExistingSession>,
+}
+
+// The types below only describe, for the OpenAPI document, bodies the server writes as a
+// [`Problem`].
+/// The `409` of a login: either problem, told apart by `code` (and by `sessions`, which only a
+/// `login-denied` has).
+#[derive(ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum LoginRefusal {
+    LoginDenied(LoginDeniedProblem),
+    SeatLimit(SeatLimitProblem),
+}
+
+/// The user has a live session from another IP address (`login-denied`).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct LoginDeniedProblem {
+    #[schema(rename = "type", example = "urn:sessiond:problem:login-denied")]
+    pub kind: String,
+    #[schema(example = "Login denied")]
+    pub title: String,
+    #[schema(example = 409)]
+    pub status: u16,
+    #[schema(
+        example = "the user already has a session from 59.100.242.122; to log in here, end it: the user by logging in with \"concurrent_sessions\": \"replace\", or an administrator"
+    )]
+    pub detail: String,
+    pub code: LoginDeniedCode,
+    /// The user's live sessions that stand in the way.
+    pub sessions: Vec<ExistingSession>,
+}
+
+/// Every seat of the login's organisation is taken (`seat-limit`).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct SeatLimitProblem {
+    #[schema(rename = "type", example = "urn:sessiond:problem:seat-limit")]
+    pub kind: String,
+    #[schema(example = "No seat left in the organisation")]
+    pub title: String,
+    #[schema(example = 409)]
+    pub status: u16,
+    #[schema(
+        example = "all 50 seats of the organisation \"Acme\" are taken by users with live sessions; one must end first"
+    )]
+    pub detail: String,
+    pub code: SeatLimitCode,
+}
+
+#[derive(ToSchema)]
+#[schema(rename_all = "kebab-case")]
+#[allow(dead_code)]
+pub enum LoginDeniedCode {
+    LoginDenied,
+}
+
+#[derive(ToSchema)]
+#[schema(rename_all = "kebab-case")]
+#[allow(dead_code)]
+pub enum SeatLimitCode {
+    SeatLimit,
 }
 
 /// One of the user's existing sessions, in a `login-denied` problem.

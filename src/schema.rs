@@ -42,16 +42,3 @@ pub fn roles() -> Schema {
         .examples([serde_json::json!(["admin"])])
         .into()
 }
-
-/// A page cursor: opaque, issued by the server as `next_cursor`; empty means the first page.
-pub fn cursor() -> Schema {
-    ObjectBuilder::new()
-        .schema_type(Type::String)
-        .format(Some(SchemaFormat::Custom("cursor".into())))
-        .pattern(Some("^[A-Za-z0-9_-]*$"))
-        .description(Some(
-            "The `next_cursor` of the previous page, passed back unchanged with the same sort, \
-             order and filters; empty or absent for the first page.",
-        ))
-        .into()
-}

@@ -40,7 +40,7 @@ pub enum StartupError {
     #[error("{0} (SESSIOND_DATA_DIR)")]
     Snapshot(#[from] SnapshotError),
     #[error("cannot create the demo sessions: {0}")]
-    Demo(StoreError),
+    Demo(String),
     #[error("cannot use Redis (SESSIOND_STORE): {0}")]
     Redis(StoreError),
     #[error("SESSIOND_DATA_DIR snapshots the memory store; with SESSIOND_STORE=redis, Redis keeps the sessions")]
@@ -68,11 +68,11 @@ impl Application {
         let (listener, address) = bind(settings.bind)?;
         let (store, snapshots) = open_store(&settings).await?;
         let service_keys = service_keys(&settings, address)?;
+        let state = app_state(&settings, store.clone(), service_keys);
         let demo_url = match settings.demo {
-            true => Some(seed_demo(&store, address).await?),
+            true => Some(seed_demo(&state.sessions, address).await?),
             false => None,
         };
-        let state = app_state(&settings, store.clone(), service_keys);
         let server =
             serve(listener, state.clone(), &settings).map_err(|source| StartupError::Bind {
                 address: settings.bind,
@@ -180,8 +180,8 @@ fn service_keys(settings: &Settings, address: SocketAddr) -> Result<ServiceKeys,
 }
 
 /// Seeds the demo sessions; returns the console URL signed in as the demo administrator.
-async fn seed_demo(store: &SharedStore, address: SocketAddr) -> Result<String, StartupError> {
-    let token = crate::demo::seed(&**store)
+async fn seed_demo(sessions: &Sessions, address: SocketAddr) -> Result<String, StartupError> {
+    let token = crate::demo::seed(sessions)
         .await
         .map_err(StartupError::Demo)?;
     Ok(format!("{}/#token={token}", browsable(address)))

@@ -4,15 +4,17 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
 use std::time::Duration;
 
-/// Probes `/healthz` without any shell tool, for container health checks.
-pub fn healthcheck(url: Option<String>, bind: SocketAddr) -> ExitCode {
-    let url = url.unwrap_or_else(|| {
+/// Probes `/healthz` under the base URL `base` (by default the address sessiond binds),
+/// without any shell tool, for container health checks.
+pub fn healthcheck(base: Option<String>, bind: SocketAddr) -> ExitCode {
+    let base = base.unwrap_or_else(|| {
         let mut address = bind;
         if address.ip().is_unspecified() {
             address.set_ip(Ipv4Addr::LOCALHOST.into());
         }
-        format!("http://{address}/healthz")
+        format!("http://{address}")
     });
+    let url = format!("{}/healthz", base.trim_end_matches('/'));
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(Duration::from_secs(3)))
         .http_status_as_error(false)

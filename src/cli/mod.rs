@@ -35,8 +35,9 @@ pub enum Command {
     Sessions(Box<SessionsArgs>),
     /// Probe a running sessiond's /healthz; exit 0 when it answers 200, 1 otherwise.
     Healthcheck {
-        /// The URL to probe; by default /healthz on the SESSIOND_BIND address.
-        #[arg(long, value_name = "URL")]
+        /// sessiond's base URL, as for `sessions`; /healthz is probed there. By default the
+        /// SESSIOND_BIND address.
+        #[arg(long, env = "SESSIOND_URL", value_name = "URL")]
         url: Option<String>,
     },
 }
@@ -62,7 +63,15 @@ pub fn describe_setting_error(error: &clap::Error) -> Option<String> {
     let rendered = error.to_string();
     let line = rendered.lines().next().unwrap_or_default();
     let line = line.trim_start_matches("error: ");
-    Some(format!("sessiond: bad setting {env} ({flag}): {line}"))
+    // clap lists the accepted values on a later line; keep them on this one.
+    let accepted = rendered
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("[possible values: "))
+        .map(|values| format!(" (use one of: {})", values.trim_end_matches(']')))
+        .unwrap_or_default();
+    Some(format!(
+        "sessiond: bad setting {env} ({flag}): {line}{accepted}"
+    ))
 }
 
 #[cfg(test)]
@@ -75,5 +84,12 @@ mod tests {
         let line = describe_setting_error(&error).unwrap();
         assert!(line.contains("SESSIOND_IDLE_TIMEOUT"), "{line}");
         assert!(!line.contains('\n'));
+        let error =
+            Cli::try_parse_from(["sessiond", "--concurrent-sessions", "sometimes"]).unwrap_err();
+        let line = describe_setting_error(&error).unwrap();
+        assert!(
+            line.contains("deny-other-ip") && line.contains("replace") && line.contains("allow"),
+            "{line}"
+        );
     }
 }

@@ -142,6 +142,7 @@ pub struct DeleteArgs {
 
 #[derive(Args, Debug)]
 pub struct LoginArgs {
+    /// The user's id, as the app server knows the user.
     #[arg(long)]
     pub user: String,
     /// The user's display name.
@@ -150,8 +151,10 @@ pub struct LoginArgs {
     /// The end user's IP address.
     #[arg(long)]
     pub ip: String,
+    /// The user's organisation; Default when not given.
     #[arg(long)]
     pub org: Option<String>,
+    /// The app-server node the user is on; the server's own name when not given.
     #[arg(long)]
     pub server: Option<String>,
     /// A role; repeat for several (admin, org_admin, …).
@@ -177,6 +180,8 @@ pub fn run(args: SessionsArgs) -> ExitCode {
             ))
         });
     let (token, service_key) = match secrets {
+        // The server's variable, when the client's own is not set: its first key.
+        Ok((token, None)) => (token, server_key()),
         Ok(secrets) => secrets,
         Err(e) => {
             eprintln!("sessiond: {e}");
@@ -277,7 +282,8 @@ fn list_sessions(client: &ApiClient, args: &ListArgs) -> Result<ExitCode, CliErr
     }
     println!("{table}");
     let hint = if more { " (--all for every page)" } else { "" };
-    println!("{} of {total} sessions{hint}", items.len());
+    let noun = if total == 1 { "session" } else { "sessions" };
+    println!("{} of {total} {noun}{hint}", items.len());
     Ok(ExitCode::SUCCESS)
 }
 
@@ -507,4 +513,13 @@ fn secret(
         )));
     }
     Ok(Some(text.to_string()))
+}
+
+/// The first of the server's keys (`SESSIOND_SERVICE_KEYS`), for a client on the same machine.
+fn server_key() -> Option<String> {
+    let keys = std::env::var("SESSIOND_SERVICE_KEYS").ok()?;
+    keys.split(',')
+        .map(str::trim)
+        .find(|k| !k.is_empty())
+        .map(str::to_string)
 }

@@ -159,7 +159,7 @@ pub struct Session {
     #[schema(value_type = Vec<String>, example = json!([]))]
     pub roles: Arc<[Arc<str>]>,
     /// The user agent the app server reported, or null.
-    #[schema(value_type = Option<String>, example = "Mozilla/5.0 (X11; Linux x86_64)")]
+    #[schema(value_type = Option<String>, required = true, example = "Mozilla/5.0 (X11; Linux x86_64)")]
     pub user_agent: Option<Arc<str>>,
     /// The idle timeout of this session, in seconds.
     #[schema(example = 1800)]

@@ -18,8 +18,9 @@ pub struct AuditParams {
     /// Page size, 1..=1000.
     #[param(minimum = 1, maximum = 1000, default = 100)]
     pub limit: Option<i64>,
-    /// The `next_cursor` of the previous page.
-    #[param(schema_with = crate::schema::cursor)]
+    /// The `next_cursor` of the previous page, passed back unchanged with the same sort,
+    /// order and filters; empty or absent for the first page.
+    #[param(format = "cursor", pattern = "^[A-Za-z0-9_-]*$")]
     pub cursor: Option<String>,
 }
 
@@ -28,6 +29,7 @@ pub struct AuditParams {
 pub struct AuditList {
     pub items: Vec<AuditEvent>,
     /// Pass as `cursor` for older events; null when none follow.
+    #[schema(required = true)]
     pub next_cursor: Option<String>,
 }
 

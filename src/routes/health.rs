@@ -11,8 +11,15 @@ use crate::state::AppState;
 
 #[derive(Serialize, ToSchema)]
 pub struct Health {
-    #[schema(example = "ok")]
-    pub status: &'static str,
+    pub status: HealthStatus,
+}
+
+/// `ok` from the liveness probe, `ready` from the readiness probe.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthStatus {
+    Ok,
+    Ready,
 }
 
 /// Liveness: the process is up.
@@ -25,7 +32,9 @@ pub struct Health {
 )]
 #[get("/healthz")]
 pub async fn healthz() -> web::Json<Health> {
-    web::Json(Health { status: "ok" })
+    web::Json(Health {
+        status: HealthStatus::Ok,
+    })
 }
 
 /// Readiness: the session store can serve requests.
@@ -50,7 +59,9 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<web::Json<Health>, Api
             "not ready; the session store cannot be reached",
         )
     })?;
-    Ok(web::Json(Health { status: "ready" }))
+    Ok(web::Json(Health {
+        status: HealthStatus::Ready,
+    }))
 }
 
 /// Prometheus metrics.

@@ -11,7 +11,7 @@ use crate::auth::{AdminCaller, Caller, Holder, ServiceCaller};
 use crate::domain::limits::MAX_DELETE_IDS;
 use crate::domain::listing::ListParams;
 use crate::domain::{NewSessionRequest, Session};
-use crate::error::{ApiError, Problem};
+use crate::error::{ApiError, LoginRefusal, Problem};
 use crate::service::LoggedIn;
 use crate::state::AppState;
 
@@ -35,7 +35,7 @@ pub struct SessionList {
     #[schema(example = 1)]
     pub total: u64,
     /// Pass as `cursor` for the next page; null when no rows follow.
-    #[schema(example = json!(null))]
+    #[schema(required = true, example = json!(null))]
     pub next_cursor: Option<String>,
 }
 
@@ -91,7 +91,7 @@ pub enum RefusalReason {
             headers(("Location" = String, description = "/sessions/{id}"))),
         BodyProblems,
         (status = 401, description = "No X-Service-Key, or one that is not valid", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Refused by the concurrent-session policy (code `login-denied`)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Refused: by the concurrent-session policy (code `login-denied`, with the sessions in the way), or because every seat of the organisation is taken (code `seat-limit`)", body = LoginRefusal, content_type = "application/problem+json"),
         (status = 503, description = "The session store cannot be reached", body = Problem, content_type = "application/problem+json"),
     )
 )]

@@ -443,3 +443,50 @@ fn a_user_lists_its_devices_and_logs_the_others_out() {
     let items: Value = serde_json::from_str(&stdout(&json_out)).unwrap();
     assert_eq!(items.as_array().unwrap().len(), 1);
 }
+
+#[test]
+fn every_login_flag_is_described_and_the_servers_key_variable_works() {
+    let help = Command::cargo_bin("sessiond")
+        .unwrap()
+        .args(["sessions", "login", "--help"])
+        .output()
+        .unwrap();
+    let text = stdout(&help);
+    for flag in [
+        "--user",
+        "--name",
+        "--ip",
+        "--org",
+        "--server",
+        "--role",
+        "--timeout",
+    ] {
+        let line = text
+            .lines()
+            .find(|l| l.trim_start().starts_with(flag))
+            .unwrap_or_else(|| panic!("{flag} in:\n{text}"));
+        assert!(
+            line.trim().len() > flag.len() + 12,
+            "{flag} has a description: {line}"
+        );
+    }
+    // On the server's machine, the server's variable is enough to log a user in.
+    let app = spawn_app();
+    let output = cli(&app, None)
+        .env(
+            "SESSIOND_SERVICE_KEYS",
+            format!("{SERVICE_KEY},another-key-0123456789abcdefghijkl"),
+        )
+        .args([
+            "login",
+            "--user",
+            &unique(),
+            "--name",
+            "N",
+            "--ip",
+            "10.0.0.1",
+        ])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+}

@@ -298,3 +298,27 @@ fn the_log_has_an_access_line_per_request_and_never_a_secret() {
     assert!(log.contains("GET /sessions/{id} 404"), "{log}");
     assert!(log.contains("audit"), "the bulk delete is audited: {log}");
 }
+
+#[test]
+fn the_demos_denied_login_is_audited_and_counted_like_a_real_one() {
+    let app = crate::helpers::spawn_app_with(|s| s.demo = true);
+    let admin = app.admin();
+    let audit = app.get("/audit", &admin.token).json();
+    let denied: Vec<&serde_json::Value> = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "login-denied")
+        .collect();
+    assert_eq!(denied.len(), 1, "{audit}");
+    assert_eq!(denied[0]["session"]["user_id"], "mwebb");
+    assert_eq!(
+        denied[0]["existing_ip_addresses"],
+        serde_json::json!(["203.0.113.45"])
+    );
+    let metrics = app.send("GET", "/metrics", &[], b"").body;
+    assert!(
+        metrics.contains("sessiond_logins_denied_total 1"),
+        "{metrics}"
+    );
+}

@@ -77,10 +77,17 @@ fn the_openapi_subcommand_prints_the_spec() {
 fn the_healthcheck_subcommand_probes_healthz() {
     let server = Process::start(&[]).unwrap();
     let healthy = sessiond()
-        .args(["healthcheck", "--url", &server.url("/healthz")])
+        .args(["healthcheck", "--url", &server.url("")])
         .output()
         .unwrap();
     assert!(healthy.status.success(), "{healthy:?}");
+    // One meaning of the base URL everywhere: the variable `sessions` reads works here too.
+    let by_url = sessiond()
+        .arg("healthcheck")
+        .env("SESSIOND_URL", server.url("/"))
+        .output()
+        .unwrap();
+    assert!(by_url.status.success(), "{by_url:?}");
     let by_bind = sessiond()
         .arg("healthcheck")
         .env("SESSIOND_BIND", server.address.to_string())
@@ -92,7 +99,7 @@ fn the_healthcheck_subcommand_probes_healthz() {
         .local_addr()
         .unwrap();
     let unhealthy = sessiond()
-        .args(["healthcheck", "--url", &format!("http://{closed}/healthz")])
+        .args(["healthcheck", "--url", &format!("http://{closed}")])
         .output()
         .unwrap();
     assert_eq!(unhealthy.status.code(), Some(1));
