@@ -156,11 +156,15 @@ impl FromRequest for Holder {
 impl Holder {
     /// The holder, as the session service sees one acting.
     pub fn acting(&self) -> Acting<'_> {
-        Acting {
-            caller: &self.caller.session.data,
-            reach: &self.reach,
-            now: self.caller.now,
-        }
+        acting(&self.caller, &self.reach)
+    }
+}
+
+fn acting<'a>(caller: &'a Caller, reach: &'a Reach) -> Acting<'a> {
+    Acting {
+        caller: &caller.session.data,
+        reach,
+        now: caller.now,
     }
 }
 
@@ -200,10 +204,6 @@ impl AdminCaller {
 
     /// The administrator, as the session service sees one acting.
     pub fn acting(&self) -> Acting<'_> {
-        Acting {
-            caller: &self.caller.session.data,
-            reach: &self.reach,
-            now: self.caller.now,
-        }
+        acting(&self.caller, &self.reach)
     }
 }

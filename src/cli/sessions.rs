@@ -250,19 +250,15 @@ fn list_sessions(client: &ApiClient, args: &ListArgs) -> Result<ExitCode, CliErr
         println!("{}", Value::Array(items));
         return Ok(ExitCode::SUCCESS);
     }
-    let mut table = Table::new();
-    table
-        .load_preset(UTF8_BORDERS_ONLY)
-        .set_content_arrangement(ContentArrangement::Disabled)
-        .set_header([
-            "Name",
-            "Organisation",
-            "IP Address",
-            "Server Name",
-            "Timeout",
-            "Session Time",
-            "ID",
-        ]);
+    let mut table = table([
+        "Name",
+        "Organisation",
+        "IP Address",
+        "Server Name",
+        "Timeout",
+        "Session Time",
+        "ID",
+    ]);
     for s in &items {
         let text = |key: &str| s[key].as_str().unwrap_or_default().to_string();
         let seconds = |key: &str| format_duration(s[key].as_u64().unwrap_or_default());
@@ -287,6 +283,16 @@ fn list_sessions(client: &ApiClient, args: &ListArgs) -> Result<ExitCode, CliErr
     Ok(ExitCode::SUCCESS)
 }
 
+/// An empty table with these columns, drawn as the CLI draws every table.
+fn table<const N: usize>(header: [&str; N]) -> Table {
+    let mut table = Table::new();
+    table
+        .load_preset(UTF8_BORDERS_ONLY)
+        .set_content_arrangement(ContentArrangement::Disabled)
+        .set_header(header);
+    table
+}
+
 fn my_sessions(client: &ApiClient, json: bool) -> Result<ExitCode, CliError> {
     let mine = client.get("/sessions/mine", &[])?;
     let items = mine["items"].as_array().cloned().unwrap_or_default();
@@ -294,18 +300,14 @@ fn my_sessions(client: &ApiClient, json: bool) -> Result<ExitCode, CliError> {
         println!("{}", Value::Array(items));
         return Ok(ExitCode::SUCCESS);
     }
-    let mut table = Table::new();
-    table
-        .load_preset(UTF8_BORDERS_ONLY)
-        .set_content_arrangement(ContentArrangement::Disabled)
-        .set_header([
-            "IP Address",
-            "Server Name",
-            "User Agent",
-            "Session Time",
-            "Last Active",
-            "ID",
-        ]);
+    let mut table = table([
+        "IP Address",
+        "Server Name",
+        "User Agent",
+        "Session Time",
+        "Last Active",
+        "ID",
+    ]);
     for s in &items {
         let text = |key: &str| s[key].as_str().unwrap_or("-").to_string();
         let seconds = |key: &str| format_duration(s[key].as_u64().unwrap_or_default());

@@ -412,14 +412,8 @@ fn a_redirect_never_carries_the_credential_elsewhere() {
 fn a_user_lists_its_devices_and_logs_the_others_out() {
     let app = spawn_app();
     let user = unique();
-    let device = |ip: &str, agent: &str| {
-        app.login_as(
-            &json!({"user_id": user, "name": "Teresa Pringle", "ip_address": ip,
-            "user_agent": agent, "concurrent_sessions": "allow"}),
-        )
-    };
-    let laptop = device("59.100.242.122", "Laptop");
-    let phone = device("203.0.113.7", "Phone");
+    let laptop = app.device(&user, "59.100.242.122", "Laptop");
+    let phone = app.device(&user, "203.0.113.7", "Phone");
     let mine = cli(&app, Some(&laptop.token)).arg("mine").output().unwrap();
     assert!(mine.status.success(), "{}", stderr(&mine));
     let table = stdout(&mine);

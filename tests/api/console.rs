@@ -392,15 +392,9 @@ fn a_user_ends_its_other_sessions_in_my_sessions_in_a_real_browser() {
     };
     let app = spawn_app();
     let user = unique();
-    let device = |ip: &str, agent: &str| {
-        app.login_as(
-            &json!({"user_id": user, "name": "Teresa Pringle", "ip_address": ip,
-            "user_agent": agent, "concurrent_sessions": "allow"}),
-        )
-    };
-    let laptop = device("59.100.242.122", "Laptop");
-    let phone = device("203.0.113.7", "Phone");
-    let tablet = device("203.0.113.8", "Tablet");
+    let laptop = app.device(&user, "59.100.242.122", "Laptop");
+    let phone = app.device(&user, "203.0.113.7", "Phone");
+    let tablet = app.device(&user, "203.0.113.8", "Tablet");
     let rows = "return [...document.querySelectorAll('#mine-sessions tbody tr')].map(tr => tr.textContent)";
     actix_web::rt::System::new().block_on(async {
         let client = driver.browser(1280, 900).await;

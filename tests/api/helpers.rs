@@ -238,6 +238,14 @@ impl Client {
     }
 
     /// An administrator (role `admin`) of organisation Default.
+    /// Logs `user` in once more, from another device: `allow`, whatever the server's policy.
+    pub fn device(&self, user: &str, ip: &str, agent: &str) -> Login {
+        self.login_as(
+            &json!({"user_id": user, "name": "Teresa Pringle", "ip_address": ip,
+            "user_agent": agent, "concurrent_sessions": "allow"}),
+        )
+    }
+
     pub fn admin(&self) -> Login {
         self.login_as(&json!({
             "user_id": format!("admin-{}", unique()), "name": "Ada Admin",

@@ -7,13 +7,6 @@ use crate::helpers::{
     race, spawn_app, spawn_app_with, testing_redis, unique, wait_until, Login, TestApp,
 };
 
-fn device(app: &TestApp, user: &str, ip: &str, agent: &str) -> Login {
-    app.login_as(
-        &json!({"user_id": user, "name": "Teresa Pringle", "ip_address": ip,
-        "user_agent": agent, "concurrent_sessions": "allow"}),
-    )
-}
-
 fn ids(list: &Value) -> Vec<String> {
     list.as_array()
         .unwrap()
@@ -26,9 +19,9 @@ fn ids(list: &Value) -> Vec<String> {
 fn a_user_sees_its_own_sessions_most_recently_active_first() {
     let app = spawn_app();
     let user = unique();
-    let laptop = device(&app, &user, "59.100.242.122", "Laptop");
-    let phone = device(&app, &user, "203.0.113.7", "Phone");
-    let tablet = device(&app, &user, "203.0.113.8", "Tablet");
+    let laptop = app.device(&user, "59.100.242.122", "Laptop");
+    let phone = app.device(&user, "203.0.113.7", "Phone");
+    let tablet = app.device(&user, "203.0.113.8", "Tablet");
     let stranger = app.login(&unique(), "10.0.0.9");
     std::thread::sleep(std::time::Duration::from_millis(1100));
     assert!(app.validates(&laptop.token), "the laptop is used again");
@@ -61,8 +54,8 @@ fn a_user_sees_its_own_sessions_most_recently_active_first() {
 fn a_user_reads_and_ends_its_other_devices_and_nothing_else() {
     let app = spawn_app();
     let user = unique();
-    let laptop = device(&app, &user, "59.100.242.122", "Laptop");
-    let phone = device(&app, &user, "203.0.113.7", "Phone");
+    let laptop = app.device(&user, "59.100.242.122", "Laptop");
+    let phone = app.device(&user, "203.0.113.7", "Phone");
     let stranger = app.login(&unique(), "10.0.0.9");
     let absent = "00000000-0000-4000-8000-000000000000";
 
@@ -98,9 +91,9 @@ fn a_user_reads_and_ends_its_other_devices_and_nothing_else() {
 fn log_out_my_other_devices_keeps_this_one() {
     let app = spawn_app();
     let user = unique();
-    let here = device(&app, &user, "59.100.242.122", "Laptop");
+    let here = app.device(&user, "59.100.242.122", "Laptop");
     let others: Vec<Login> = (0..3)
-        .map(|i| device(&app, &user, &format!("203.0.113.{i}"), "Phone"))
+        .map(|i| app.device(&user, &format!("203.0.113.{i}"), "Phone"))
         .collect();
     let stranger = app.login(&unique(), "10.0.0.9");
     let response = app.delete("/sessions/mine", &here.token);
@@ -168,8 +161,8 @@ fn an_unknown_policy_is_refused_and_changes_nothing() {
 fn the_least_recently_active_session_makes_room_beyond_the_limit() {
     let app = spawn_app_with(|s| s.max_sessions_per_user = 2);
     let user = unique();
-    let old = device(&app, &user, "10.0.0.1", "A");
-    let newer = device(&app, &user, "10.0.0.2", "B");
+    let old = app.device(&user, "10.0.0.1", "A");
+    let newer = app.device(&user, "10.0.0.2", "B");
     std::thread::sleep(std::time::Duration::from_millis(1100));
     assert!(app.validates(&old.token), "the first is used again");
     let third = app.create(
