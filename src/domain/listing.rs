@@ -239,7 +239,11 @@ impl Bigrams {
                 }
             };
             if text.is_ascii() {
-                add(&text.as_bytes().to_ascii_lowercase());
+                // Lowercased pair by pair, without a copy.
+                for pair in text.as_bytes().windows(2) {
+                    let (a, b) = (pair[0].to_ascii_lowercase(), pair[1].to_ascii_lowercase());
+                    bits |= 1 << Self::slot(a, b);
+                }
             } else {
                 add(text.to_lowercase().as_bytes());
             }

@@ -11,7 +11,7 @@ use super::limits::{
     MAX_USER_AGENT_CHARS,
 };
 use super::policy::ConcurrentSessions;
-use super::text::{checked, refuse_forbidden};
+use super::text::{check, checked, refuse_forbidden};
 
 /// `POST /sessions` body. Unknown fields are rejected, so a typo such as `organization` is caught.
 #[derive(Deserialize, ToSchema)]
@@ -202,15 +202,15 @@ impl NewSession {
 
 /// Holds a session read back from storage (a snapshot) to the rules a login is held to.
 pub fn check_saved(data: &super::SessionData) -> Result<(), String> {
-    checked("user_id", &data.user_id, MAX_TEXT_CHARS)?;
-    checked("name", &data.name, MAX_TEXT_CHARS)?;
-    checked("organisation", &data.organisation, MAX_TEXT_CHARS)?;
-    checked("server_name", &data.server_name, MAX_TEXT_CHARS)?;
+    check("user_id", &data.user_id, MAX_TEXT_CHARS)?;
+    check("name", &data.name, MAX_TEXT_CHARS)?;
+    check("organisation", &data.organisation, MAX_TEXT_CHARS)?;
+    check("server_name", &data.server_name, MAX_TEXT_CHARS)?;
     if data.roles.len() > MAX_ROLES {
         return Err(format!("roles: at most {MAX_ROLES} are allowed"));
     }
     for role in data.roles.iter() {
-        checked("roles", role, MAX_ROLE_CHARS)?;
+        check("roles", role, MAX_ROLE_CHARS)?;
     }
     if let Some(agent) = &data.user_agent {
         if agent.chars().count() > MAX_USER_AGENT_CHARS {

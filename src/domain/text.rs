@@ -32,7 +32,17 @@ pub fn forbidden(c: char) -> bool {
 
 /// A text field of 1..=`max` characters without forbidden ones, or why not, naming `field`.
 pub fn checked(field: &str, value: &str, max: usize) -> Result<Arc<str>, String> {
-    let count = value.chars().count();
+    check(field, value, max)?;
+    Ok(value.into())
+}
+
+/// [`checked`], without making a copy.
+pub fn check(field: &str, value: &str, max: usize) -> Result<(), String> {
+    let count = if value.is_ascii() {
+        value.len()
+    } else {
+        value.chars().count()
+    };
     if count == 0 {
         return Err(format!("{field}: must not be empty"));
     }
@@ -41,12 +51,14 @@ pub fn checked(field: &str, value: &str, max: usize) -> Result<Arc<str>, String>
             "{field}: at most {max} characters are allowed, got {count}"
         ));
     }
-    refuse_forbidden(field, value)?;
-    Ok(value.into())
+    refuse_forbidden(field, value)
 }
 
 /// `Err` naming `field` and the first forbidden character, if `value` has one.
 pub fn refuse_forbidden(field: &str, value: &str) -> Result<(), String> {
+    if value.is_ascii() && !value.bytes().any(|b| b.is_ascii_control()) {
+        return Ok(());
+    }
     match value.chars().find(|&c| forbidden(c)) {
         None => Ok(()),
         Some(c) if c.is_control() => Err(format!("{field}: control characters are not allowed")),
