@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::helpers::{spawn_app, unique};
+use crate::helpers::{spawn_app_with, unique};
 
 const WORKERS: usize = 6;
 const RUN_FOR: Duration = Duration::from_secs(3);
@@ -36,7 +36,8 @@ struct Model {
 
 #[test]
 fn concurrent_clients_leave_exactly_the_sessions_the_model_predicts() {
-    let app = Arc::new(spawn_app());
+    // No per-user limit: the model would have to guess which session a limit evicts.
+    let app = Arc::new(spawn_app_with(|s| s.max_sessions_per_user = 0));
     let admin = app.admin();
     let workers: Vec<_> = (0..WORKERS)
         .map(|w| {
@@ -48,7 +49,7 @@ fn concurrent_clients_leave_exactly_the_sessions_the_model_predicts() {
                 let started = Instant::now();
                 while started.elapsed() < RUN_FOR {
                     model.operations += 1;
-                    match rng.next(10) {
+                    match rng.next(13) {
                         // Log in, with the policy on: the model says whether it must succeed.
                         0..=3 => {
                             let user = &users[rng.next(users.len())];
@@ -101,6 +102,58 @@ fn concurrent_clients_leave_exactly_the_sessions_the_model_predicts() {
                             for id in &chosen {
                                 let (token, _, _) = model.live.remove(id).unwrap();
                                 model.ended.push(token);
+                            }
+                        }
+                        // A denied user insists with `replace`: the login ends exactly the user's
+                        // other live sessions, and says which.
+                        10 => {
+                            let user = &users[rng.next(users.len())];
+                            let ip = format!("10.{w}.1.{}", rng.next(3));
+                            let body = json!({"user_id": user, "name": user, "ip_address": ip,
+                                "concurrent_sessions": "replace"});
+                            let created = app.create(&body);
+                            assert_eq!(created.status, 201, "{}", created.body);
+                            let body = created.json();
+                            let ended: HashSet<String> = body["ended"]
+                                .as_array()
+                                .unwrap()
+                                .iter()
+                                .map(|id| id.as_str().unwrap().to_string())
+                                .collect();
+                            assert_eq!(ended, model.of_user(user), "user {user}");
+                            model.end(&ended);
+                            let id = body["session"]["id"].as_str().unwrap().to_string();
+                            let token = body["token"].as_str().unwrap().to_string();
+                            model.live.insert(id, (token, user.clone(), ip));
+                        }
+                        // A user logs its other devices out: exactly its other sessions end.
+                        11 => {
+                            if let Some((id, (token, user, _))) = pick(&model.live, &mut rng) {
+                                let response = app.delete("/sessions/mine", &token);
+                                assert_eq!(response.status, 200, "{}", response.body);
+                                let deleted: HashSet<String> = response.json()["deleted"]
+                                    .as_array()
+                                    .unwrap()
+                                    .iter()
+                                    .map(|id| id.as_str().unwrap().to_string())
+                                    .collect();
+                                let mut others = model.of_user(&user);
+                                others.remove(&id);
+                                assert_eq!(deleted, others, "user {user}");
+                                model.end(&deleted);
+                            }
+                        }
+                        // A user sees exactly its own sessions.
+                        12 => {
+                            if let Some((_, (token, user, _))) = pick(&model.live, &mut rng) {
+                                let mine: HashSet<String> =
+                                    app.get("/sessions/mine", &token).json()["items"]
+                                        .as_array()
+                                        .unwrap()
+                                        .iter()
+                                        .map(|s| s["id"].as_str().unwrap().to_string())
+                                        .collect();
+                                assert_eq!(mine, model.of_user(&user), "user {user}");
                             }
                         }
                         // List: a user's sessions are exactly the model's.
@@ -157,6 +210,25 @@ fn concurrent_clients_leave_exactly_the_sessions_the_model_predicts() {
         "model check: {operations} operations by {WORKERS} clients, {expected_total} sessions left"
     );
     assert!(operations > 100);
+}
+
+impl Model {
+    /// The ids of `user`'s live sessions.
+    fn of_user(&self, user: &str) -> HashSet<String> {
+        self.live
+            .iter()
+            .filter(|(_, (_, u, _))| u == user)
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
+    /// Moves `ids` from live to ended.
+    fn end(&mut self, ids: &HashSet<String>) {
+        for id in ids {
+            let (token, _, _) = self.live.remove(id).expect("a live session of the model");
+            self.ended.push(token);
+        }
+    }
 }
 
 fn pick(
