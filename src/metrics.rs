@@ -14,6 +14,8 @@ use crate::store::Census;
 pub struct Picture {
     /// Live sessions by organisation and server.
     pub sessions: Vec<Census>,
+    /// Distinct users with live sessions, by organisation.
+    pub users: Vec<(std::sync::Arc<str>, u64)>,
     /// For each organisation with seats: how many are in use, of how many.
     pub seats: Vec<(String, u64, u32)>,
 }

@@ -3,7 +3,7 @@
 //! leaves. Handlers parse the request, call one function here and shape its answer; each rule
 //! is still one atomic store call.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -33,6 +33,23 @@ pub struct Sessions {
     audit: Arc<AuditLog>,
     metrics: Arc<Metrics>,
     picture: Mutex<Option<(Instant, Picture)>>,
+}
+
+/// The sessions at a glance.
+pub struct Summary {
+    pub total: u64,
+    pub users: u64,
+    pub by_organisation: Vec<OrganisationCount>,
+    /// Server names and their sessions.
+    pub by_server: Vec<(String, u64)>,
+}
+
+/// One organisation's sessions, users and seats (its limit, if it has one).
+pub struct OrganisationCount {
+    pub organisation: String,
+    pub sessions: u64,
+    pub users: u64,
+    pub seats: Option<u32>,
 }
 
 /// How long a census of the sessions is reused for the metrics.
@@ -399,6 +416,7 @@ impl Sessions {
         }
         let mut picture = Picture {
             sessions: self.store.census(now).await?,
+            users: self.store.users_by_organisation(now).await?,
             seats: Vec::new(),
         };
         for (organisation, limit) in self.seats.iter() {
@@ -408,6 +426,53 @@ impl Sessions {
         *self.picture.lock().unwrap_or_else(PoisonError::into_inner) =
             Some((Instant::now(), picture.clone()));
         Ok(picture)
+    }
+
+    /// The sessions in `scope` at a glance: totals, and counts by organisation (with its seats)
+    /// and by server, largest first. From the same counts as the metrics.
+    pub async fn summary(&self, scope: &Scope, now: Millis) -> Result<Summary, ApiError> {
+        let picture = self.picture(now).await?;
+        let in_scope = |organisation: &str| scope.admits(organisation, false);
+        let mut by_organisation: HashMap<&str, (u64, u64)> = HashMap::new();
+        let mut by_server: HashMap<&str, u64> = HashMap::new();
+        for census in picture
+            .sessions
+            .iter()
+            .filter(|c| in_scope(&c.organisation))
+        {
+            by_organisation.entry(&census.organisation).or_default().0 += census.sessions;
+            *by_server.entry(&census.server_name).or_default() += census.sessions;
+        }
+        for (organisation, users) in &picture.users {
+            if let Some(counts) = by_organisation.get_mut(&**organisation) {
+                counts.1 = *users;
+            }
+        }
+        let mut organisations: Vec<OrganisationCount> = by_organisation
+            .into_iter()
+            .map(|(organisation, (sessions, users))| OrganisationCount {
+                organisation: organisation.to_string(),
+                sessions,
+                users,
+                seats: self.seats.of(organisation),
+            })
+            .collect();
+        organisations.sort_by(|a, b| {
+            b.sessions
+                .cmp(&a.sessions)
+                .then_with(|| a.organisation.cmp(&b.organisation))
+        });
+        let mut servers: Vec<(String, u64)> = by_server
+            .into_iter()
+            .map(|(server, sessions)| (server.to_string(), sessions))
+            .collect();
+        servers.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        Ok(Summary {
+            total: organisations.iter().map(|o| o.sessions).sum(),
+            users: organisations.iter().map(|o| o.users).sum(),
+            by_organisation: organisations,
+            by_server: servers,
+        })
     }
 
     /// Whether the store can serve requests now.

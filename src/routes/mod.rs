@@ -13,12 +13,13 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 /// Registers every documented route. The OpenAPI document is collected from these same calls.
 pub fn configure(cfg: &mut ServiceConfig) {
-    // `/sessions/current` and `/sessions/mine` before `/sessions/{id}`, so that neither is ever
-    // taken for an id.
+    // `/sessions/current`, `/sessions/mine` and `/sessions/summary` before `/sessions/{id}`, so
+    // that none is ever taken for an id.
     cfg.service(sessions::create_session)
         .service(sessions::current_session)
         .service(sessions::logout)
         .service(sessions::my_sessions)
+        .service(sessions::session_summary)
         .service(sessions::end_my_other_sessions)
         .service(sessions::list_sessions)
         .service(sessions::delete_sessions)

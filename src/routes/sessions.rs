@@ -244,6 +244,89 @@ pub async fn delete_session(
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// The sessions at a glance, within the caller's scope.
+#[derive(Serialize, ToSchema)]
+pub struct SessionSummary {
+    /// Live sessions.
+    #[schema(example = 12)]
+    pub total: u64,
+    /// Distinct users with live sessions.
+    #[schema(example = 9)]
+    pub users: u64,
+    /// Largest first.
+    pub by_organisation: Vec<OrganisationSummary>,
+    /// Largest first.
+    pub by_server: Vec<ServerSummary>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct OrganisationSummary {
+    #[schema(example = "Acme")]
+    pub organisation: String,
+    #[schema(example = 7)]
+    pub sessions: u64,
+    #[schema(example = 5)]
+    pub users: u64,
+    /// The organisation's seats (`SESSIOND_ORGANISATION_SEATS`), or null when it has no limit.
+    #[schema(required = true, example = 50)]
+    pub seats: Option<u32>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ServerSummary {
+    #[schema(example = "APP-01")]
+    pub server_name: String,
+    #[schema(example = 4)]
+    pub sessions: u64,
+}
+
+/// The sessions at a glance.
+///
+/// Totals, and sessions and users by organisation (with its seats) and by server, largest
+/// first; an `org_admin` sees its own organisation. Counted at most every 5 seconds, like the
+/// metrics.
+#[utoipa::path(
+    tag = "sessions",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The counts", body = SessionSummary),
+        BearerProblems,
+        AdminProblems,
+    )
+)]
+#[get("/sessions/summary")]
+pub async fn session_summary(
+    admin: AdminCaller,
+    state: web::Data<AppState>,
+) -> Result<web::Json<SessionSummary>, ApiError> {
+    let summary = state
+        .sessions
+        .summary(admin.scope(), admin.caller.now)
+        .await?;
+    Ok(web::Json(SessionSummary {
+        total: summary.total,
+        users: summary.users,
+        by_organisation: summary
+            .by_organisation
+            .into_iter()
+            .map(|o| OrganisationSummary {
+                organisation: o.organisation,
+                sessions: o.sessions,
+                users: o.users,
+                seats: o.seats,
+            })
+            .collect(),
+        by_server: summary
+            .by_server
+            .into_iter()
+            .map(|(server_name, sessions)| ServerSummary {
+                server_name,
+                sessions,
+            })
+            .collect(),
+    }))
+}
+
 /// The sessions of the caller's own user.
 #[derive(Serialize, ToSchema)]
 pub struct MySessions {

@@ -475,6 +475,13 @@ impl SessionStore for MemoryStore {
         self.store.census(now)
     }
 
+    async fn users_by_organisation(&self, now: Millis) -> Result<Vec<(Arc<str>, u64)>, StoreError> {
+        let store = self.store.clone();
+        actix_web::rt::task::spawn_blocking(move || store.users_by_organisation(now))
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("the count failed: {e}")))
+    }
+
     async fn seats_in_use(&self, organisation: &str, now: Millis) -> Result<u64, StoreError> {
         let store = &self.store;
         Ok(store.seats.get(organisation).map_or(0, |seated| {
@@ -1108,6 +1115,32 @@ impl Store {
                 sessions,
             })
             .collect())
+    }
+
+    /// A user's sessions are spread over the shards, so users are told apart by name.
+    fn users_by_organisation(&self, now: Millis) -> Vec<(Arc<str>, u64)> {
+        let mut users: HashMap<Arc<str>, hashbrown::HashSet<CompactString>> = HashMap::new();
+        for n in 0..SHARDS {
+            let shard = self.shard(n);
+            for row in shard.occupied().filter(|row| self.live(row, now)) {
+                let organisation = shard.labels.get(row.organisation);
+                match users.get_mut(organisation) {
+                    Some(seen) => {
+                        seen.insert(row.user_id.clone());
+                    }
+                    None => {
+                        users.insert(
+                            organisation.clone(),
+                            hashbrown::HashSet::from_iter([row.user_id.clone()]),
+                        );
+                    }
+                }
+            }
+        }
+        users
+            .into_iter()
+            .map(|(organisation, seen)| (organisation, seen.len() as u64))
+            .collect()
     }
 
     fn check_indexes(&self) -> Result<IndexReport, StoreError> {

@@ -173,6 +173,9 @@ pub trait SessionStore: Send + Sync {
     /// Live sessions counted by organisation and server name.
     async fn census(&self, now: Millis) -> Result<Vec<Census>, StoreError>;
 
+    /// How many distinct users have live sessions, by organisation.
+    async fn users_by_organisation(&self, now: Millis) -> Result<Vec<(Arc<str>, u64)>, StoreError>;
+
     /// How many distinct users have a live session in `organisation`: its seats in use.
     async fn seats_in_use(&self, organisation: &str, now: Millis) -> Result<u64, StoreError>;
 

@@ -652,6 +652,10 @@ impl SessionStore for RedisStore {
         self.replica.census(now).await
     }
 
+    async fn users_by_organisation(&self, now: Millis) -> Result<Vec<(Arc<str>, u64)>, StoreError> {
+        self.replica.users_by_organisation(now).await
+    }
+
     async fn seats_in_use(&self, organisation: &str, now: Millis) -> Result<u64, StoreError> {
         self.seats
             .key(self.key("o", organisation))

@@ -470,3 +470,53 @@ fn an_administrator_has_my_sessions_as_a_second_view() {
         client.close().await.unwrap();
     });
 }
+
+#[test]
+fn the_console_shows_the_sessions_at_a_glance() {
+    let Some(driver) = Chromedriver::start() else {
+        return;
+    };
+    let seats = sessiond::config::Seats::parse("Acme=3").unwrap();
+    let app = crate::helpers::spawn_app_with(move |s| s.organisation_seats = Some(seats));
+    for (user, organisation, server) in [
+        ("ann", "Acme", "APP-01"),
+        ("bob", "Acme", "APP-02"),
+        ("cy", "Globex", "APP-01"),
+    ] {
+        app.login_as(
+            &json!({"user_id": user, "name": user, "ip_address": "10.0.0.1",
+            "organisation": organisation, "server_name": server}),
+        );
+    }
+    let admin = app.admin();
+    actix_web::rt::System::new().block_on(async {
+        let client = driver.browser(1280, 900).await;
+        client
+            .goto(&app.url(&format!("/#token={}", admin.token)))
+            .await
+            .unwrap();
+        let organisations = eventually(
+            &client,
+            "the organisations are charted",
+            "return [...document.querySelectorAll('#glance-organisations li')].map(li => li.textContent)",
+            |v| v.as_array().is_some_and(|a| a.len() == 3),
+        )
+        .await;
+        let first = organisations[0].as_str().unwrap();
+        assert!(
+            first.starts_with("Acme") && first.contains("2 users") && first.contains("2 of 3 seats"),
+            "{organisations}"
+        );
+        let total = run(&client, "return document.getElementById('glance-total').textContent").await;
+        assert_eq!(total, json!("4 sessions"));
+        let widths = run(
+            &client,
+            "return [...document.querySelectorAll('#glance-organisations .bar-fill')].map(b => b.getBoundingClientRect().width / b.parentElement.getBoundingClientRect().width)",
+        )
+        .await;
+        let widths: Vec<f64> = widths.as_array().unwrap().iter().map(|w| w.as_f64().unwrap()).collect();
+        assert!(widths[0] > widths[1] * 1.5, "bars drawn to scale: {widths:?}");
+        screenshot(&client, "at-a-glance.png").await;
+        client.close().await.unwrap();
+    });
+}

@@ -322,3 +322,50 @@ fn the_demos_denied_login_is_audited_and_counted_like_a_real_one() {
         "{metrics}"
     );
 }
+
+#[test]
+fn the_summary_counts_sessions_users_and_seats_within_the_callers_scope() {
+    let seats = sessiond::config::Seats::parse("Acme=10").unwrap();
+    let app = crate::helpers::spawn_app_with(move |s| s.organisation_seats = Some(seats));
+    let acme = |user: &str, server: &str, ip: &str| {
+        app.login_as(
+            &serde_json::json!({"user_id": user, "name": "N", "ip_address": ip,
+            "organisation": "Acme", "server_name": server, "concurrent_sessions": "allow"}),
+        )
+    };
+    acme("ann", "APP-01", "10.0.0.1");
+    acme("ann", "APP-02", "10.0.0.2");
+    acme("bob", "APP-01", "10.0.0.3");
+    let org_admin = app.login_as(&serde_json::json!({"user_id": "olga", "name": "Olga",
+        "ip_address": "10.0.0.4", "organisation": "Globex", "roles": ["org_admin"]}));
+    let admin = app.admin();
+
+    let all = app.get("/sessions/summary", &admin.token).json();
+    assert_eq!(all["total"], 5, "{all}");
+    assert_eq!(all["users"], 4, "{all}");
+    assert_eq!(
+        all["by_organisation"][0],
+        serde_json::json!({"organisation": "Acme", "sessions": 3, "users": 2, "seats": 10})
+    );
+    let globex = all["by_organisation"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["organisation"] == "Globex")
+        .unwrap();
+    assert_eq!(globex["seats"], serde_json::Value::Null);
+    assert_eq!(
+        all["by_server"][0],
+        serde_json::json!({"server_name": "APP-01", "sessions": 2})
+    );
+
+    let mine = app.get("/sessions/summary", &org_admin.token).json();
+    assert_eq!(
+        mine["total"], 1,
+        "an org_admin counts its own organisation: {mine}"
+    );
+    assert_eq!(mine["by_organisation"].as_array().unwrap().len(), 1);
+    let plain = app.login(&unique(), "10.0.0.9");
+    app.get("/sessions/summary", &plain.token)
+        .problem(403, "forbidden");
+}
