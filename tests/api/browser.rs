@@ -128,6 +128,14 @@ pub async fn eventually(
     }
 }
 
+/// Opens the console signed in with `token`, as a `#token=` link does.
+pub async fn open_as(client: &Client, app: &crate::helpers::Client, token: &str) {
+    client
+        .goto(&app.url(&format!("/#token={token}")))
+        .await
+        .expect("the console opens");
+}
+
 /// Runs `script` in the page and returns what it returns.
 pub async fn run(client: &Client, script: &str) -> Value {
     client

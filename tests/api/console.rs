@@ -3,7 +3,7 @@
 use fantoccini::Locator;
 use serde_json::{json, Value};
 
-use crate::browser::{click, eventually, run, screenshot, Chromedriver};
+use crate::browser::{click, eventually, open_as, run, screenshot, Chromedriver};
 use crate::helpers::{spawn_app, unique, Login, TestApp};
 
 #[test]
@@ -87,10 +87,7 @@ fn an_administrator_signs_in_sorts_searches_and_deletes_in_a_real_browser() {
         )
         .await;
         // A plain user's session sees its own sessions, not the administrators' view.
-        client
-            .goto(&app.url(&format!("/#token={}", plain.token)))
-            .await
-            .unwrap();
+        open_as(&client, &app, &plain.token).await;
         eventually(
             &client,
             "My sessions is shown",
@@ -344,10 +341,7 @@ fn signing_out_ends_the_session_and_a_link_never_switches_identity_unasked() {
     let whoami = "return document.getElementById('whoami').textContent";
     actix_web::rt::System::new().block_on(async {
         let client = driver.browser(1280, 900).await;
-        client
-            .goto(&app.url(&format!("/#token={}", ada.token)))
-            .await
-            .unwrap();
+        open_as(&client, &app, &ada.token).await;
         eventually(&client, "Ada is signed in", whoami, |v| {
             v.as_str().is_some_and(|t| t.contains("Ada Admin"))
         })
@@ -398,10 +392,7 @@ fn a_user_ends_its_other_sessions_in_my_sessions_in_a_real_browser() {
     let rows = "return [...document.querySelectorAll('#mine-sessions tbody tr')].map(tr => tr.textContent)";
     actix_web::rt::System::new().block_on(async {
         let client = driver.browser(1280, 900).await;
-        client
-            .goto(&app.url(&format!("/#token={}", laptop.token)))
-            .await
-            .unwrap();
+        open_as(&client, &app, &laptop.token).await;
         let shown = eventually(&client, "the user's sessions are shown", rows, |v| {
             v.as_array().is_some_and(|a| a.len() == 3)
         })
@@ -447,10 +438,7 @@ fn an_administrator_has_my_sessions_as_a_second_view() {
     let admin = app.admin();
     actix_web::rt::System::new().block_on(async {
         let client = driver.browser(1280, 900).await;
-        client
-            .goto(&app.url(&format!("/#token={}", admin.token)))
-            .await
-            .unwrap();
+        open_as(&client, &app, &admin.token).await;
         eventually(
             &client,
             "Session Management comes first",
@@ -491,10 +479,7 @@ fn the_console_shows_the_sessions_at_a_glance() {
     let admin = app.admin();
     actix_web::rt::System::new().block_on(async {
         let client = driver.browser(1280, 900).await;
-        client
-            .goto(&app.url(&format!("/#token={}", admin.token)))
-            .await
-            .unwrap();
+        open_as(&client, &app, &admin.token).await;
         let organisations = eventually(
             &client,
             "the organisations are charted",
