@@ -97,7 +97,8 @@ pub fn requested_policy(request: &NewSessionRequest) -> Result<Option<Concurrent
         .map(Some)
         .map_err(|_| {
             format!(
-                "concurrent_sessions: {name:?} is not a policy; use deny-other-ip, replace or allow"
+                "concurrent_sessions: {name:?} is not a policy; use {}",
+                ConcurrentSessions::names()
             )
         })
 }

@@ -34,8 +34,8 @@ use super::{
     SavedSession, SessionStore, StoreError,
 };
 use crate::domain::{
-    ConcurrentSessions, EndReason, ListQuery, Millis, PresentedToken, Scope, SessionData,
-    SessionId, SessionRecord, TokenDigest,
+    EndReason, ListQuery, Millis, PresentedToken, Scope, SessionData, SessionId, SessionRecord,
+    TokenDigest,
 };
 
 /// How long a request waits for Redis before answering `503`.
@@ -440,14 +440,6 @@ fn from_hex(text: &str) -> Option<[u8; 32]> {
     Some(out)
 }
 
-fn policy_name(policy: ConcurrentSessions) -> &'static str {
-    match policy {
-        ConcurrentSessions::DenyOtherIp => "deny-other-ip",
-        ConcurrentSessions::Replace => "replace",
-        ConcurrentSessions::Allow => "allow",
-    }
-}
-
 #[async_trait]
 impl SessionStore for RedisStore {
     async fn create(
@@ -467,7 +459,7 @@ impl SessionStore for RedisStore {
             .key(self.key("u", &session.user_id))
             .key(self.key("s", &id.to_string()))
             .key(self.key("o", &session.organisation))
-            .arg(policy_name(rules.policy))
+            .arg(rules.policy.name())
             .arg(self.clock.arg(now))
             .arg(self.max_ms())
             .arg(&self.prefix)
