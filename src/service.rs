@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::audit::{AuditLog, EndMethod, Subject};
-use crate::config::Seats;
+use crate::config::{Seats, Settings};
 use crate::domain::limits::MAX_LIMIT;
 use crate::domain::listing::ListParams;
 use crate::domain::new_session::{requested_policy, Defaults};
@@ -106,22 +106,23 @@ fn not_yours() -> ApiError {
 }
 
 impl Sessions {
-    #[allow(clippy::too_many_arguments)]
+    /// The service over `store`, with the login rules and defaults of `settings`.
     pub fn new(
         store: SharedStore,
-        rules: LoginRules,
-        seats: Seats,
-        server_name: String,
-        idle_timeout: u32,
+        settings: &Settings,
         audit: Arc<AuditLog>,
         metrics: Arc<Metrics>,
     ) -> Self {
         Sessions {
             store,
-            rules,
-            seats,
-            server_name,
-            idle_timeout,
+            rules: LoginRules {
+                policy: settings.concurrent_sessions,
+                max_per_user: settings.max_sessions_per_user,
+                seats: None,
+            },
+            seats: settings.organisation_seats.clone().unwrap_or_default(),
+            server_name: settings.server_name.clone(),
+            idle_timeout: settings.idle_timeout,
             audit,
             metrics,
             picture: Mutex::new(None),

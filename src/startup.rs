@@ -23,7 +23,7 @@ use crate::routes;
 use crate::service::Sessions;
 use crate::snapshot::{SnapshotError, SnapshotFile};
 use crate::state::AppState;
-use crate::store::{LoginRules, MemoryStore, RedisStore, SharedStore, StoreError};
+use crate::store::{MemoryStore, RedisStore, SharedStore, StoreError};
 
 /// How often expired sessions are swept out of memory. They stop counting the instant they
 /// expire; this only frees their memory.
@@ -196,19 +196,7 @@ fn app_state(
     let audit = Arc::new(AuditLog::new(settings.audit_capacity as usize));
     let spec = crate::openapi::spec();
     web::Data::new(AppState {
-        sessions: Sessions::new(
-            store,
-            LoginRules {
-                policy: settings.concurrent_sessions,
-                max_per_user: settings.max_sessions_per_user,
-                seats: None,
-            },
-            settings.organisation_seats.clone().unwrap_or_default(),
-            settings.server_name.clone(),
-            settings.idle_timeout,
-            audit.clone(),
-            metrics.clone(),
-        ),
+        sessions: Sessions::new(store, settings, audit.clone(), metrics.clone()),
         service_keys,
         metrics,
         audit,
