@@ -1,4 +1,5 @@
-//! The audit trail: every session an administrator ends and every login the policy denies,
+//! The audit trail: every session ended by the holder of another (an administrator, or the
+//! user from another device) and every login the policy or the seats deny,
 //! written to the log under target `audit` and kept, newest first, in a bounded history.
 
 use std::collections::VecDeque;
@@ -15,13 +16,13 @@ use crate::domain::{Millis, Scope, SessionData};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum AuditAction {
-    /// An administrator ended a session.
+    /// A session was ended by the holder of another: an administrator, or its own user.
     SessionEnded,
     /// The concurrent-session policy refused a login.
     LoginDenied,
 }
 
-/// How an administrator ended a session.
+/// How the session was ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum EndMethod {
@@ -31,7 +32,7 @@ pub enum EndMethod {
     Bulk,
 }
 
-/// The administrator who acted.
+/// The session holder who acted: an administrator, or the user from another device.
 #[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct Actor {
     pub session_id: String,

@@ -114,6 +114,41 @@ fn log_out_my_other_devices_keeps_this_one() {
 }
 
 #[test]
+fn ending_another_device_is_audited_with_the_user_as_actor() {
+    let app = spawn_app();
+    let admin = app.admin();
+    let user = unique();
+    let laptop = app.device(&user, "59.100.242.122", "Laptop");
+    let phone = app.device(&user, "203.0.113.7", "Phone");
+    let tablet = app.device(&user, "203.0.113.8", "Tablet");
+    app.delete(&format!("/sessions/{}", phone.id), &laptop.token);
+    app.delete("/sessions/mine", &laptop.token);
+
+    let events: Vec<Value> = app.get("/audit", &admin.token).json()["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["actor"]["user_id"] == user.as_str())
+        .cloned()
+        .collect();
+    let ended: Vec<(&str, &str)> = events
+        .iter()
+        .map(|e| {
+            assert_eq!(e["action"], "session-ended");
+            assert_eq!(e["actor"]["session_id"], laptop.id.as_str());
+            (
+                e["method"].as_str().unwrap(),
+                e["session"]["id"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        ended,
+        [("bulk", tablet.id.as_str()), ("single", phone.id.as_str())]
+    );
+}
+
+#[test]
 fn a_denied_user_resolves_it_with_replace() {
     let app = spawn_app();
     let user = unique();
