@@ -897,9 +897,8 @@ impl Store {
                 head: RowRef::END,
                 count: 0,
             });
-        // The user's live sessions, with when each was last active and whether it is in the
-        // login's organisation; expired ones go now.
-        let mut live = Vec::new();
+        // The user's live sessions; expired ones go now.
+        let mut live: Vec<Live> = Vec::new();
         for at in self.chain(&chain) {
             let found = {
                 let rows = self.shard(at.shard());
@@ -910,12 +909,16 @@ impl Store {
                         ip_address: row.ip_address,
                         server_name: rows.labels.get(row.server_name).clone(),
                     };
-                    let here = **rows.labels.get(row.organisation) == *data.organisation;
-                    (blocking, row.last_active_at(), here)
+                    Live {
+                        at,
+                        blocking,
+                        last_active: row.last_active_at(),
+                        here: **rows.labels.get(row.organisation) == *data.organisation,
+                    }
                 })
             };
             match found {
-                Some((blocking, last_active, here)) => live.push((at, blocking, last_active, here)),
+                Some(session) => live.push(session),
                 None => {
                     self.unlink(&mut chain, at);
                 }
@@ -924,17 +927,17 @@ impl Store {
         if rules.policy == ConcurrentSessions::DenyOtherIp
             && live
                 .iter()
-                .any(|(_, b, _, _)| b.ip_address != data.ip_address)
+                .any(|l| l.blocking.ip_address != data.ip_address)
         {
             return Err(StoreError::LoginDenied(
-                live.into_iter().map(|(_, b, _, _)| b).collect(),
+                live.into_iter().map(|l| l.blocking).collect(),
             ));
         }
         // A user new to a limited organisation takes a seat: decided before anything ends, and
         // counted before the organisation's entry is let go, so racing logins see it.
         let mut seat_counted = false;
         if let Some(limit) = rules.seats {
-            if !live.iter().any(|(_, _, _, here)| *here) {
+            if !live.iter().any(|l| l.here) {
                 let organisation = CompactString::from(&*data.organisation);
                 let mut seated = self.seats.entry(organisation).or_default();
                 let full = seated.len() >= limit as usize
@@ -953,16 +956,16 @@ impl Store {
         }
         let mut ended = Vec::new();
         if rules.policy == ConcurrentSessions::Replace {
-            for (at, _, _, _) in live.drain(..) {
-                ended.push((self.unlink(&mut chain, at), EndReason::Replaced));
+            for l in live.drain(..) {
+                ended.push((self.unlink(&mut chain, l.at), EndReason::Replaced));
             }
         }
         // Beyond the limit, the least recently active sessions make room for this one.
         let limit = rules.max_per_user as usize;
         if limit > 0 && live.len() >= limit {
-            live.sort_unstable_by_key(|(_, _, last_active, _)| *last_active);
-            for (at, _, _, _) in live.drain(..=live.len() - limit) {
-                ended.push((self.unlink(&mut chain, at), EndReason::Evicted));
+            live.sort_unstable_by_key(|l| l.last_active);
+            for l in live.drain(..=live.len() - limit) {
+                ended.push((self.unlink(&mut chain, l.at), EndReason::Evicted));
             }
         }
         self.link(&mut chain, &data, digest, now, seat_counted);
@@ -1200,6 +1203,15 @@ impl Store {
             .filter(|&id| self.end(id, |_, row| !self.live(row, now)).is_some())
             .count())
     }
+}
+
+/// One of a user's live sessions, as a login weighs it.
+struct Live {
+    at: RowRef,
+    blocking: BlockingSession,
+    last_active: Millis,
+    /// Whether it is in the login's organisation (then the user already holds a seat there).
+    here: bool,
 }
 
 #[cfg(test)]
