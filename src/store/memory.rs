@@ -414,6 +414,19 @@ impl MemoryStore {
     pub fn forget(&self, ids: &[SessionId]) {
         self.store.forget(ids)
     }
+
+    /// Runs `work`, which reads every session for milliseconds, on the blocking pool, so that
+    /// the other requests of this worker (validations) go on meanwhile.
+    async fn off_the_event_loop<T: Send + 'static>(
+        &self,
+        what: &str,
+        work: impl FnOnce(&Store) -> T + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let store = self.store.clone();
+        actix_web::rt::task::spawn_blocking(move || work(&store))
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("{what} failed: {e}")))
+    }
 }
 
 #[async_trait]
@@ -453,18 +466,15 @@ impl SessionStore for MemoryStore {
         self.store.delete(ids, scope, now)
     }
 
-    /// A listing reads every session, for milliseconds: it runs off the event loop, so that the
-    /// other requests of this worker (validations) go on meanwhile.
     async fn list(
         &self,
         query: &ListQuery,
         scope: &Scope,
         now: Millis,
     ) -> Result<Page, StoreError> {
-        let (store, query, scope) = (self.store.clone(), query.clone(), scope.clone());
-        actix_web::rt::task::spawn_blocking(move || store.list(&query, &scope, now))
-            .await
-            .map_err(|e| StoreError::Unavailable(format!("the listing failed: {e}")))?
+        let (query, scope) = (query.clone(), scope.clone());
+        self.off_the_event_loop("the listing", move |store| store.list(&query, &scope, now))
+            .await?
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
@@ -472,14 +482,13 @@ impl SessionStore for MemoryStore {
     }
 
     async fn census(&self, now: Millis) -> Result<Vec<Census>, StoreError> {
-        self.store.census(now)
+        self.off_the_event_loop("the census", move |store| store.census(now))
+            .await
     }
 
     async fn users_by_organisation(&self, now: Millis) -> Result<Vec<(Arc<str>, u64)>, StoreError> {
-        let store = self.store.clone();
-        actix_web::rt::task::spawn_blocking(move || store.users_by_organisation(now))
+        self.off_the_event_loop("the count", move |store| store.users_by_organisation(now))
             .await
-            .map_err(|e| StoreError::Unavailable(format!("the count failed: {e}")))
     }
 
     async fn seats_in_use(&self, organisation: &str, now: Millis) -> Result<u64, StoreError> {
@@ -1094,7 +1103,7 @@ impl Store {
         Ok(Page { items, total, more })
     }
 
-    fn census(&self, now: Millis) -> Result<Vec<Census>, StoreError> {
+    fn census(&self, now: Millis) -> Vec<Census> {
         let mut counts: HashMap<(Arc<str>, Arc<str>), u64> = HashMap::new();
         for n in 0..SHARDS {
             let shard = self.shard(n);
@@ -1110,14 +1119,14 @@ impl Store {
                 *counts.entry(key).or_default() += sessions;
             }
         }
-        Ok(counts
+        counts
             .into_iter()
             .map(|((organisation, server_name), sessions)| Census {
                 organisation,
                 server_name,
                 sessions,
             })
-            .collect())
+            .collect()
     }
 
     /// A user's sessions are spread over the shards, so users are told apart by name.
