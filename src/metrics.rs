@@ -1,21 +1,23 @@
 //! Prometheus metrics, each application with its own registry (no process-global state, so
 //! several servers can run side by side in one test process).
 
+use std::collections::HashMap;
+
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
     TextEncoder,
 };
 
 use crate::domain::EndReason;
-use crate::store::Census;
+use crate::store::{Census, UserCount};
 
 /// The sessions at a glance, for the metrics.
 #[derive(Clone, Debug, Default)]
 pub struct Picture {
-    /// Live sessions by organisation and server.
+    /// Live sessions by organisation, server and role `admin`.
     pub sessions: Vec<Census>,
     /// Distinct users with live sessions, by organisation.
-    pub users: Vec<(std::sync::Arc<str>, u64)>,
+    pub users: Vec<UserCount>,
     /// For each organisation with seats: how many are in use, of how many.
     pub seats: Vec<(String, u64, u32)>,
 }
@@ -144,19 +146,23 @@ impl Metrics {
     /// server names come from logins, so only the [`MAX_CENSUS_SERIES`] largest pairs get
     /// series of their own; the rest are summed under `(other)`.
     pub fn render(&self, picture: &Picture) -> String {
-        let census = &picture.sessions;
         self.sessions_active.reset();
-        let mut largest: Vec<&Census> = census.iter().collect();
-        largest.sort_unstable_by_key(|c| std::cmp::Reverse(c.sessions));
+        // The gauge's series are organisation and server, whatever the roles.
+        let mut pairs: HashMap<(&str, &str), u64> = HashMap::new();
+        for c in &picture.sessions {
+            *pairs.entry((&c.organisation, &c.server_name)).or_default() += c.sessions;
+        }
+        let mut largest: Vec<((&str, &str), u64)> = pairs.into_iter().collect();
+        largest.sort_unstable_by_key(|(_, sessions)| std::cmp::Reverse(*sessions));
         let rest: u64 = largest
             .iter()
             .skip(MAX_CENSUS_SERIES)
-            .map(|c| c.sessions)
+            .map(|(_, sessions)| sessions)
             .sum();
-        for c in largest.iter().take(MAX_CENSUS_SERIES) {
+        for ((organisation, server_name), sessions) in largest.iter().take(MAX_CENSUS_SERIES) {
             self.sessions_active
-                .with_label_values(&[&*c.organisation, &*c.server_name])
-                .set(c.sessions as i64);
+                .with_label_values(&[organisation, server_name])
+                .set(*sessions as i64);
         }
         if largest.len() > MAX_CENSUS_SERIES {
             self.sessions_active

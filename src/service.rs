@@ -433,20 +433,24 @@ impl Sessions {
     /// and by server, largest first. From the same counts as the metrics.
     pub async fn summary(&self, scope: &Scope, now: Millis) -> Result<Summary, ApiError> {
         let picture = self.picture(now).await?;
-        let in_scope = |organisation: &str| scope.admits(organisation, false);
         let mut by_organisation: HashMap<&str, (u64, u64)> = HashMap::new();
         let mut by_server: HashMap<&str, u64> = HashMap::new();
         for census in picture
             .sessions
             .iter()
-            .filter(|c| in_scope(&c.organisation))
+            .filter(|c| scope.admits(&c.organisation, c.admin))
         {
             by_organisation.entry(&census.organisation).or_default().0 += census.sessions;
             *by_server.entry(&census.server_name).or_default() += census.sessions;
         }
-        for (organisation, users) in &picture.users {
-            if let Some(counts) = by_organisation.get_mut(&**organisation) {
-                counts.1 = *users;
+        for count in &picture.users {
+            if let Some(counts) = by_organisation.get_mut(&*count.organisation) {
+                // A scope that does not see admins' sessions does not count their users.
+                counts.1 = if scope.admits(&count.organisation, true) {
+                    count.users
+                } else {
+                    count.outside_admin
+                };
             }
         }
         let mut organisations: Vec<OrganisationCount> = by_organisation

@@ -36,7 +36,7 @@ use rayon::prelude::*;
 
 use super::{
     BlockingSession, Census, Created, IndexReport, Insert, LoginRules, Page, SessionStore,
-    StoreError,
+    StoreError, UserCount,
 };
 use crate::domain::listing::{Bigrams, Search};
 use crate::domain::session::{expires_at, holds_admin};
@@ -486,7 +486,7 @@ impl SessionStore for MemoryStore {
             .await
     }
 
-    async fn users_by_organisation(&self, now: Millis) -> Result<Vec<(Arc<str>, u64)>, StoreError> {
+    async fn users_by_organisation(&self, now: Millis) -> Result<Vec<UserCount>, StoreError> {
         self.off_the_event_loop("the count", move |store| store.users_by_organisation(now))
             .await
     }
@@ -1104,54 +1104,60 @@ impl Store {
     }
 
     fn census(&self, now: Millis) -> Vec<Census> {
-        let mut counts: HashMap<(Arc<str>, Arc<str>), u64> = HashMap::new();
+        let mut counts: HashMap<(Arc<str>, Arc<str>, bool), u64> = HashMap::new();
         for n in 0..SHARDS {
             let shard = self.shard(n);
-            let mut here: HashMap<(u32, u32), u64> = HashMap::new();
+            let mut here: HashMap<(u32, u32, bool), u64> = HashMap::new();
             for row in shard.occupied().filter(|row| self.live(row, now)) {
-                *here.entry((row.organisation, row.server_name)).or_default() += 1;
+                let key = (row.organisation, row.server_name, shard.holds_admin(row));
+                *here.entry(key).or_default() += 1;
             }
-            for ((organisation, server_name), sessions) in here {
+            for ((organisation, server_name, admin), sessions) in here {
                 let key = (
                     shard.labels.get(organisation).clone(),
                     shard.labels.get(server_name).clone(),
+                    admin,
                 );
                 *counts.entry(key).or_default() += sessions;
             }
         }
         counts
             .into_iter()
-            .map(|((organisation, server_name), sessions)| Census {
+            .map(|((organisation, server_name, admin), sessions)| Census {
                 organisation,
                 server_name,
+                admin,
                 sessions,
             })
             .collect()
     }
 
     /// A user's sessions are spread over the shards, so users are told apart by name.
-    fn users_by_organisation(&self, now: Millis) -> Vec<(Arc<str>, u64)> {
-        let mut users: HashMap<Arc<str>, hashbrown::HashSet<CompactString>> = HashMap::new();
+    fn users_by_organisation(&self, now: Millis) -> Vec<UserCount> {
+        type Seen = hashbrown::HashSet<CompactString>;
+        // Per organisation: every user, and those with a session held without role admin.
+        let mut users: HashMap<Arc<str>, (Seen, Seen)> = HashMap::new();
         for n in 0..SHARDS {
             let shard = self.shard(n);
             for row in shard.occupied().filter(|row| self.live(row, now)) {
                 let organisation = shard.labels.get(row.organisation);
-                match users.get_mut(organisation) {
-                    Some(seen) => {
-                        seen.insert(row.user_id.clone());
-                    }
-                    None => {
-                        users.insert(
-                            organisation.clone(),
-                            hashbrown::HashSet::from_iter([row.user_id.clone()]),
-                        );
-                    }
+                let (all, outside_admin) = match users.get_mut(organisation) {
+                    Some(seen) => seen,
+                    None => users.entry(organisation.clone()).or_default(),
+                };
+                all.insert(row.user_id.clone());
+                if !shard.holds_admin(row) {
+                    outside_admin.insert(row.user_id.clone());
                 }
             }
         }
         users
             .into_iter()
-            .map(|(organisation, seen)| (organisation, seen.len() as u64))
+            .map(|(organisation, (all, outside_admin))| UserCount {
+                organisation,
+                users: all.len() as u64,
+                outside_admin: outside_admin.len() as u64,
+            })
             .collect()
     }
 

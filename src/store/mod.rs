@@ -112,12 +112,23 @@ pub struct IndexReport {
     pub orphans: usize,
 }
 
-/// How many live sessions one organisation has on one server.
+/// How many live sessions one organisation has on one server, held with role `admin` or not
+/// (an `org_admin` counts only those without, as it lists only those).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Census {
     pub organisation: Arc<str>,
     pub server_name: Arc<str>,
+    pub admin: bool,
     pub sessions: u64,
+}
+
+/// How many distinct users have live sessions in one organisation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserCount {
+    pub organisation: Arc<str>,
+    pub users: u64,
+    /// Those of them with a live session held without role `admin`: what an `org_admin` sees.
+    pub outside_admin: u64,
 }
 
 /// A page of the session list.
@@ -170,11 +181,11 @@ pub trait SessionStore: Send + Sync {
     /// Whether the store can serve requests now.
     async fn ping(&self) -> Result<(), StoreError>;
 
-    /// Live sessions counted by organisation and server name.
+    /// Live sessions counted by organisation, server name and role `admin`.
     async fn census(&self, now: Millis) -> Result<Vec<Census>, StoreError>;
 
     /// How many distinct users have live sessions, by organisation.
-    async fn users_by_organisation(&self, now: Millis) -> Result<Vec<(Arc<str>, u64)>, StoreError>;
+    async fn users_by_organisation(&self, now: Millis) -> Result<Vec<UserCount>, StoreError>;
 
     /// How many distinct users have a live session in `organisation`: its seats in use.
     async fn seats_in_use(&self, organisation: &str, now: Millis) -> Result<u64, StoreError>;

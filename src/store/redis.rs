@@ -31,7 +31,7 @@ use tokio::sync::oneshot;
 
 use super::{
     BlockingSession, Census, Created, IndexReport, Insert, LoginRules, MemoryStore, Page,
-    SavedSession, SessionStore, StoreError,
+    SavedSession, SessionStore, StoreError, UserCount,
 };
 use crate::domain::{
     EndReason, ListQuery, Millis, PresentedToken, Scope, SessionData, SessionId, SessionRecord,
@@ -644,7 +644,7 @@ impl SessionStore for RedisStore {
         self.replica.census(now).await
     }
 
-    async fn users_by_organisation(&self, now: Millis) -> Result<Vec<(Arc<str>, u64)>, StoreError> {
+    async fn users_by_organisation(&self, now: Millis) -> Result<Vec<UserCount>, StoreError> {
         self.replica.users_by_organisation(now).await
     }
 

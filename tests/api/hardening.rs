@@ -121,6 +121,39 @@ fn an_org_admin_cannot_see_or_end_a_global_admins_session_in_its_organisation() 
 }
 
 #[test]
+fn an_org_admin_summary_does_not_count_admin_sessions_or_their_users() {
+    let app = spawn_app();
+    let (org_admin, admin_id) = org_admin_and_a_global_admin(&app);
+    let everyone = app.admin();
+    let org = app
+        .get(&format!("/sessions/{admin_id}"), &everyone.token)
+        .json()["organisation"]
+        .clone();
+    let counts = |token: &str| {
+        let summary = app.get("/sessions/summary", token).json();
+        let row = summary["by_organisation"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["organisation"] == org)
+            .cloned()
+            .unwrap_or_else(|| panic!("{org} in {summary}"));
+        (row["sessions"].clone(), row["users"].clone())
+    };
+    assert_eq!(counts(&everyone.token), (json!(2), json!(2)));
+    assert_eq!(
+        counts(&org_admin),
+        (json!(1), json!(1)),
+        "the org_admin's list has only its own session there"
+    );
+    let summary = app.get("/sessions/summary", &org_admin).json();
+    assert_eq!(
+        (summary["total"].clone(), summary["users"].clone()),
+        (json!(1), json!(1))
+    );
+}
+
+#[test]
 fn an_org_admin_does_not_see_audit_events_of_admin_sessions() {
     let app = spawn_app();
     let (_, admin_id) = org_admin_and_a_global_admin(&app);
