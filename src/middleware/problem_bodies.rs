@@ -1,6 +1,6 @@
 //! The guarantee that every error body is a problem document, whoever produced it.
 
-use actix_web::body::{BoxBody, MessageBody};
+use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::middleware::Next;
@@ -9,19 +9,20 @@ use actix_web::ResponseError;
 use crate::error::{ApiError, Code};
 
 /// Rewrites any error response that is not already a problem document (from middleware such
-/// as CORS, or from actix itself) into one, keeping its status and headers.
-pub async fn problem_bodies(
+/// as CORS, or from actix itself) into one, keeping its status and headers. Every other
+/// response passes with its body untouched (not boxed: this runs on every validation).
+pub async fn problem_bodies<B: MessageBody + 'static>(
     req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let response = next.call(req).await?.map_into_boxed_body();
+    next: Next<B>,
+) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {
+    let response = next.call(req).await?;
     let status = response.status();
     let is_problem = response
         .headers()
         .get(header::CONTENT_TYPE)
         .is_some_and(|ct| ct.as_bytes().starts_with(b"application/problem+json"));
     if !(status.is_client_error() || status.is_server_error()) || is_problem {
-        return Ok(response);
+        return Ok(response.map_into_left_body());
     }
     let (request, old) = response.into_parts();
     let (old_head, old_body) = old.into_parts();
@@ -48,5 +49,5 @@ pub async fn problem_bodies(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/problem+json"),
     );
-    Ok(ServiceResponse::new(request, new))
+    Ok(ServiceResponse::new(request, new).map_into_right_body())
 }
