@@ -167,9 +167,7 @@ async function endOthers() {
 }
 
 function showMineStatus(message, isError = false) {
-  const status = $("mine-status");
-  status.textContent = message;
-  status.classList.toggle("error", isError);
+  say($("mine-status"), message, isError);
 }
 
 // --- talking to the API ---------------------------------------------------------------------
@@ -414,7 +412,11 @@ async function deleteSelected() {
 }
 
 function showStatus(message, isError = false) {
-  const status = $("status");
+  say($("status"), message, isError);
+}
+
+// Puts a message in a status line (announced: the lines are aria-live), marked if an error.
+function say(status, message, isError) {
   status.textContent = message;
   status.classList.toggle("error", isError);
 }
