@@ -9,15 +9,15 @@ use prometheus::{
 };
 
 use crate::domain::EndReason;
-use crate::store::{Census, UserCount};
+use crate::store::{Census, Users};
 
 /// The sessions at a glance, for the metrics.
 #[derive(Clone, Debug, Default)]
 pub struct Picture {
     /// Live sessions by organisation, server and role `admin`.
     pub sessions: Vec<Census>,
-    /// Distinct users with live sessions, by organisation.
-    pub users: Vec<UserCount>,
+    /// Distinct users with live sessions.
+    pub users: Users,
     /// For each organisation with seats: how many are in use, of how many.
     pub seats: Vec<(String, u64, u32)>,
 }

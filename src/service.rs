@@ -417,7 +417,7 @@ impl Sessions {
         }
         let mut picture = Picture {
             sessions: self.store.census(now).await?,
-            users: self.store.users_by_organisation(now).await?,
+            users: self.store.users(now).await?,
             seats: Vec::new(),
         };
         for (organisation, limit) in self.seats.iter() {
@@ -443,7 +443,7 @@ impl Sessions {
             by_organisation.entry(&census.organisation).or_default().0 += census.sessions;
             *by_server.entry(&census.server_name).or_default() += census.sessions;
         }
-        for count in &picture.users {
+        for count in &picture.users.by_organisation {
             if let Some(counts) = by_organisation.get_mut(&*count.organisation) {
                 // A scope that does not see admins' sessions does not count their users.
                 counts.1 = if scope.admits(&count.organisation, true) {
@@ -474,7 +474,10 @@ impl Sessions {
         servers.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         Ok(Summary {
             total: organisations.iter().map(|o| o.sessions).sum(),
-            users: organisations.iter().map(|o| o.users).sum(),
+            users: match scope {
+                Scope::All => picture.users.distinct,
+                Scope::Organisation(_) => organisations.iter().map(|o| o.users).sum(),
+            },
             by_organisation: organisations,
             by_server: servers,
         })

@@ -36,7 +36,7 @@ use rayon::prelude::*;
 
 use super::{
     BlockingSession, Census, Created, IndexReport, Insert, LoginRules, Page, SessionStore,
-    StoreError, UserCount,
+    StoreError, UserCount, Users,
 };
 use crate::domain::listing::{Bigrams, Search};
 use crate::domain::session::{expires_at, holds_admin};
@@ -486,8 +486,8 @@ impl SessionStore for MemoryStore {
             .await
     }
 
-    async fn users_by_organisation(&self, now: Millis) -> Result<Vec<UserCount>, StoreError> {
-        self.off_the_event_loop("the count", move |store| store.users_by_organisation(now))
+    async fn users(&self, now: Millis) -> Result<Users, StoreError> {
+        self.off_the_event_loop("the count", move |store| store.users(now))
             .await
     }
 
@@ -1133,10 +1133,11 @@ impl Store {
     }
 
     /// A user's sessions are spread over the shards, so users are told apart by name.
-    fn users_by_organisation(&self, now: Millis) -> Vec<UserCount> {
+    fn users(&self, now: Millis) -> Users {
         type Seen = hashbrown::HashSet<CompactString>;
         // Per organisation: every user, and those with a session held without role admin.
         let mut users: HashMap<Arc<str>, (Seen, Seen)> = HashMap::new();
+        let mut distinct = Seen::new();
         for n in 0..SHARDS {
             let shard = self.shard(n);
             for row in shard.occupied().filter(|row| self.live(row, now)) {
@@ -1146,19 +1147,23 @@ impl Store {
                     None => users.entry(organisation.clone()).or_default(),
                 };
                 all.insert(row.user_id.clone());
+                distinct.insert(row.user_id.clone());
                 if !shard.holds_admin(row) {
                     outside_admin.insert(row.user_id.clone());
                 }
             }
         }
-        users
-            .into_iter()
-            .map(|(organisation, (all, outside_admin))| UserCount {
-                organisation,
-                users: all.len() as u64,
-                outside_admin: outside_admin.len() as u64,
-            })
-            .collect()
+        Users {
+            by_organisation: users
+                .into_iter()
+                .map(|(organisation, (all, outside_admin))| UserCount {
+                    organisation,
+                    users: all.len() as u64,
+                    outside_admin: outside_admin.len() as u64,
+                })
+                .collect(),
+            distinct: distinct.len() as u64,
+        }
     }
 
     fn check_indexes(&self) -> Result<IndexReport, StoreError> {

@@ -122,6 +122,14 @@ pub struct Census {
     pub sessions: u64,
 }
 
+/// Distinct users with live sessions.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Users {
+    pub by_organisation: Vec<UserCount>,
+    /// Over every organisation: a user on in two counts once.
+    pub distinct: u64,
+}
+
 /// How many distinct users have live sessions in one organisation.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UserCount {
@@ -184,8 +192,8 @@ pub trait SessionStore: Send + Sync {
     /// Live sessions counted by organisation, server name and role `admin`.
     async fn census(&self, now: Millis) -> Result<Vec<Census>, StoreError>;
 
-    /// How many distinct users have live sessions, by organisation.
-    async fn users_by_organisation(&self, now: Millis) -> Result<Vec<UserCount>, StoreError>;
+    /// How many distinct users have live sessions, by organisation and in all.
+    async fn users(&self, now: Millis) -> Result<Users, StoreError>;
 
     /// How many distinct users have a live session in `organisation`: its seats in use.
     async fn seats_in_use(&self, organisation: &str, now: Millis) -> Result<u64, StoreError>;

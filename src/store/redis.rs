@@ -31,7 +31,7 @@ use tokio::sync::oneshot;
 
 use super::{
     BlockingSession, Census, Created, IndexReport, Insert, LoginRules, MemoryStore, Page,
-    SavedSession, SessionStore, StoreError, UserCount,
+    SavedSession, SessionStore, StoreError, Users,
 };
 use crate::domain::{
     EndReason, ListQuery, Millis, PresentedToken, Scope, SessionData, SessionId, SessionRecord,
@@ -644,8 +644,8 @@ impl SessionStore for RedisStore {
         self.replica.census(now).await
     }
 
-    async fn users_by_organisation(&self, now: Millis) -> Result<Vec<UserCount>, StoreError> {
-        self.replica.users_by_organisation(now).await
+    async fn users(&self, now: Millis) -> Result<Users, StoreError> {
+        self.replica.users(now).await
     }
 
     async fn seats_in_use(&self, organisation: &str, now: Millis) -> Result<u64, StoreError> {

@@ -369,3 +369,29 @@ fn the_summary_counts_sessions_users_and_seats_within_the_callers_scope() {
     app.get("/sessions/summary", &plain.token)
         .problem(403, "forbidden");
 }
+
+#[test]
+fn a_user_on_in_two_organisations_is_one_user_in_the_summary() {
+    let app = spawn_app();
+    let admin = app.admin();
+    let user = unique();
+    for (organisation, ip) in [("Acme", "10.0.0.1"), ("Globex", "10.0.0.1")] {
+        app.login_as(
+            &serde_json::json!({"user_id": user, "name": "Ann", "ip_address": ip,
+            "organisation": organisation}),
+        );
+    }
+    let summary = app.get("/sessions/summary", &admin.token).json();
+    assert_eq!(summary["total"], 3, "{summary}");
+    assert_eq!(summary["users"], 2, "the admin and Ann: {summary}");
+    let by_organisation: u64 = summary["by_organisation"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["users"].as_u64().unwrap())
+        .sum();
+    assert_eq!(
+        by_organisation, 3,
+        "each organisation counts Ann: {summary}"
+    );
+}
