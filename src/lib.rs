@@ -9,6 +9,7 @@ pub mod demo;
 pub mod domain;
 pub mod duration;
 pub mod error;
+pub mod events;
 pub mod metrics;
 pub mod middleware;
 pub mod openapi;

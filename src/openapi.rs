@@ -8,6 +8,7 @@ use utoipa_actix_web::AppExt;
 use crate::auth::SERVICE_KEY_HEADER;
 use crate::domain::listing::{Order, SortField};
 use crate::error::{Code, Problem};
+use crate::events::{EventData, EventMessage};
 use crate::routes;
 
 #[derive(OpenApi)]
@@ -20,7 +21,7 @@ use crate::routes;
         contact(name = "sessiond maintainers")
     ),
     modifiers(&SecuritySchemes),
-    components(schemas(Problem, Code, SortField, Order)),
+    components(schemas(Problem, Code, SortField, Order, EventMessage, EventData)),
     tags(
         (name = "sessions", description = "Logging in, validating, listing and ending sessions"),
         (name = "operations", description = "Health, metrics and the audit trail, for operators"),

@@ -194,7 +194,7 @@ impl Sessions {
                     }
                     _ => Vec::new(),
                 };
-                self.audit.login_denied(subject, blocking_addresses);
+                self.audit.login_denied(subject, blocking_addresses).await;
                 Err(refused.into())
             }
             Err(e) => Err(e.into()),
@@ -213,7 +213,10 @@ impl Sessions {
 
     /// Ends the caller's own session.
     pub async fn log_out(&self, own: SessionId, now: Millis) -> Result<(), ApiError> {
-        let ended = self.store.delete(&[own], &Scope::All, now).await?;
+        let ended = self
+            .store
+            .delete(&[own], &Scope::All, now, EndReason::Logout)
+            .await?;
         self.metrics.ended(EndReason::Logout, ended.len());
         Ok(())
     }
@@ -275,7 +278,10 @@ impl Sessions {
         let (ended, reason) = match acting.reach {
             Reach::Administers(scope) => {
                 let id = SessionId::parse(id).ok_or_else(no_such_session)?;
-                let ended = self.store.delete(&[id], scope, acting.now).await?;
+                let ended = self
+                    .store
+                    .delete(&[id], scope, acting.now, EndReason::Admin)
+                    .await?;
                 (
                     ended.into_iter().next().ok_or_else(no_such_session)?,
                     EndReason::Admin,
@@ -285,7 +291,12 @@ impl Sessions {
                 let record = self.own_users(acting, id).await?;
                 let ended = self
                     .store
-                    .delete(&[record.data.id], &Scope::All, acting.now)
+                    .delete(
+                        &[record.data.id],
+                        &Scope::All,
+                        acting.now,
+                        EndReason::SelfService,
+                    )
                     .await?;
                 (
                     ended.into_iter().next().ok_or_else(not_yours)?,
@@ -294,7 +305,8 @@ impl Sessions {
             }
         };
         self.audit
-            .session_ended(acting.caller, &ended.data, EndMethod::Single);
+            .session_ended(acting.caller, &ended.data, EndMethod::Single)
+            .await;
         self.metrics.ended(reason, 1);
         Ok(())
     }
@@ -347,10 +359,14 @@ impl Sessions {
                 _ => break,
             }
         }
-        let ended = self.store.delete(&others, &Scope::All, now).await?;
+        let ended = self
+            .store
+            .delete(&others, &Scope::All, now, EndReason::SelfService)
+            .await?;
         for record in &ended {
             self.audit
-                .session_ended(caller, &record.data, EndMethod::Bulk);
+                .session_ended(caller, &record.data, EndMethod::Bulk)
+                .await;
         }
         self.metrics.ended(EndReason::SelfService, ended.len());
         Ok(ended.into_iter().map(|r| r.data.id).collect())
@@ -381,10 +397,14 @@ impl Sessions {
             .filter_map(|(_, id)| *id)
             .filter(|&id| id != own)
             .collect();
-        let records = self.store.delete(&candidates, scope, acting.now).await?;
+        let records = self
+            .store
+            .delete(&candidates, scope, acting.now, EndReason::Admin)
+            .await?;
         for record in &records {
             self.audit
-                .session_ended(acting.caller, &record.data, EndMethod::Bulk);
+                .session_ended(acting.caller, &record.data, EndMethod::Bulk)
+                .await;
         }
         self.metrics.ended(EndReason::Admin, records.len());
         let ended: HashSet<SessionId> = records.iter().map(|record| record.data.id).collect();

@@ -16,6 +16,7 @@ use crate::audit::AuditLog;
 use crate::config::{Origins, ServiceKeys, Settings, StoreSetting};
 use crate::domain::Millis;
 use crate::error::{json_error, path_error, query_error};
+use crate::events::Hub;
 use crate::metrics::Metrics;
 use crate::middleware::{access_log, header_limits, problem_bodies};
 use crate::route_table::RouteTable;
@@ -39,6 +40,8 @@ pub enum StartupError {
     },
     #[error("{0} (SESSIOND_DATA_DIR)")]
     Snapshot(#[from] SnapshotError),
+    #[error("cannot open the audit trail {0} (SESSIOND_DATA_DIR): {1}")]
+    Audit(std::path::PathBuf, std::io::Error),
     #[error("cannot create the demo sessions: {0}")]
     Demo(String),
     #[error("cannot use Redis (SESSIOND_STORE): {0}")]
@@ -58,6 +61,7 @@ pub struct Application {
     store: SharedStore,
     snapshots: Snapshots,
     demo_url: Option<String>,
+    events: Arc<Hub>,
 }
 
 impl Application {
@@ -68,7 +72,7 @@ impl Application {
         let (listener, address) = bind(settings.bind)?;
         let (store, snapshots) = open_store(&settings).await?;
         let service_keys = service_keys(&settings, address)?;
-        let state = app_state(&settings, store.clone(), service_keys);
+        let state = app_state(&settings, store.clone(), service_keys)?;
         let demo_url = match settings.demo {
             true => Some(seed_demo(&state.sessions, address).await?),
             false => None,
@@ -78,6 +82,7 @@ impl Application {
                 address: settings.bind,
                 source,
             })?;
+        let events = state.events.clone();
         spawn_reaper(state);
         if let Some((memory, file)) = &snapshots {
             spawn_snapshots(memory.clone(), file.clone(), settings.snapshot_interval);
@@ -88,6 +93,7 @@ impl Application {
             store,
             snapshots,
             demo_url,
+            events,
         })
     }
 
@@ -113,6 +119,14 @@ impl Application {
     /// Serves until SIGINT or SIGTERM, finishes the requests in flight, then writes a last
     /// snapshot (with a data directory).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let (server, events) = (self.server.handle(), self.events.clone());
+        actix_web::rt::spawn(async move {
+            stop_signal().await;
+            log::info!("stopping: finishing the requests in flight");
+            // Event streams never finish by themselves: end them, so the stop is prompt.
+            events.close();
+            server.stop(true).await;
+        });
         self.server.await?;
         if let Some((memory, file)) = &self.snapshots {
             let started = std::time::Instant::now();
@@ -191,18 +205,27 @@ fn app_state(
     settings: &Settings,
     store: SharedStore,
     service_keys: ServiceKeys,
-) -> web::Data<AppState> {
+) -> Result<web::Data<AppState>, StartupError> {
     let metrics = Arc::new(Metrics::new());
-    let audit = Arc::new(AuditLog::new(settings.audit_capacity as usize));
+    let capacity = settings.audit_capacity as usize;
+    let audit = Arc::new(match &settings.data_dir {
+        _ if store.keeps_audit() => AuditLog::in_store(capacity, store.clone()),
+        Some(dir) => AuditLog::in_dir(capacity, dir)
+            .map_err(|e| StartupError::Audit(dir.join("audit.jsonl"), e))?,
+        None => AuditLog::new(capacity),
+    });
+    let events = Arc::new(Hub::default());
+    store.publish_events(events.clone());
     let spec = crate::openapi::spec();
-    web::Data::new(AppState {
+    Ok(web::Data::new(AppState {
         sessions: Sessions::new(store, settings, audit.clone(), metrics.clone()),
         service_keys,
         metrics,
         audit,
+        events,
         openapi_json: crate::openapi::spec_json(),
         routes: RouteTable::from_spec(&spec),
-    })
+    }))
 }
 
 /// The HTTP server over `listener`, with every route, middleware and limit.
@@ -257,6 +280,7 @@ fn serve(
     .max_connection_rate(512)
     .backlog(2048)
     .shutdown_timeout(10)
+    .disable_signals()
     .listen(listener)?
     .run();
     Ok(server)
@@ -309,6 +333,28 @@ fn browsable(address: SocketAddr) -> String {
         address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
     }
     format!("http://{address}")
+}
+
+/// SIGINT (Ctrl-C) or, on Unix, SIGTERM.
+async fn stop_signal() {
+    let interrupt = Box::pin(async {
+        let _ = actix_web::rt::signal::ctrl_c().await;
+    });
+    #[cfg(unix)]
+    {
+        use actix_web::rt::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                let terminate = Box::pin(async move {
+                    terminate.recv().await;
+                });
+                futures_util::future::select(interrupt, terminate).await;
+            }
+            Err(_) => interrupt.await,
+        }
+    }
+    #[cfg(not(unix))]
+    interrupt.await;
 }
 
 fn spawn_reaper(state: web::Data<AppState>) {

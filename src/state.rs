@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use crate::audit::AuditLog;
 use crate::config::ServiceKeys;
+use crate::events::Hub;
 use crate::metrics::Metrics;
 use crate::route_table::RouteTable;
 use crate::service::Sessions;
@@ -14,6 +15,8 @@ pub struct AppState {
     pub service_keys: ServiceKeys,
     pub metrics: Arc<Metrics>,
     pub audit: Arc<AuditLog>,
+    /// The latest events, and every reader of them.
+    pub events: Arc<Hub>,
     /// The OpenAPI document, serialised once.
     pub openapi_json: String,
     pub routes: RouteTable,

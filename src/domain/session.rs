@@ -61,7 +61,8 @@ pub fn expires_at(
 }
 
 /// Why a session ended, as metrics, events and responses name it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
 pub enum EndReason {
     /// The holder logged out.
     Logout,
@@ -74,6 +75,7 @@ pub enum EndReason {
     /// A login beyond the user's limit ended it, the least recently active.
     Evicted,
     /// Its own user ended it from another of their sessions.
+    #[serde(rename = "self")]
     SelfService,
 }
 
@@ -96,6 +98,10 @@ impl EndReason {
             EndReason::Evicted => "evicted",
             EndReason::SelfService => "self",
         }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == text)
     }
 }
 

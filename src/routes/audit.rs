@@ -39,6 +39,8 @@ pub struct AuditList {
 /// refused by the concurrent-session policy, newest first. An `admin` sees everything, an
 /// `org_admin` the events of its own organisation. The history is bounded by
 /// `SESSIOND_AUDIT_CAPACITY`; every event is also written to the log under target `audit`.
+/// With `SESSIOND_DATA_DIR` the trail is appended to `audit.jsonl` there and served after a
+/// restart; on Redis it lives in Redis, so every node answers with every node's events.
 #[utoipa::path(
     tag = "operations",
     params(AuditParams),
@@ -61,7 +63,7 @@ pub async fn audit(
     let page = state
         .audit
         .page(admin.scope(), cursor.as_deref(), limit)
-        .map_err(ApiError::invalid)?;
+        .await?;
     Ok(web::Json(AuditList {
         items: page.items,
         next_cursor: page.next,

@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod console;
 pub mod docs;
+pub mod events;
 pub mod fallback;
 pub mod health;
 pub mod meta;
@@ -26,6 +27,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(sessions::get_session)
         .service(sessions::delete_session)
         .service(audit::audit)
+        .service(events::events)
         .service(health::healthz)
         .service(health::readyz)
         .service(health::metrics)

@@ -25,7 +25,7 @@ use std::collections::BinaryHeap;
 use std::hash::Hash;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, OnceLock, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
 use compact_str::CompactString;
@@ -44,6 +44,7 @@ use crate::domain::{
     ConcurrentSessions, EndReason, ListQuery, Millis, Order, PresentedToken, Scope, SessionData,
     SessionId, SessionRecord, SortField, SortKey, TokenDigest,
 };
+use crate::events::{Change, Denied, DenyReason, Ended, Hub};
 
 const SHARD_BITS: u32 = 6;
 const SHARDS: usize = 1 << SHARD_BITS;
@@ -379,6 +380,8 @@ struct Store {
     /// removes it, so a full organisation is checked for live sessions before it refuses.
     seats: DashMap<CompactString, HashMap<CompactString, u32>, DefaultHashBuilder>,
     max_lifetime_seconds: u64,
+    /// Where the events of changes go, once set (a replica's changes are not its own).
+    events: OnceLock<Arc<Hub>>,
 }
 
 impl MemoryStore {
@@ -462,8 +465,9 @@ impl SessionStore for MemoryStore {
         ids: &[SessionId],
         scope: &Scope,
         now: Millis,
+        reason: EndReason,
     ) -> Result<Vec<SessionRecord>, StoreError> {
-        self.store.delete(ids, scope, now)
+        self.store.delete(ids, scope, now, reason)
     }
 
     async fn list(
@@ -505,6 +509,23 @@ impl SessionStore for MemoryStore {
     async fn reap(&self, now: Millis) -> Result<usize, StoreError> {
         self.store.reap(now)
     }
+
+    fn publish_events(&self, hub: Arc<Hub>) {
+        if self.store.events.set(hub).is_err() {
+            log::warn!("the memory store's events already go to a hub");
+        }
+    }
+}
+
+/// The event of a login `data` that was refused for `reason`.
+fn denied(data: &SessionData, reason: DenyReason) -> Change {
+    Change::Denied(Denied {
+        user_id: data.user_id.clone(),
+        organisation: data.organisation.clone(),
+        ip_address: data.ip_address,
+        reason,
+        holds_admin: data.holds_admin(),
+    })
 }
 
 impl Store {
@@ -514,7 +535,35 @@ impl Store {
             users: DashMap::with_hasher_and_shard_amount(DefaultHashBuilder::default(), SHARDS),
             seats: DashMap::with_hasher_and_shard_amount(DefaultHashBuilder::default(), SHARDS),
             max_lifetime_seconds,
+            events: OnceLock::new(),
         }
+    }
+
+    /// Passes a change to the hub, if there is one; `change` is only made then.
+    fn emit(&self, now: Millis, change: impl FnOnce() -> Change) {
+        if let Some(hub) = self.events.get() {
+            hub.publish(change(), now);
+        }
+    }
+
+    /// Unlinks the row at `at`, which ended for `reason`, and says so. The caller holds the
+    /// user's entry.
+    fn end_linked(
+        &self,
+        chain: &mut UserChain,
+        at: RowRef,
+        reason: EndReason,
+        now: Millis,
+    ) -> SessionId {
+        let ended = self.events.get().map(|_| {
+            let rows = self.shard(at.shard());
+            Ended::of(&rows.data(rows.row(at.slot())), reason)
+        });
+        let id = self.unlink(chain, at);
+        if let Some(ended) = ended {
+            self.emit(now, || Change::Ended(ended));
+        }
+        id
     }
 
     /// Counts one more (`true`) or one fewer session of `user` in `organisation`.
@@ -929,7 +978,7 @@ impl Store {
             match found {
                 Some(session) => live.push(session),
                 None => {
-                    self.unlink(&mut chain, at);
+                    self.end_linked(&mut chain, at, EndReason::Expired, now);
                 }
             }
         }
@@ -938,6 +987,7 @@ impl Store {
                 .iter()
                 .any(|l| l.blocking.ip_address != data.ip_address)
         {
+            self.emit(now, || denied(&data, DenyReason::OtherIp));
             return Err(StoreError::LoginDenied(
                 live.into_iter().map(|l| l.blocking).collect(),
             ));
@@ -952,6 +1002,7 @@ impl Store {
                 let full = seated.len() >= limit as usize
                     && self.live_seats(&data.organisation, &seated, now) >= limit as usize;
                 if full && !seated.contains_key(&*data.user_id) {
+                    self.emit(now, || denied(&data, DenyReason::SeatLimit));
                     return Err(StoreError::SeatLimit {
                         organisation: data.organisation.clone(),
                         limit,
@@ -966,7 +1017,8 @@ impl Store {
         let mut ended = Vec::new();
         if rules.policy == ConcurrentSessions::Replace {
             for l in live.drain(..) {
-                ended.push((self.unlink(&mut chain, l.at), EndReason::Replaced));
+                let reason = EndReason::Replaced;
+                ended.push((self.end_linked(&mut chain, l.at, reason, now), reason));
             }
         }
         // Beyond the limit, the least recently active sessions make room for this one.
@@ -974,7 +1026,8 @@ impl Store {
         if limit > 0 && live.len() >= limit {
             live.sort_unstable_by_key(|l| l.last_active);
             for l in live.drain(..=live.len() - limit) {
-                ended.push((self.unlink(&mut chain, l.at), EndReason::Evicted));
+                let reason = EndReason::Evicted;
+                ended.push((self.end_linked(&mut chain, l.at, reason, now), reason));
             }
         }
         self.link(&mut chain, &data, digest, now, seat_counted);
@@ -983,6 +1036,9 @@ impl Store {
             data,
             last_active_at: now,
         };
+        // Said while the user's entry is held: no end of this session can be said before it.
+        self.emit(now, || Change::Created(session.clone()));
+        drop(chain);
         Ok(Created { session, ended })
     }
 
@@ -1022,13 +1078,16 @@ impl Store {
         ids: &[SessionId],
         scope: &Scope,
         now: Millis,
+        reason: EndReason,
     ) -> Result<Vec<SessionRecord>, StoreError> {
         Ok(ids
             .iter()
             .filter_map(|&id| {
-                self.end(id, |shard, row| {
+                let ended = self.end(id, |shard, row| {
                     self.live(row, now) && shard.in_scope(row, scope)
-                })
+                })?;
+                self.emit(now, || Change::Ended(Ended::of(&ended.data, reason)));
+                Some(ended)
             })
             .collect())
     }
@@ -1220,7 +1279,12 @@ impl Store {
             .collect();
         Ok(expired
             .into_iter()
-            .filter(|&id| self.end(id, |_, row| !self.live(row, now)).is_some())
+            .filter_map(|id| self.end(id, |_, row| !self.live(row, now)))
+            .inspect(|ended| {
+                self.emit(now, || {
+                    Change::Ended(Ended::of(&ended.data, EndReason::Expired))
+                })
+            })
             .count())
     }
 }

@@ -17,6 +17,7 @@ use crate::domain::{
     SessionRecord, TokenDigest,
 };
 use crate::error::{ApiError, ExistingSession};
+use crate::events::Hub;
 
 /// A store behind a shared pointer, as the application holds it.
 pub type SharedStore = Arc<dyn SessionStore>;
@@ -174,12 +175,14 @@ pub trait SessionStore: Send + Sync {
         now: Millis,
     ) -> Result<Option<SessionRecord>, StoreError>;
 
-    /// Ends the live sessions among `ids` that are in `scope`; returns those it ended.
+    /// Ends the live sessions among `ids` that are in `scope`, for `reason`; returns those it
+    /// ended.
     async fn delete(
         &self,
         ids: &[SessionId],
         scope: &Scope,
         now: Millis,
+        reason: EndReason,
     ) -> Result<Vec<SessionRecord>, StoreError>;
 
     /// One page of the live sessions in `scope` that match the query.
@@ -203,4 +206,33 @@ pub trait SessionStore: Send + Sync {
 
     /// Frees the memory of expired sessions; returns how many it removed.
     async fn reap(&self, now: Millis) -> Result<usize, StoreError>;
+
+    /// Whether the store keeps the audit trail for every node (Redis).
+    fn keeps_audit(&self) -> bool {
+        false
+    }
+
+    /// Appends an audit record (JSON) to the trail the store keeps, which holds about the
+    /// newest `capacity`.
+    async fn append_audit(&self, _record: &str, _capacity: usize) -> Result<(), StoreError> {
+        Err(StoreError::Unavailable(
+            "this store keeps no audit trail".into(),
+        ))
+    }
+
+    /// Up to `count` records of the kept trail, newest first, from before the entry `before`
+    /// (or the newest), each with its entry's id.
+    async fn audit_before(
+        &self,
+        _before: Option<&str>,
+        _count: usize,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        Err(StoreError::Unavailable(
+            "this store keeps no audit trail".into(),
+        ))
+    }
+
+    /// From now on, sends the event of every change — made on this node, or (for a shared
+    /// store) on any — to `hub`.
+    fn publish_events(&self, hub: Arc<Hub>);
 }

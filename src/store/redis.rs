@@ -25,7 +25,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures_util::StreamExt;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{AsyncCommands, Script};
+use redis::streams::{StreamId, StreamRangeReply, StreamReadReply};
+use redis::{AsyncCommands, AsyncConnectionConfig, Script};
 use serde::Deserialize;
 use tokio::sync::oneshot;
 
@@ -33,13 +34,27 @@ use super::{
     BlockingSession, Census, Created, IndexReport, Insert, LoginRules, MemoryStore, Page,
     SavedSession, SessionStore, StoreError, Users,
 };
+use crate::domain::session::holds_admin;
 use crate::domain::{
     EndReason, ListQuery, Millis, PresentedToken, Scope, SessionData, SessionId, SessionRecord,
     TokenDigest,
 };
+use crate::events::{Change, Denied, DenyReason, Ended, Event, EventId, Hub, HUB_CAPACITY};
 
 /// How long a request waits for Redis before answering `503`.
 const TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The event log (a stream under the prefix) keeps about this many of the newest events:
+/// what a node starting, or a reader resuming on another node, can catch up from.
+const EVENT_LOG_LENGTH: usize = 20_000;
+const EVENT_LOG: &str = "log:events";
+
+/// How long a session's hash outlives its expiry, so that the reaper (every 10 s, on every
+/// node) can end it and say so; the expiry rule, not the hash's presence, decides liveness.
+const EXPIRED_KEPT: Duration = Duration::from_secs(300);
+
+/// How long one read of the event log waits for new events before asking again.
+const EVENT_WAIT: Duration = Duration::from_secs(5);
 
 /// A session's hash in Redis: what each field holds and its name there (one letter, because
 /// every hash repeats its field names), in the order a session is returned after its id. This
@@ -86,6 +101,10 @@ pub fn lua_prelude() -> String {
         .map(|(m, _)| format!("F_{}", upper(m)))
         .collect();
     lines.push(format!("local ROW = {{{}}}", row.join(", ")));
+    lines.push(format!(
+        "local EVENT_LOG, EVENT_LOG_LENGTH, EXPIRED_KEPT_MS = '{EVENT_LOG}', {EVENT_LOG_LENGTH}, {}",
+        EXPIRED_KEPT.as_millis()
+    ));
     format!("{}\n{}", lines.join("\n"), include_str!("lua/prelude.lua"))
 }
 
@@ -114,6 +133,7 @@ impl RedisClock {
 
 pub struct RedisStore {
     clock: RedisClock,
+    client: redis::Client,
     conn: ConnectionManager,
     prefix: String,
     channel: String,
@@ -170,6 +190,7 @@ impl RedisStore {
             .map_err(unavailable)?;
         let store = Arc::new(RedisStore {
             clock,
+            client: client.clone(),
             conn,
             prefix: prefix.to_string(),
             channel: format!("{prefix}events"),
@@ -185,7 +206,7 @@ impl RedisStore {
             authenticate: script(include_str!("lua/authenticate.lua")),
             delete: script(include_str!("lua/delete.lua")),
             seats: script(include_str!("lua/seats.lua")),
-            sweep: Script::new(include_str!("lua/sweep.lua")),
+            sweep: script(include_str!("lua/sweep.lua")),
         });
         store.clone().follow(client);
         // Serve only once the replica is loaded, so the first list is complete.
@@ -285,12 +306,12 @@ impl RedisStore {
 
     /// Applies one change event to the replica.
     fn apply(&self, payload: &str) {
-        let event: Event = match serde_json::from_str(payload) {
+        let message: FeedMessage = match serde_json::from_str(payload) {
             Ok(event) => event,
             Err(e) => return log::warn!("unreadable change event: {e}"),
         };
-        match event {
-            Event::Created { id, row } => {
+        match message {
+            FeedMessage::Created { id, row } => {
                 // The row's values in FIELDS order; `false` for a field not given.
                 let row: Vec<Option<String>> = std::iter::once(Some(id))
                     .chain(row.into_iter().map(|v| match v {
@@ -302,17 +323,17 @@ impl RedisStore {
                     self.replica.import(vec![saved], Millis::now());
                 }
             }
-            Event::Touched { id, l } => {
+            FeedMessage::Touched { id, l } => {
                 if let (Some(id), Ok(at)) = (SessionId::parse(&id), l.parse()) {
                     self.replica.touch(id, Millis(at));
                 }
             }
-            Event::Deleted { id } => {
+            FeedMessage::Deleted { id } => {
                 if let Some(id) = SessionId::parse(&id) {
                     self.replica.forget(&[id]);
                 }
             }
-            Event::Marker { node, n } => {
+            FeedMessage::Marker { node, n } => {
                 if node == self.markers.node {
                     let waiting = n.parse().ok().and_then(|n| {
                         self.markers
@@ -377,7 +398,7 @@ impl RedisStore {
 /// A change event, as the scripts publish it (all numbers as strings).
 #[derive(Deserialize)]
 #[serde(tag = "op")]
-enum Event {
+enum FeedMessage {
     #[serde(rename = "c")]
     Created {
         id: String,
@@ -405,23 +426,144 @@ fn parse(row: &[Option<String>]) -> Option<SavedSession> {
         let at = FIELDS.iter().position(|(m, _)| *m == meaning)?;
         row[at + 1].as_deref()
     };
-    let roles: Vec<String> = serde_json::from_str(get("roles")?).ok()?;
+    let (data, last_active_at) = session_of(row[0].as_deref()?, get)?;
     Some(SavedSession {
         digest: TokenDigest(from_hex(get("digest")?)?),
-        data: SessionData {
-            id: SessionId::parse(row[0].as_deref()?)?,
-            user_id: get("user_id")?.into(),
-            name: get("name")?.into(),
-            organisation: get("organisation")?.into(),
-            ip_address: get("ip_address")?.parse::<IpAddr>().ok()?,
-            server_name: get("server_name")?.into(),
-            roles: roles.iter().map(|r| r.as_str().into()).collect(),
-            user_agent: get("user_agent").map(Into::into),
-            timeout_seconds: get("timeout_seconds")?.parse().ok()?,
-            created_at: Millis(get("created_at")?.parse().ok()?),
-        },
-        last_active_at: Millis(get("last_active_at")?.parse().ok()?),
+        data,
+        last_active_at,
     })
+}
+
+/// A session's data and last activity from its id and `get`, which gives each field by its
+/// meaning in [`FIELDS`].
+fn session_of<'a>(
+    id: &str,
+    get: impl Fn(&str) -> Option<&'a str>,
+) -> Option<(SessionData, Millis)> {
+    let data = SessionData {
+        id: SessionId::parse(id)?,
+        user_id: get("user_id")?.into(),
+        name: get("name")?.into(),
+        organisation: get("organisation")?.into(),
+        ip_address: get("ip_address")?.parse::<IpAddr>().ok()?,
+        server_name: get("server_name")?.into(),
+        roles: roles_of(get("roles")?)?,
+        user_agent: get("user_agent").map(Into::into),
+        timeout_seconds: get("timeout_seconds")?.parse().ok()?,
+        created_at: Millis(get("created_at")?.parse().ok()?),
+    };
+    Some((data, Millis(get("last_active_at")?.parse().ok()?)))
+}
+
+/// Roles as the scripts keep them (a JSON array).
+fn roles_of(json: &str) -> Option<Arc<[Arc<str>]>> {
+    let roles: Vec<String> = serde_json::from_str(json).ok()?;
+    Some(roles.iter().map(|r| r.as_str().into()).collect())
+}
+
+/// Reads the event log into a node's hub: first the newest events the hub can keep, then
+/// every event as it is appended.
+struct EventReader {
+    client: redis::Client,
+    key: String,
+    max_lifetime_seconds: u64,
+    hub: Arc<Hub>,
+}
+
+impl EventReader {
+    async fn follow(&self) -> Result<(), StoreError> {
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(TIMEOUT))
+            .set_response_timeout(Some(EVENT_WAIT + TIMEOUT));
+        let mut conn = self
+            .client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+            .map_err(unavailable)?;
+        let mut from = match self.hub.last() {
+            Some(last) => last.to_string(),
+            None => {
+                let newest: StreamRangeReply = redis::cmd("XREVRANGE")
+                    .arg(&self.key)
+                    .arg("+")
+                    .arg("-")
+                    .arg("COUNT")
+                    .arg(HUB_CAPACITY)
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(unavailable)?;
+                let from = newest.ids.first().map_or("0-0".into(), |e| e.id.clone());
+                for entry in newest.ids.iter().rev() {
+                    self.accept(entry);
+                }
+                from
+            }
+        };
+        loop {
+            let read: Option<StreamReadReply> = redis::cmd("XREAD")
+                .arg("COUNT")
+                .arg(1000)
+                .arg("BLOCK")
+                .arg(EVENT_WAIT.as_millis() as u64)
+                .arg("STREAMS")
+                .arg(&self.key)
+                .arg(&from)
+                .query_async(&mut conn)
+                .await
+                .map_err(unavailable)?;
+            for entry in read.iter().flat_map(|r| &r.keys).flat_map(|k| &k.ids) {
+                self.accept(entry);
+                from.clone_from(&entry.id);
+            }
+        }
+    }
+
+    fn accept(&self, entry: &StreamId) {
+        match self.event(entry) {
+            Some(event) => self.hub.accept(event),
+            None => log::warn!("unreadable entry {} in the event log", entry.id),
+        }
+    }
+
+    /// An entry of the log as the scripts' `emit` wrote it.
+    fn event(&self, entry: &StreamId) -> Option<Event> {
+        let text = |name: &str| match entry.map.get(name)? {
+            redis::Value::BulkString(bytes) => std::str::from_utf8(bytes).ok(),
+            _ => None,
+        };
+        let get = |meaning: &str| text(field(meaning));
+        let why = text("why")?;
+        let change = match text("kind")? {
+            "created" | "ended" => {
+                let (data, last_active_at) = session_of(text("sid")?, get)?;
+                if text("kind")? == "ended" {
+                    Change::Ended(Ended::of(&data, EndReason::parse(why)?))
+                } else {
+                    Change::Created(SessionRecord {
+                        expires_at: data.expires_at(last_active_at, self.max_lifetime_seconds),
+                        data,
+                        last_active_at,
+                    })
+                }
+            }
+            "denied" => {
+                let roles = roles_of(get("roles")?)?;
+                Change::Denied(Denied {
+                    user_id: get("user_id")?.into(),
+                    organisation: get("organisation")?.into(),
+                    ip_address: get("ip_address")?.parse().ok()?,
+                    reason: DenyReason::parse(why)?,
+                    holds_admin: holds_admin(&roles),
+                })
+            }
+            _ => return None,
+        };
+        Some(Event {
+            id: EventId::parse(&entry.id)?,
+            time: Millis(text("at")?.parse().ok()?),
+            change,
+        })
+    }
 }
 
 fn to_hex(bytes: &[u8]) -> String {
@@ -564,17 +706,23 @@ impl SessionStore for RedisStore {
         scope: &Scope,
         now: Millis,
     ) -> Result<Option<SessionRecord>, StoreError> {
-        let fields: Vec<Option<String>> = redis::cmd("HMGET")
+        // Read with Redis' time, by which every node decides expiry (a hash outlives its
+        // session until the reaper ends it).
+        let (fields, (seconds, micros)): (Vec<Option<String>>, (u64, u64)) = redis::pipe()
+            .cmd("HMGET")
             .arg(self.key("s", &id.to_string()))
             .arg(&field_names())
+            .cmd("TIME")
             .query_async(&mut self.conn.clone())
             .await
             .map_err(unavailable)?;
+        let now = match self.clock {
+            RedisClock::Redis => Millis(seconds * 1000 + micros / 1000),
+            RedisClock::Caller => now,
+        };
         let mut row = vec![Some(id.to_string())];
         row.extend(fields);
-        // By Redis' clock a session's key is gone the instant it expires: being there is
-        // being live.
-        let live = |r: &SessionRecord| self.clock == RedisClock::Redis || now < r.expires_at;
+        let live = |r: &SessionRecord| now < r.expires_at;
         Ok(parse(&row)
             .map(|saved| self.record(saved))
             .filter(|r| live(r) && scope.admits(&r.data.organisation, r.data.holds_admin())))
@@ -585,6 +733,7 @@ impl SessionStore for RedisStore {
         ids: &[SessionId],
         scope: &Scope,
         now: Millis,
+        reason: EndReason,
     ) -> Result<Vec<SessionRecord>, StoreError> {
         if ids.is_empty() {
             return Ok(Vec::new());
@@ -599,7 +748,8 @@ impl SessionStore for RedisStore {
             .arg(self.max_ms())
             .arg(&self.prefix)
             .arg(&self.channel)
-            .arg(organisation);
+            .arg(organisation)
+            .arg(reason.as_str());
         for id in ids {
             invocation.arg(id.to_string());
         }
@@ -702,24 +852,91 @@ impl SessionStore for RedisStore {
     }
 
     async fn reap(&self, now: Millis) -> Result<usize, StoreError> {
-        // Redis expires session and token keys itself; what is left is the user index, whose
-        // entries for expired sessions are swept here so that it never grows with dead ones.
+        // Expired sessions are ended (and announced) by the sweep, a step at a time; Redis
+        // removes any hash left past EXPIRED_KEPT itself.
         let mut cursor = "0".to_string();
+        let mut ended = 0;
         loop {
-            let (next, _removed): (String, u64) = self
+            let (next, swept): (String, usize) = self
                 .sweep
+                .arg(self.clock.arg(now))
+                .arg(self.max_ms())
                 .arg(&self.prefix)
+                .arg(&self.channel)
                 .arg(&cursor)
                 .arg(500)
                 .invoke_async(&mut self.conn.clone())
                 .await
                 .map_err(unavailable)?;
+            ended += swept;
             if next == "0" {
                 break;
             }
             cursor = next;
         }
-        self.replica.reap(now).await
+        self.replica.reap(now).await?;
+        Ok(ended)
+    }
+
+    fn keeps_audit(&self) -> bool {
+        true
+    }
+
+    async fn append_audit(&self, record: &str, capacity: usize) -> Result<(), StoreError> {
+        redis::cmd("XADD")
+            .arg(self.key("log", "audit"))
+            // Exactly the capacity: the trail is bounded as SESSIOND_AUDIT_CAPACITY says.
+            .arg("MAXLEN")
+            .arg(capacity.max(1))
+            .arg("*")
+            .arg("e")
+            .arg(record)
+            .query_async::<String>(&mut self.conn.clone())
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn audit_before(
+        &self,
+        before: Option<&str>,
+        count: usize,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let end = before.map_or("+".to_string(), |id| format!("({id}"));
+        let entries: StreamRangeReply = redis::cmd("XREVRANGE")
+            .arg(self.key("log", "audit"))
+            .arg(end)
+            .arg("-")
+            .arg("COUNT")
+            .arg(count)
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(unavailable)?;
+        Ok(entries
+            .ids
+            .into_iter()
+            .filter_map(|entry| {
+                let record: String = entry.get("e")?;
+                Some((entry.id, record))
+            })
+            .collect())
+    }
+
+    fn publish_events(&self, hub: Arc<Hub>) {
+        let reader = EventReader {
+            client: self.client.clone(),
+            key: format!("{}{EVENT_LOG}", self.prefix),
+            max_lifetime_seconds: self.max_lifetime_seconds,
+            hub,
+        };
+        actix_web::rt::spawn(async move {
+            loop {
+                if let Err(e) = reader.follow().await {
+                    log::warn!("reading the Redis event log stopped: {e}; reconnecting");
+                }
+                actix_web::rt::time::sleep(Duration::from_millis(250)).await;
+            }
+        });
     }
 }
 

@@ -249,3 +249,69 @@ fn redis_down_means_503_fast_and_recovery_needs_no_restart() {
     assert_eq!(listed.status, 200, "{}", listed.body);
     assert_eq!(listed.json()["total"], 2);
 }
+
+#[test]
+fn events_made_on_one_node_reach_a_stream_on_the_other_in_order() {
+    let Some((_redis, a, b)) = cluster() else {
+        return;
+    };
+    let watcher = admin(&b);
+    let stream = crate::sse::EventStream::open(
+        &b,
+        &watcher.token,
+        "?types=session-created,session-ended",
+        None,
+    );
+    let mut expected = Vec::new();
+    for n in 0..5 {
+        let user = a.login(&unique(), &format!("10.7.0.{n}"));
+        assert_eq!(a.delete("/sessions/current", &user.token).status, 204);
+        expected.push((user.id.clone(), "session-created".to_string()));
+        expected.push((user.id, "session-ended".to_string()));
+    }
+    let seen: Vec<(String, String)> = stream
+        .events(10)
+        .into_iter()
+        .map(|(_, e)| {
+            (
+                e["data"]["id"].as_str().unwrap().to_string(),
+                e["type"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(seen, expected);
+
+    // A reader that drops its stream on B resumes on A from the id B gave it.
+    let (last, _) = {
+        let probe = crate::sse::EventStream::open(&b, &watcher.token, "", Some("0"));
+        let all = probe.events(11);
+        all.last().cloned().unwrap()
+    };
+    let missed = b.login(&unique(), "10.7.1.1");
+    let on_a = crate::sse::EventStream::open(&a, &watcher.token, "", Some(&last));
+    assert_eq!(on_a.event().1["data"]["id"], missed.id.as_str());
+}
+
+#[test]
+fn an_expired_session_is_announced_once_whichever_node_reaps_it() {
+    let Some((_redis, a, b)) = cluster() else {
+        return;
+    };
+    let watcher = admin(&b);
+    let stream = crate::sse::EventStream::open(&a, &watcher.token, "?types=session-ended", None);
+    let user = unique();
+    let brief = a.login_as(
+        &json!({"user_id": user, "name": user, "ip_address": "10.8.0.1", "timeout_seconds": 1}),
+    );
+    // Both nodes' reapers run every 10 s; one of them ends it.
+    let (_, event) = stream
+        .next_event(Duration::from_secs(25))
+        .expect("the reaper announces the expiry");
+    assert_eq!(event["data"]["id"], brief.id.as_str());
+    assert_eq!(event["data"]["reason"], "expired");
+    assert_eq!(event["data"]["user_id"], user.as_str());
+    assert!(
+        stream.next_event(Duration::from_secs(11)).is_none(),
+        "the other node's reaper does not announce it again"
+    );
+}

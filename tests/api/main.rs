@@ -2,6 +2,7 @@
 
 mod abuse;
 mod admin;
+mod audit_trail;
 mod authz;
 mod bad_input;
 mod browser;
@@ -10,6 +11,7 @@ mod cluster;
 mod concurrency;
 mod console;
 mod contract_fuzz;
+mod events;
 mod expiry;
 mod hardening;
 mod helpers;
@@ -27,5 +29,6 @@ mod redis_tls;
 mod self_service;
 mod settings;
 mod snapshots;
+mod sse;
 mod store_contract;
 mod stress;

@@ -10,8 +10,8 @@ use serde_json::json;
 use sessiond::domain::listing::ListParams;
 use sessiond::domain::new_session::Defaults;
 use sessiond::domain::{
-    ConcurrentSessions, ListQuery, Millis, NewSession, NewSessionRequest, PresentedToken, Scope,
-    SessionId, Token,
+    ConcurrentSessions, EndReason, ListQuery, Millis, NewSession, NewSessionRequest,
+    PresentedToken, Scope, SessionId, Token,
 };
 use sessiond::store::{Insert, MemoryStore, SessionStore, StoreError};
 
@@ -158,7 +158,7 @@ proptest! {
                     Op::Delete { pick } if !order.is_empty() => {
                         let id = order[pick as usize % order.len()];
                         let live = reference[&id].1.live(now);
-                        let ended = store.delete(&[id], &Scope::All, Millis(now)).await.unwrap();
+                        let ended = store.delete(&[id], &Scope::All, Millis(now), EndReason::Admin).await.unwrap();
                         assert_eq!(ended.len(), usize::from(live));
                         reference.remove(&id);
                         order.retain(|o| *o != id);

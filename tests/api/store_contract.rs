@@ -257,7 +257,7 @@ async fn validation_touches_and_expiry_ends(store: SharedStore) {
         .is_none());
     assert!(store.get(id, &Scope::All, expired).await.unwrap().is_none());
     assert!(store
-        .delete(&[id], &Scope::All, expired)
+        .delete(&[id], &Scope::All, expired, EndReason::Admin)
         .await
         .unwrap()
         .is_empty());
@@ -380,7 +380,7 @@ async fn deletes_respect_the_scope_and_report_what_ended(store: SharedStore) {
     let org_a = Scope::Organisation("Org-A".into());
     assert!(store.get(b, &org_a, t0).await.unwrap().is_none());
     let ended = store
-        .delete(&[a, b, SessionId::generate()], &org_a, t0)
+        .delete(&[a, b, SessionId::generate()], &org_a, t0, EndReason::Admin)
         .await
         .unwrap();
     assert_eq!(ended.len(), 1);
@@ -441,7 +441,10 @@ async fn indexes_stay_consistent(store: SharedStore) {
         live.push(id);
     }
     let gone: Vec<SessionId> = live.drain(..12).collect();
-    store.delete(&gone, &Scope::All, t0).await.unwrap();
+    store
+        .delete(&gone, &Scope::All, t0, EndReason::Admin)
+        .await
+        .unwrap();
     let report = store.check_indexes().await.unwrap();
     assert_eq!(report.orphans, 0, "{report:?}");
     assert_eq!(report.rows, live.len());

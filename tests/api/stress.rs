@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex};
 
 use sessiond::domain::listing::ListParams;
 use sessiond::domain::{
-    ConcurrentSessions, ListQuery, Millis, NewSession, Order, PresentedToken, Scope, SessionId,
-    SortField, Token,
+    ConcurrentSessions, EndReason, ListQuery, Millis, NewSession, Order, PresentedToken, Scope,
+    SessionId, SortField, Token,
 };
 use sessiond::store::{Insert, MemoryStore, SessionStore, StoreError};
 
@@ -108,7 +108,8 @@ fn everything_at_once_leaves_every_index_consistent() {
                     let Some(token) = picked else { continue };
                     let now = clock.now();
                     if round % 4 == worker {
-                        block_on(store.delete(&[token.id], &Scope::All, now)).unwrap();
+                        block_on(store.delete(&[token.id], &Scope::All, now, EndReason::Logout))
+                            .unwrap();
                     } else if let Some(record) = block_on(store.authenticate(&token, now)).unwrap()
                     {
                         assert_eq!(record.data.id, token.id);

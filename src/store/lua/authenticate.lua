@@ -14,7 +14,7 @@ local last = tonumber(s[LAST_ACTIVE_AT])
 if now > last then
   local expires = expires_at(now, tonumber(s[TIMEOUT_SECONDS]), tonumber(s[CREATED_AT]), max_ms)
   redis.call('HSET', key, F_LAST_ACTIVE_AT, now_text)
-  redis.call('PEXPIREAT', key, expires)
+  redis.call('PEXPIREAT', key, keep_until(expires))
   s[LAST_ACTIVE_AT] = now_text
   -- Other nodes' copies learn of activity at most once a second (when the touch enters a new
   -- second): enough for listing.

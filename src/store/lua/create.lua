@@ -22,17 +22,27 @@ for _, sid in ipairs(redis.call('SMEMBERS', KEYS[1])) do
     redis.call('DEL', key)
     redis.call('SREM', KEYS[1], sid)
     redis.call('PUBLISH', channel, cjson.encode({op = 'd', id = sid}))
+    emit(prefix, 'ended', 'expired', now, sid, s)
   else
     table.insert(live, {sid, s[IP_ADDRESS], s[SERVER_NAME], tonumber(s[LAST_ACTIVE_AT]),
-      s[ORGANISATION] == ARGV[10]})
+      s[ORGANISATION] == ARGV[10], s})
   end
 end
 
-local function end_session(sid, reason, ended)
+local function end_session(live_session, reason, ended)
+  local sid = live_session[1]
   redis.call('DEL', prefix .. 's:' .. sid)
   redis.call('SREM', KEYS[1], sid)
   redis.call('PUBLISH', channel, cjson.encode({op = 'd', id = sid}))
+  emit(prefix, 'ended', reason, now, sid, live_session[6])
   table.insert(ended, reason); table.insert(ended, sid)
+end
+
+-- The login being decided, as far as a denial's event tells it.
+local function deny(reason)
+  local attempt = {}
+  attempt[USER_ID], attempt[ORGANISATION], attempt[IP_ADDRESS], attempt[ROLES] = ARGV[8], ARGV[10], ip, ARGV[13]
+  emit(prefix, 'denied', reason, now, '', attempt)
 end
 
 -- The time the session was made at comes back first: the caller's record must agree with Redis.
@@ -40,6 +50,7 @@ local ended = {'ok', now_text}
 if policy == 'deny-other-ip' then
   for _, s in ipairs(live) do
     if s[2] ~= ip then
+      deny('other-ip')
       local denied = {'denied'}
       for _, d in ipairs(live) do
         table.insert(denied, d[1]); table.insert(denied, d[2]); table.insert(denied, d[3])
@@ -60,7 +71,10 @@ if ARGV[18] ~= '' and not here and redis.call('SISMEMBER', KEYS[3], ARGV[8]) == 
     for _, user in ipairs(redis.call('SMEMBERS', KEYS[3])) do
       if not seated(prefix, user, ARGV[10], now, max_ms) then redis.call('SREM', KEYS[3], user) end
     end
-    if redis.call('SCARD', KEYS[3]) >= seats then return {'seat-limit'} end
+    if redis.call('SCARD', KEYS[3]) >= seats then
+      deny('seat-limit')
+      return {'seat-limit'}
+    end
   end
 end
 redis.call('SADD', KEYS[3], ARGV[8])
@@ -68,7 +82,7 @@ redis.call('PEXPIREAT', KEYS[3], now + max_ms, 'NX')
 redis.call('PEXPIREAT', KEYS[3], now + max_ms, 'GT')
 
 if policy == 'replace' then
-  for _, s in ipairs(live) do end_session(s[1], 'replaced', ended) end
+  for _, s in ipairs(live) do end_session(s, 'replaced', ended) end
   live = {}
 end
 
@@ -76,7 +90,7 @@ end
 local limit = tonumber(ARGV[17])
 if limit > 0 and #live >= limit then
   table.sort(live, function(a, b) return a[4] < b[4] end)
-  for i = 1, #live - limit + 1 do end_session(live[i][1], 'evicted', ended) end
+  for i = 1, #live - limit + 1 do end_session(live[i], 'evicted', ended) end
 end
 
 local timeout = tonumber(ARGV[14])
@@ -94,10 +108,11 @@ for i = 1, #ROW do
   end
 end
 redis.call('HSET', KEYS[2], unpack(fields))
-redis.call('PEXPIREAT', KEYS[2], expires)
+redis.call('PEXPIREAT', KEYS[2], keep_until(expires))
 redis.call('SADD', KEYS[1], id)
 -- The user index lives as long as the longest session it may hold.
-redis.call('PEXPIREAT', KEYS[1], now + max_ms, 'NX')
-redis.call('PEXPIREAT', KEYS[1], now + max_ms, 'GT')
+redis.call('PEXPIREAT', KEYS[1], keep_until(now + max_ms), 'NX')
+redis.call('PEXPIREAT', KEYS[1], keep_until(now + max_ms), 'GT')
 redis.call('PUBLISH', channel, cjson.encode({op = 'c', id = id, row = row}))
+emit(prefix, 'created', '', now, id, row)
 return ended

@@ -1,12 +1,12 @@
--- End the live sessions among the ids that are in scope.
 -- End the live sessions among the ids that are in scope: an organisation's sessions, except
 -- those holding the admin role, or every session.
 -- ARGV: now ('' = Redis' clock), max lifetime ms, prefix, channel, organisation
---       ("" = every organisation), ids...
+--       ("" = every organisation), why they end (the event's reason), ids...
 -- Returns, per session ended, its id followed by its ROW fields.
 local now, max_ms, prefix, channel, scope = clock(ARGV[1]), tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5]
+local reason = ARGV[6]
 local ended = {}
-for n = 6, #ARGV do
+for n = 7, #ARGV do
   local id = ARGV[n]
   local key = prefix .. 's:' .. id
   local s = read_session(key)
@@ -15,6 +15,7 @@ for n = 6, #ARGV do
     redis.call('DEL', key)
     redis.call('SREM', prefix .. 'u:' .. s[USER_ID], id)
     redis.call('PUBLISH', channel, cjson.encode({op = 'd', id = id}))
+    emit(prefix, 'ended', reason, now, id, s)
     table.insert(ended, id)
     for i = 1, #ROW do table.insert(ended, s[i]) end
   end

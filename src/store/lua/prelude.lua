@@ -40,3 +40,20 @@ local function seated(prefix, user, organisation, now, max_ms)
   return false
 end
 
+
+-- Append an event to the capped event log: its kind, reason, time and session id, and the
+-- session's fields `s` (in ROW order; never the digest). Every node reads the log.
+local function emit(prefix, kind, reason, now, id, s)
+  local entry = {'kind', kind, 'why', reason, 'at', string.format('%d', now), 'sid', id}
+  for i = 1, #ROW do
+    if ROW[i] ~= F_DIGEST and s[i] then
+      table.insert(entry, ROW[i]); table.insert(entry, s[i])
+    end
+  end
+  redis.call('XADD', prefix .. EVENT_LOG, 'MAXLEN', '~', EVENT_LOG_LENGTH, '*', unpack(entry))
+end
+
+-- How long a session's hash outlives its expiry: the reaper ends it meanwhile, saying so.
+local function keep_until(expires)
+  return expires + EXPIRED_KEPT_MS
+end

@@ -1,15 +1,24 @@
--- Remove user-index entries whose sessions have expired (their keys are gone), for one SCAN
--- step over the user sets. ARGV: prefix, cursor, count. Returns the next cursor and the number
--- of entries removed.
-local prefix = ARGV[1]
-local step = redis.call('SCAN', ARGV[2], 'MATCH', prefix .. 'u:*', 'COUNT', ARGV[3])
-local removed = 0
+-- End expired sessions, for one SCAN step over the user sets: each is deleted, taken out of its
+-- user's set and announced (reason 'expired') exactly once, by whichever node's step finds it.
+-- Entries whose hash is already gone are dropped silently.
+-- ARGV: now ('' = Redis' clock), max lifetime ms, prefix, channel, cursor, count.
+-- Returns the next cursor and the number of sessions ended.
+local now, max_ms, prefix, channel = clock(ARGV[1]), tonumber(ARGV[2]), ARGV[3], ARGV[4]
+local step = redis.call('SCAN', ARGV[5], 'MATCH', prefix .. 'u:*', 'COUNT', ARGV[6])
+local ended = 0
 for _, set in ipairs(step[2]) do
   for _, id in ipairs(redis.call('SMEMBERS', set)) do
-    if redis.call('EXISTS', prefix .. 's:' .. id) == 0 then
+    local key = prefix .. 's:' .. id
+    local s = read_session(key)
+    if not s[USER_ID] then
       redis.call('SREM', set, id)
-      removed = removed + 1
+    elseif session_expires_at(s, max_ms) <= now then
+      redis.call('DEL', key)
+      redis.call('SREM', set, id)
+      redis.call('PUBLISH', channel, cjson.encode({op = 'd', id = id}))
+      emit(prefix, 'ended', 'expired', now, id, s)
+      ended = ended + 1
     end
   end
 end
-return {step[1], removed}
+return {step[1], ended}

@@ -1,0 +1,79 @@
+//! One reader's view of the hub: the events it missed, then live ones, filtered to what it may
+//! see and asked for. A reader that falls too far behind is cut off (it resumes from the ring
+//! with the last id it saw); it never holds memory or slows anyone.
+
+use std::sync::Arc;
+
+use futures_util::Stream;
+use tokio::sync::broadcast::{self, error::RecvError};
+
+use super::{Event, EventType, Replay};
+use crate::domain::Scope;
+
+/// Which events a reader gets: those its scope admits, of the types it named (all if none).
+pub struct Filter {
+    pub scope: Scope,
+    pub types: Vec<EventType>,
+}
+
+impl Filter {
+    fn admits(&self, event: &Event) -> bool {
+        (self.types.is_empty() || self.types.contains(&event.kind()))
+            && event.visible_to(&self.scope)
+    }
+}
+
+/// What a reader is told.
+pub enum Item {
+    Event(Arc<Event>),
+    /// Events after the id it resumed from had already left the buffer.
+    Missed,
+    /// It fell too far behind and is cut off; the stream ends.
+    Behind,
+}
+
+struct State {
+    missed: std::vec::IntoIter<Arc<Event>>,
+    gap: bool,
+    live: broadcast::Receiver<Arc<Event>>,
+    filter: Filter,
+    done: bool,
+}
+
+/// The reader's stream; it ends when the hub closes or the reader falls behind.
+pub fn feed(replay: Replay, filter: Filter) -> impl Stream<Item = Item> {
+    let Replay { missed, gap, live } = replay;
+    let state = State {
+        missed: missed.into_iter(),
+        gap,
+        live,
+        filter,
+        done: false,
+    };
+    futures_util::stream::unfold(state, |mut state| async move {
+        if state.done {
+            return None;
+        }
+        if std::mem::take(&mut state.gap) {
+            return Some((Item::Missed, state));
+        }
+        for event in state.missed.by_ref() {
+            if state.filter.admits(&event) {
+                return Some((Item::Event(event), state));
+            }
+        }
+        loop {
+            match state.live.recv().await {
+                Ok(event) if state.filter.admits(&event) => {
+                    return Some((Item::Event(event), state))
+                }
+                Ok(_) => {}
+                Err(RecvError::Lagged(_)) => {
+                    state.done = true;
+                    return Some((Item::Behind, state));
+                }
+                Err(RecvError::Closed) => return None,
+            }
+        }
+    })
+}

@@ -1,0 +1,192 @@
+//! The node's event hub: the latest events in a bounded ring (what a reconnecting reader
+//! resumes from) and a broadcast to every live reader.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use tokio::sync::broadcast;
+
+use super::{Change, Event, EventId};
+use crate::domain::Millis;
+
+/// Events kept for readers that resume: at least the 10,000 the contract promises.
+pub const HUB_CAPACITY: usize = 16_384;
+
+/// How far a live reader may fall behind before it is cut off (it can resume from the ring).
+const READER_BACKLOG: usize = 4_096;
+
+pub struct Hub {
+    ring: Mutex<Ring>,
+    capacity: usize,
+}
+
+struct Ring {
+    events: VecDeque<Arc<Event>>,
+    last: EventId,
+    /// The newest event that has left the ring.
+    dropped: Option<EventId>,
+    /// `None` once the hub is closed: readers' streams end.
+    sender: Option<broadcast::Sender<Arc<Event>>>,
+}
+
+/// What a reader gets on joining: the events it missed and the live feed after them.
+pub struct Replay {
+    pub missed: Vec<Arc<Event>>,
+    /// Whether events it asked about had already left the ring (some are lost to it).
+    pub gap: bool,
+    pub live: broadcast::Receiver<Arc<Event>>,
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        Hub::new(HUB_CAPACITY)
+    }
+}
+
+impl Hub {
+    pub fn new(capacity: usize) -> Self {
+        let (sender, _) = broadcast::channel(READER_BACKLOG);
+        Hub {
+            ring: Mutex::new(Ring {
+                events: VecDeque::with_capacity(capacity.min(1024)),
+                last: EventId::default(),
+                dropped: None,
+                sender: Some(sender),
+            }),
+            capacity: capacity.max(1),
+        }
+    }
+
+    fn ring(&self) -> std::sync::MutexGuard<'_, Ring> {
+        self.ring.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Numbers a change made on this node and passes it on.
+    pub fn publish(&self, change: Change, time: Millis) {
+        let mut ring = self.ring();
+        let id = ring.last.next(time);
+        self.keep(&mut ring, Event { id, time, change });
+    }
+
+    /// Passes on an event numbered elsewhere (by Redis); one not after the last is a repeat.
+    pub fn accept(&self, event: Event) {
+        let mut ring = self.ring();
+        if event.id > ring.last {
+            self.keep(&mut ring, event);
+        }
+    }
+
+    fn keep(&self, ring: &mut Ring, event: Event) {
+        let event = Arc::new(event);
+        ring.last = event.id;
+        if ring.events.len() == self.capacity {
+            ring.dropped = ring.events.pop_front().map(|e| e.id);
+        }
+        ring.events.push_back(event.clone());
+        if let Some(sender) = &ring.sender {
+            // No receiver is no error: nobody is listening.
+            let _ = sender.send(event);
+        }
+    }
+
+    /// The id of the newest event, if any.
+    pub fn last(&self) -> Option<EventId> {
+        let ring = self.ring();
+        ring.events.back().map(|e| e.id)
+    }
+
+    /// Joins the feed: with `after`, first every kept event after it. `None` once closed.
+    pub fn join(&self, after: Option<EventId>) -> Option<Replay> {
+        let ring = self.ring();
+        let live = ring.sender.as_ref()?.subscribe();
+        let Some(after) = after else {
+            return Some(Replay {
+                missed: Vec::new(),
+                gap: false,
+                live,
+            });
+        };
+        let start = ring.events.partition_point(|e| e.id <= after);
+        let gap = ring.dropped.is_some_and(|dropped| after < dropped);
+        Some(Replay {
+            missed: ring.events.range(start..).cloned().collect(),
+            gap,
+            live,
+        })
+    }
+
+    /// Ends every reader's feed (the server is stopping).
+    pub fn close(&self) {
+        self.ring().sender = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::EndReason;
+    use crate::events::{Denied, DenyReason, Ended};
+
+    fn denied() -> Change {
+        Change::Denied(Denied {
+            user_id: "u".into(),
+            organisation: "A".into(),
+            ip_address: "10.0.0.1".parse().unwrap(),
+            reason: DenyReason::OtherIp,
+            holds_admin: false,
+        })
+    }
+
+    #[test]
+    fn a_reader_resumes_after_the_last_event_it_saw() {
+        let hub = Hub::new(10);
+        for t in 0..5 {
+            hub.publish(denied(), Millis(1000 + t));
+        }
+        let all = hub.join(Some(EventId::default())).unwrap().missed;
+        let ids: Vec<EventId> = all.iter().map(|e| e.id).collect();
+        assert_eq!(ids.len(), 5);
+        let replay = hub.join(Some(ids[2])).unwrap();
+        let resumed: Vec<EventId> = replay.missed.iter().map(|e| e.id).collect();
+        assert_eq!(resumed, ids[3..]);
+        assert!(!replay.gap);
+    }
+
+    #[test]
+    fn the_ring_keeps_the_newest_and_says_when_a_reader_missed_more() {
+        let hub = Hub::new(3);
+        for t in 0..5 {
+            hub.publish(denied(), Millis(1000 + t));
+        }
+        let replay = hub.join(Some(EventId { ms: 1000, seq: 0 })).unwrap();
+        assert_eq!(replay.missed.len(), 3);
+        assert!(replay.gap);
+    }
+
+    #[test]
+    fn live_readers_get_new_events_and_repeats_are_dropped() {
+        let hub = Hub::new(10);
+        let mut replay = hub.join(None).unwrap();
+        let event = Event {
+            id: EventId { ms: 5, seq: 0 },
+            time: Millis(5),
+            change: Change::Ended(Ended {
+                id: crate::domain::SessionId::generate(),
+                user_id: "u".into(),
+                organisation: "A".into(),
+                server_name: "S".into(),
+                reason: EndReason::Logout,
+                holds_admin: false,
+            }),
+        };
+        hub.accept(event.clone());
+        hub.accept(event);
+        assert_eq!(
+            replay.live.try_recv().unwrap().id,
+            EventId { ms: 5, seq: 0 }
+        );
+        assert!(replay.live.try_recv().is_err());
+        hub.close();
+        assert!(hub.join(None).is_none());
+    }
+}

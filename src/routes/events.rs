@@ -1,0 +1,151 @@
+//! `GET /events`: every change as it happens, as server-sent events.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use actix_web::{get, web, HttpRequest, Responder};
+use actix_web_lab::sse;
+use futures_util::StreamExt;
+use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
+
+use super::problems::{AdminProblems, BearerProblems};
+use crate::auth::AdminCaller;
+use crate::error::{ApiError, Code, Problem};
+use crate::events::{feed, EventId, EventType, Filter, Item};
+use crate::state::AppState;
+
+/// A comment at least this often keeps proxies from closing a quiet stream.
+pub const KEEP_ALIVE: Duration = Duration::from_secs(10);
+
+/// The header a reconnecting reader sends with the last id it saw.
+const LAST_EVENT_ID: &str = "Last-Event-ID";
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct EventParams {
+    /// Only these event types, comma-separated (`session-created`, `session-ended`,
+    /// `login-denied`); every type when absent or empty.
+    #[param(
+        example = "session-created,session-ended",
+        pattern = r"^(session-created|session-ended|login-denied)?(,(session-created|session-ended|login-denied))*$"
+    )]
+    pub types: Option<String>,
+    /// The same as `types`.
+    #[serde(rename = "type")]
+    #[param(
+        rename = "type",
+        pattern = r"^(session-created|session-ended|login-denied)?(,(session-created|session-ended|login-denied))*$"
+    )]
+    pub kind: Option<String>,
+}
+
+/// One message of the stream, as a client parses it (comments aside).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct ServerSentEvent {
+    /// The event's id, as in its data: send the last one seen as `Last-Event-ID`.
+    #[schema(example = "1795820400000-0")]
+    id: String,
+    /// Always `message` (the default), so `onmessage` handlers see every event; the data's
+    /// `type` tells them apart.
+    #[schema(example = "message")]
+    event: Option<String>,
+    /// One EventMessage, as JSON.
+    #[schema(content_media_type = "application/json")]
+    data: String,
+}
+
+fn event_types(params: &EventParams) -> Result<Vec<EventType>, ApiError> {
+    let mut types = Vec::new();
+    for (name, list) in [("types", &params.types), ("type", &params.kind)] {
+        let words = list.iter().flat_map(|l| l.split(',')).map(str::trim);
+        for word in words.filter(|w| !w.is_empty()) {
+            let kind = EventType::parse(word).ok_or_else(|| {
+                let known: Vec<&str> = EventType::ALL.iter().map(|t| t.as_str()).collect();
+                ApiError::invalid(format!(
+                    "{name}: {word:?} is not an event type; one of {}",
+                    known.join(", ")
+                ))
+            })?;
+            types.push(kind);
+        }
+    }
+    Ok(types)
+}
+
+fn last_event_id(req: &HttpRequest) -> Result<Option<EventId>, ApiError> {
+    let Some(value) = req.headers().get(LAST_EVENT_ID) else {
+        return Ok(None);
+    };
+    let not_an_id = || {
+        ApiError::invalid(format!(
+            "{LAST_EVENT_ID}: not an event id this service issued (they look like 1795820400000-0)"
+        ))
+    };
+    let text = value.to_str().map_err(|_| not_an_id())?.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    EventId::parse(text).map(Some).ok_or_else(not_an_id)
+}
+
+/// The live event stream.
+///
+/// Every change to the sessions this administrator may see (the list's scope) as it happens,
+/// on any node: `session-created`, `session-ended` (with `reason`: logout, admin, self,
+/// expired, replaced, evicted) and `login-denied` (`other-ip` or `seat-limit`). Each message's
+/// `data` is one JSON `EventMessage`, and its `id:` line the event's id: a client that
+/// reconnects with `Last-Event-ID` first gets the events it missed (the newest 16,384 are
+/// kept; if older ones were asked for, a comment says some were lost). A comment line comes at
+/// least every 10 s. A reader too slow to keep up is disconnected and may resume. Browsers read
+/// it with `fetch`, since `EventSource` cannot send a bearer token.
+#[utoipa::path(
+    tag = "sessions",
+    params(
+        EventParams,
+        ("Last-Event-ID" = Option<String>, Header, nullable = false, description = "The id of the last event received, to resume after it", example = "1795820400000-0", pattern = "^([0-9]{1,19}(-[0-9]{1,19})?)?$"),
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A stream of events; each message's data is an EventMessage", content_type = "text/event-stream", body = ServerSentEvent),
+        (status = 400, description = "Last-Event-ID or a type is not valid", body = Problem, content_type = "application/problem+json"),
+        BearerProblems,
+        AdminProblems,
+    )
+)]
+#[get("/events")]
+pub async fn events(
+    admin: AdminCaller,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    params: web::Query<EventParams>,
+) -> Result<impl Responder, ApiError> {
+    let types = event_types(&params)?;
+    let after = last_event_id(&req)?;
+    let replay = state
+        .events
+        .join(after)
+        .ok_or_else(|| ApiError::new(Code::Unavailable, "the server is stopping"))?;
+    let filter = Filter {
+        scope: admin.scope().clone(),
+        types,
+    };
+    let hello = futures_util::stream::once(async { sse::Event::Comment("connected".into()) });
+    let messages = feed(replay, filter).map(|item| match item {
+        Item::Event(event) => sse::Data::new(event.to_json())
+            .id(event.id.to_string())
+            .into(),
+        Item::Missed => sse::Event::Comment(
+            "some events after Last-Event-ID are no longer kept; these are the oldest kept".into(),
+        ),
+        Item::Behind => sse::Event::Comment(
+            "this reader fell too far behind; reconnect with Last-Event-ID to resume".into(),
+        ),
+    });
+    Ok(
+        sse::Sse::from_stream(hello.chain(messages).map(Ok::<_, Infallible>))
+            .with_keep_alive(KEEP_ALIVE),
+    )
+}

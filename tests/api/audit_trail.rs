@@ -1,0 +1,137 @@
+//! The audit trail survives: in a file of SESSIOND_DATA_DIR across restarts, and in Redis
+//! for every node.
+
+use serde_json::{json, Value};
+
+use crate::helpers::unique;
+use crate::process::Process;
+use crate::redis_server::RedisServer;
+
+fn audit_ids(server: &Process, token: &str, query: &str) -> Vec<Value> {
+    server.get(&format!("/audit{query}"), token).json()["items"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+#[test]
+fn the_trail_is_served_after_a_restart_with_a_data_directory() {
+    let dir = std::env::temp_dir().join(format!("sessiond-audit-{}", unique()));
+    let start = || Process::start(&[("SESSIOND_DATA_DIR", dir.to_str().unwrap())]).unwrap();
+    let server = start();
+    let admin = server.admin();
+    let user = server.login(&unique(), "10.0.1.1");
+    assert_eq!(
+        server
+            .delete(&format!("/sessions/{}", user.id), &admin.token)
+            .status,
+        204
+    );
+    let before = audit_ids(&server, &admin.token, "");
+    assert_eq!(before.len(), 1);
+    let (status, log) = server.terminate();
+    assert!(status.success(), "{log}");
+
+    let server = start();
+    // The administrator's session came back from the snapshot; so did the trail.
+    assert_eq!(audit_ids(&server, &admin.token, ""), before);
+    let other = server.login(&unique(), "10.0.1.2");
+    assert_eq!(
+        server
+            .delete(&format!("/sessions/{}", other.id), &admin.token)
+            .status,
+        204
+    );
+    let after = audit_ids(&server, &admin.token, "");
+    assert_eq!(after.len(), 2);
+    assert_eq!(after[1], before[0]);
+    assert_ne!(after[0]["id"], before[0]["id"], "ids go on after a restart");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.join("audit.jsonl"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(
+            mode & 0o777,
+            0o600,
+            "the trail is readable by its owner only"
+        );
+    }
+    let text = std::fs::read_to_string(dir.join("audit.jsonl")).unwrap();
+    assert!(!text.contains(&user.token) && !text.contains(&admin.token));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn on_redis_every_node_answers_with_every_nodes_events_and_cursors_work_anywhere() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let prefix = format!("{}:", unique());
+    let node = |name: &str| {
+        Process::start(&[
+            ("SESSIOND_STORE", redis.url().as_str()),
+            ("SESSIOND_SERVER_NAME", name),
+            ("SESSIOND_REDIS_PREFIX", prefix.as_str()),
+        ])
+        .unwrap()
+    };
+    let (a, b) = (node("NODE-A"), node("NODE-B"));
+    let admin = a.admin();
+    let mut ended = Vec::new();
+    for (n, server) in [&a, &b, &a].into_iter().enumerate() {
+        let user = server.login(&unique(), &format!("10.0.2.{n}"));
+        assert_eq!(
+            server
+                .delete(&format!("/sessions/{}", user.id), &admin.token)
+                .status,
+            204
+        );
+        ended.push(user.id);
+    }
+    let user = unique();
+    b.login(&user, "10.0.3.1");
+    assert_eq!(
+        a.create(&json!({"user_id": user, "name": user, "ip_address": "10.0.3.2"}))
+            .status,
+        409
+    );
+
+    for server in [&a, &b] {
+        let items = audit_ids(server, &admin.token, "");
+        let actions: Vec<&str> = items
+            .iter()
+            .map(|e| e["action"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            actions,
+            [
+                "login-denied",
+                "session-ended",
+                "session-ended",
+                "session-ended"
+            ]
+        );
+        let subjects: Vec<&str> = items[1..]
+            .iter()
+            .map(|e| e["session"]["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(subjects, [&ended[2], &ended[1], &ended[0]], "newest first");
+    }
+    // A cursor from one node pages on the other.
+    let first = a.get("/audit?limit=2", &admin.token).json();
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let second = b
+        .get(&format!("/audit?limit=2&cursor={cursor}"), &admin.token)
+        .json();
+    assert_eq!(second["items"][0]["session"]["id"], ended[1].as_str());
+    assert_eq!(second["items"][1]["session"]["id"], ended[0].as_str());
+    assert!(second["next_cursor"].is_null());
+    // And it outlives both nodes.
+    drop((a, b));
+    let c = node("NODE-C");
+    let c_admin = c.admin();
+    assert_eq!(audit_ids(&c, &c_admin.token, "").len(), 4);
+}
