@@ -1,5 +1,6 @@
 //! Settings, each from an environment variable or the matching command-line flag.
 
+use crate::webhooks::WebhookSecret;
 use std::net::{SocketAddr, ToSocketAddrs};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -77,9 +78,29 @@ pub struct Settings {
     #[arg(long, env = "SESSIOND_CORS_ORIGINS", value_name = "ORIGIN,...", value_parser = parse_origins)]
     pub cors_origins: Option<Origins>,
 
+    /// Where every event is POSTed, signed as Standard Webhooks says (with SESSIOND_WEBHOOK_SECRET).
+    #[arg(long, env = "SESSIOND_WEBHOOK_URL", value_name = "URL", value_parser = parse_webhook_url)]
+    pub webhook_url: Option<String>,
+
+    /// The webhooks' signing secret: whsec_ + base64 of at least 32 random bytes.
+    #[arg(long, env = "SESSIOND_WEBHOOK_SECRET", value_name = "whsec_...", hide_env_values = true, value_parser = WebhookSecret::parse)]
+    pub webhook_secret: Option<WebhookSecret>,
+
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "SESSIOND_MAX_BODY", default_value_t = 1_048_576, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..=1_073_741_824))]
     pub max_body: u64,
+}
+
+/// An `http` or `https` URL with a host.
+fn parse_webhook_url(text: &str) -> Result<String, String> {
+    let uri: ureq::http::Uri = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a URL"))?;
+    match (uri.scheme_str(), uri.host()) {
+        (Some("http" | "https"), Some(host)) if !host.is_empty() => Ok(text.trim().to_string()),
+        _ => Err(format!("{text:?} is not an http:// or https:// URL")),
+    }
 }
 
 impl Settings {

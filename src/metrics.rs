@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 use crate::domain::EndReason;
@@ -37,7 +37,15 @@ pub struct Metrics {
     sessions_ended: IntCounterVec,
     http_requests: IntCounterVec,
     http_duration: HistogramVec,
+    /// Webhook delivery attempts by result: `delivered`, `failed` (to be retried),
+    /// `abandoned` (retried for an hour), `dropped` (the queue was full).
+    pub webhook_deliveries: IntCounterVec,
+    /// Webhook deliveries waiting in this node's queue.
+    pub webhook_queue: IntGauge,
 }
+
+/// The results a webhook delivery is counted under.
+pub const WEBHOOK_RESULTS: [&str; 4] = ["delivered", "failed", "abandoned", "dropped"];
 
 impl Metrics {
     #[allow(clippy::new_without_default)]
@@ -97,6 +105,19 @@ impl Metrics {
             &["method", "route", "status"],
         )
         .expect("a valid metric");
+        let webhook_deliveries = IntCounterVec::new(
+            Opts::new(
+                "webhook_deliveries_total",
+                "Webhook delivery attempts by result",
+            ),
+            &["result"],
+        )
+        .expect("a valid metric");
+        let webhook_queue = IntGauge::new(
+            "webhook_queue_depth",
+            "Webhook deliveries waiting in this node's queue",
+        )
+        .expect("a valid metric");
         for collector in [
             Box::new(sessions_active.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(seats_used.clone()),
@@ -106,6 +127,8 @@ impl Metrics {
             Box::new(sessions_ended.clone()),
             Box::new(http_requests.clone()),
             Box::new(http_duration.clone()),
+            Box::new(webhook_deliveries.clone()),
+            Box::new(webhook_queue.clone()),
         ] {
             registry
                 .register(collector)
@@ -113,6 +136,9 @@ impl Metrics {
         }
         for reason in EndReason::ALL {
             sessions_ended.with_label_values(&[reason.as_str()]);
+        }
+        for result in WEBHOOK_RESULTS {
+            webhook_deliveries.with_label_values(&[result]);
         }
         Metrics {
             registry,
@@ -124,7 +150,15 @@ impl Metrics {
             sessions_ended,
             http_requests,
             http_duration,
+            webhook_deliveries,
+            webhook_queue,
         }
+    }
+
+    pub fn webhook(&self, result: &str, count: u64) {
+        self.webhook_deliveries
+            .with_label_values(&[result])
+            .inc_by(count);
     }
 
     pub fn ended(&self, reason: EndReason, count: usize) {

@@ -15,6 +15,7 @@ use utoipa_actix_web::AppExt;
 use crate::audit::AuditLog;
 use crate::config::{Origins, ServiceKeys, Settings, StoreSetting};
 use crate::domain::Millis;
+use crate::domain::SessionId;
 use crate::error::{json_error, path_error, query_error};
 use crate::events::Hub;
 use crate::metrics::Metrics;
@@ -25,6 +26,7 @@ use crate::service::Sessions;
 use crate::snapshot::{SnapshotError, SnapshotFile};
 use crate::state::AppState;
 use crate::store::{MemoryStore, RedisStore, SharedStore, StoreError};
+use crate::webhooks::{Claims, LocalClaims, RedisClaims, WebhookSecret, Webhooks};
 
 /// How often expired sessions are swept out of memory. They stop counting the instant they
 /// expire; this only frees their memory.
@@ -42,6 +44,8 @@ pub enum StartupError {
     Snapshot(#[from] SnapshotError),
     #[error("cannot open the audit trail {0} (SESSIOND_DATA_DIR): {1}")]
     Audit(std::path::PathBuf, std::io::Error),
+    #[error("SESSIOND_WEBHOOK_URL and SESSIOND_WEBHOOK_SECRET go together: {0} is set, the other is not")]
+    HalfAWebhook(&'static str),
     #[error("cannot create the demo sessions: {0}")]
     Demo(String),
     #[error("cannot use Redis (SESSIOND_STORE): {0}")]
@@ -62,6 +66,7 @@ pub struct Application {
     snapshots: Snapshots,
     demo_url: Option<String>,
     events: Arc<Hub>,
+    webhooks: Option<Arc<Webhooks>>,
 }
 
 impl Application {
@@ -69,6 +74,7 @@ impl Application {
     /// free port) and prepares the server; it serves once [`Application::run_until_stopped`] is
     /// awaited. Must be called inside an actix system.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        webhook_settings(&settings)?;
         let (listener, address) = bind(settings.bind)?;
         let (store, snapshots) = open_store(&settings).await?;
         let service_keys = service_keys(&settings, address)?;
@@ -83,6 +89,7 @@ impl Application {
                 source,
             })?;
         let events = state.events.clone();
+        let webhooks = start_webhooks(&settings, &state)?;
         spawn_reaper(state);
         if let Some((memory, file)) = &snapshots {
             spawn_snapshots(memory.clone(), file.clone(), settings.snapshot_interval);
@@ -94,6 +101,7 @@ impl Application {
             snapshots,
             demo_url,
             events,
+            webhooks,
         })
     }
 
@@ -128,6 +136,9 @@ impl Application {
             server.stop(true).await;
         });
         self.server.await?;
+        if let Some(webhooks) = &self.webhooks {
+            webhooks.stop();
+        }
         if let Some((memory, file)) = &self.snapshots {
             let started = std::time::Instant::now();
             let saved = memory.export(Millis::now());
@@ -173,6 +184,45 @@ async fn open_store(settings: &Settings) -> Result<(SharedStore, Snapshots), Sta
             Ok((redis, None))
         }
     }
+}
+
+/// The webhook's URL and secret: both, or neither.
+fn webhook_settings(settings: &Settings) -> Result<Option<(String, WebhookSecret)>, StartupError> {
+    match (&settings.webhook_url, &settings.webhook_secret) {
+        (None, None) => Ok(None),
+        (Some(url), Some(secret)) => Ok(Some((url.clone(), secret.clone()))),
+        (Some(_), None) => Err(StartupError::HalfAWebhook("SESSIOND_WEBHOOK_URL")),
+        (None, Some(_)) => Err(StartupError::HalfAWebhook("SESSIOND_WEBHOOK_SECRET")),
+    }
+}
+
+/// Webhooks, when both their settings are given: on Redis, nodes share who delivers what.
+fn start_webhooks(
+    settings: &Settings,
+    state: &AppState,
+) -> Result<Option<Arc<Webhooks>>, StartupError> {
+    let Some((url, secret)) = webhook_settings(settings)? else {
+        return Ok(None);
+    };
+    let claims: Box<dyn Claims> = match &settings.store {
+        StoreSetting::Memory => Box::new(LocalClaims),
+        StoreSetting::Redis(redis) => Box::new(
+            RedisClaims::new(
+                redis,
+                &settings.redis_prefix,
+                SessionId::generate().to_string(),
+            )
+            .map_err(|e| StartupError::Redis(StoreError::Unavailable(e.to_string())))?,
+        ),
+    };
+    Ok(Some(Webhooks::start(
+        url,
+        secret,
+        &state.events,
+        state.metrics.clone(),
+        claims,
+        settings.data_dir.as_deref(),
+    )))
 }
 
 /// The configured service keys, or, for a server only this machine can reach (or a demo), one

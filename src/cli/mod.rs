@@ -55,14 +55,23 @@ pub fn describe_setting_error(error: &clap::Error) -> Option<String> {
         return None;
     };
     let flag = arg.split_whitespace().next().unwrap_or_default();
-    let env = Cli::command()
+    let command = Cli::command();
+    let setting = command
         .get_arguments()
-        .find(|a| a.get_long().is_some_and(|l| format!("--{l}") == flag))
-        .and_then(|a| a.get_env())
-        .map(|e| e.to_string_lossy().into_owned())?;
+        .find(|a| a.get_long().is_some_and(|l| format!("--{l}") == flag))?;
+    let env = setting.get_env()?.to_string_lossy().into_owned();
     let rendered = error.to_string();
     let line = rendered.lines().next().unwrap_or_default();
-    let line = line.trim_start_matches("error: ");
+    let mut line = line.trim_start_matches("error: ").to_string();
+    // A secret's value, even a bad one, is not repeated.
+    if let (true, Some(ContextValue::String(value))) = (
+        setting.is_hide_env_values_set(),
+        error.get(ContextKind::InvalidValue),
+    ) {
+        if !value.is_empty() {
+            line = line.replace(value.as_str(), "<redacted>");
+        }
+    }
     // clap lists the accepted values on a later line; keep them on this one.
     let accepted = rendered
         .lines()

@@ -32,3 +32,4 @@ mod snapshots;
 mod sse;
 mod store_contract;
 mod stress;
+mod webhooks;

@@ -29,6 +29,15 @@ fn a_bad_setting_stops_start_up_with_one_line_naming_it() {
         ("SESSIOND_ORGANISATION_SEATS", "Acme=-1"),
         ("SESSIOND_ORGANISATION_SEATS", "Acme=5,Acme=6"),
         ("SESSIOND_MAX_SESSIONS_PER_USER", "-1"),
+        ("SESSIOND_WEBHOOK_URL", "ftp://hooks.example.com/"),
+        ("SESSIOND_WEBHOOK_URL", "hooks.example.com"),
+        ("SESSIOND_WEBHOOK_SECRET", "whsec_c2hvcnQgc2VjcmV0"),
+        (
+            "SESSIOND_WEBHOOK_SECRET",
+            "a-plain-secret-without-its-prefix",
+        ),
+        // One without the other.
+        ("SESSIOND_WEBHOOK_URL", "https://hooks.example.com/sessiond"),
     ] {
         let output = sessiond().env(variable, value).output().unwrap();
         assert!(
@@ -43,6 +52,12 @@ fn a_bad_setting_stops_start_up_with_one_line_naming_it() {
         );
         assert!(stderr.contains(variable), "{variable}={value:?}: {stderr}");
         assert!(!stderr.contains("panicked"), "{stderr}");
+        if variable.ends_with("_SECRET") || variable.ends_with("_KEYS") {
+            assert!(
+                value.is_empty() || !stderr.contains(value),
+                "a secret repeated: {stderr}"
+            );
+        }
     }
 }
 

@@ -1,0 +1,142 @@
+//! Webhooks, checked by a receiver that verifies every signature with the `standardwebhooks`
+//! package: signed deliveries, retried through an outage until each event arrives.
+
+use std::collections::{HashMap, HashSet};
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::Engine;
+use serde_json::Value;
+
+use crate::helpers::{spawn_app_with, unique, wait_until};
+
+/// The Python with `standardwebhooks` that scripts/test installs, if there is one.
+fn python() -> Option<PathBuf> {
+    let path = std::env::var_os("SESSIOND_TOOLS_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/tools/bin/python")
+        });
+    let usable = Command::new(&path)
+        .args(["-c", "import standardwebhooks"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if usable {
+        return Some(path);
+    }
+    let why = "the standardwebhooks package is not installed (scripts/test installs it into target/tools)";
+    assert!(std::env::var("CI").as_deref() != Ok("true"), "{why}");
+    eprintln!("*** SKIPPED: {why}");
+    None
+}
+
+/// A receiver process and what it has been sent.
+struct Receiver {
+    child: Child,
+    port: u16,
+    deliveries: Arc<Mutex<Vec<Value>>>,
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn receiver(python: &PathBuf, secret: &str, fail_first: usize) -> Receiver {
+    let mut child = Command::new(python)
+        .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/webhooks/receiver.py"))
+        .env("WEBHOOK_SECRET", secret)
+        .env("FAIL_FIRST", fail_first.to_string())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("the receiver starts");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    let port = first["port"].as_u64().unwrap() as u16;
+    let deliveries = Arc::new(Mutex::new(Vec::new()));
+    let sink = deliveries.clone();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            sink.lock()
+                .unwrap()
+                .push(serde_json::from_str(&line).unwrap());
+        }
+    });
+    Receiver {
+        child,
+        port,
+        deliveries,
+    }
+}
+
+fn secret() -> String {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).unwrap();
+    format!(
+        "whsec_{}",
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    )
+}
+
+#[test]
+fn every_event_is_delivered_signed_and_retried_through_an_outage() {
+    let Some(python) = python() else { return };
+    let secret = secret();
+    // The first three deliveries meet an outage (500).
+    let receiver = receiver(&python, &secret, 3);
+    let url = format!("http://127.0.0.1:{}/hooks", receiver.port);
+    let app = spawn_app_with(|s| {
+        s.webhook_url = Some(url.clone());
+        s.webhook_secret = Some(sessiond::webhooks::WebhookSecret::parse(&secret).unwrap());
+    });
+    let logins: Vec<String> = (0..3)
+        .map(|n| app.login(&unique(), &format!("10.9.0.{n}")).id)
+        .collect();
+
+    let delivered = || -> HashMap<String, Value> {
+        receiver
+            .deliveries
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|d| d["status"] == 204)
+            .map(|d| (d["id"].as_str().unwrap().to_string(), d["event"].clone()))
+            .collect()
+    };
+    // The first retry comes within 10 s; allow for a second round.
+    wait_until(
+        Duration::from_secs(40),
+        "every login's event is delivered",
+        || {
+            let sessions: HashSet<String> = delivered()
+                .values()
+                .filter_map(|e| e["data"]["id"].as_str().map(String::from))
+                .collect();
+            logins.iter().all(|id| sessions.contains(id))
+        },
+    );
+    let all = receiver.deliveries.lock().unwrap().clone();
+    assert!(
+        all.iter().all(|d| d["verified"] == true),
+        "every signature verifies: {all:#?}"
+    );
+    assert_eq!(all.iter().filter(|d| d["status"] == 500).count(), 3);
+    for (id, event) in delivered() {
+        assert_eq!(event["id"], id.as_str(), "webhook-id is the event id");
+        assert_eq!(event["type"], "session-created");
+    }
+    let metrics = app.send("GET", "/metrics", &[], b"").body;
+    assert!(
+        metrics.contains("sessiond_webhook_deliveries_total{result=\"failed\"} 3"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("sessiond_webhook_queue_depth"),
+        "{metrics}"
+    );
+}
