@@ -113,6 +113,54 @@ impl ApiClient {
         self.finish(path, request.send_json(body))
     }
 
+    /// Reads the server-sent events of `path` (after `last_event_id`), giving each message's
+    /// id and data to `each`, until the server ends the stream or the connection drops.
+    pub fn stream(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        last_event_id: Option<&str>,
+        mut each: impl FnMut(&str, &str),
+    ) -> Result<(), CliError> {
+        let (name, value) = self.credential(Credential::Bearer)?;
+        // No overall timeout: the stream is meant to last; the server's comments keep it busy.
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .timeout_connect(Some(Duration::from_secs(10)))
+            .build()
+            .into();
+        let mut request = agent
+            .get(format!("{}{path}", self.base))
+            .header(name, &value);
+        if let Some(id) = last_event_id {
+            request = request.header("Last-Event-ID", id);
+        }
+        for (k, v) in query {
+            request = request.query(k, v);
+        }
+        let response = request.call().map_err(|e| {
+            CliError::Failed(format!("cannot reach sessiond at {}: {e}", self.base))
+        })?;
+        if !response.status().is_success() {
+            return self.finish(path, Ok(response)).map(|_| ());
+        }
+        let reader = std::io::BufReader::new(response.into_body().into_reader());
+        let (mut id, mut data) = (String::new(), String::new());
+        for line in std::io::BufRead::lines(reader) {
+            let Ok(line) = line else { break };
+            if let Some(value) = line.strip_prefix("id:") {
+                id = value.trim().to_string();
+            } else if let Some(value) = line.strip_prefix("data:") {
+                data.push_str(value.trim_start());
+            } else if line.is_empty() && !data.is_empty() {
+                each(&id, &data);
+                data.clear();
+            }
+        }
+        Ok(())
+    }
+
     fn finish(
         &self,
         path: &str,

@@ -91,6 +91,17 @@ pub enum SessionsCommand {
     /// End every other session of the token's own user ("log out my other devices").
     #[command(name = "end-others", after_help = EXIT_CODES)]
     EndOthers,
+    /// Follow events as they happen, one line each (administrators); reconnects and resumes
+    /// where it left off until interrupted.
+    #[command(after_help = EXIT_CODES)]
+    Watch {
+        /// Print each event as a JSON line.
+        #[arg(long)]
+        json: bool,
+        /// Only these types, comma-separated: session-created, session-ended, login-denied.
+        #[arg(long, value_name = "TYPE,...")]
+        types: Option<String>,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -196,6 +207,7 @@ pub fn run(args: SessionsArgs) -> ExitCode {
         SessionsCommand::Login(login) => log_in(&client, &login),
         SessionsCommand::Mine { json } => my_sessions(&client, json),
         SessionsCommand::EndOthers => end_others(&client),
+        SessionsCommand::Watch { json, types } => watch(&client, json, types.as_deref()),
     };
     match outcome {
         Ok(code) => code,
@@ -410,6 +422,68 @@ fn ids_of(client: &ApiClient, filter: (&str, String)) -> Result<Vec<String>, Cli
         .iter()
         .filter_map(|s| s["id"].as_str().map(str::to_string))
         .collect())
+}
+
+/// Prints events until interrupted; after a dropped connection it reconnects (once a second)
+/// and resumes after the last event it printed. A refusal (bad token, bad type) ends it.
+fn watch(client: &ApiClient, json: bool, types: Option<&str>) -> Result<ExitCode, CliError> {
+    let query: Vec<(&str, String)> = types
+        .map(|t| ("types", t.to_string()))
+        .into_iter()
+        .collect();
+    let mut last: Option<String> = None;
+    loop {
+        let resume = last.clone();
+        let outcome = client.stream("/events", &query, resume.as_deref(), |id, data| {
+            last = Some(id.to_string());
+            match serde_json::from_str::<Value>(data) {
+                Ok(event) if !json => println!("{}", event_line(&event)),
+                _ => println!("{data}"),
+            }
+        });
+        match outcome {
+            Err(refused @ CliError::Refused { .. }) => return Err(refused),
+            Err(e) if last.is_none() => return Err(e),
+            _ => std::thread::sleep(std::time::Duration::from_secs(1)),
+        }
+    }
+}
+
+/// One event as a line: time, type, then what it is about.
+fn event_line(event: &Value) -> String {
+    let data = &event["data"];
+    let text = |key: &str| data[key].as_str().unwrap_or("-");
+    let about = match event["type"].as_str() {
+        Some("session-created") => format!(
+            "{} ({}) {} from {} on {}  {}",
+            text("user_id"),
+            text("name"),
+            text("organisation"),
+            text("ip_address"),
+            text("server_name"),
+            text("id")
+        ),
+        Some("session-ended") => format!(
+            "{} {} on {}  {}  reason={}",
+            text("user_id"),
+            text("organisation"),
+            text("server_name"),
+            text("id"),
+            text("reason")
+        ),
+        _ => format!(
+            "{} {} from {}  reason={}",
+            text("user_id"),
+            text("organisation"),
+            text("ip_address"),
+            text("reason")
+        ),
+    };
+    format!(
+        "{}  {:<15}  {about}",
+        event["time"].as_str().unwrap_or("-"),
+        event["type"].as_str().unwrap_or("-")
+    )
 }
 
 fn whoami(client: &ApiClient, json: bool) -> Result<ExitCode, CliError> {

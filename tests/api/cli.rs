@@ -484,3 +484,71 @@ fn every_login_flag_is_described_and_the_servers_key_variable_works() {
         .unwrap();
     assert!(output.status.success(), "{}", stderr(&output));
 }
+
+#[test]
+fn watch_prints_one_line_per_event_and_json_lines_for_scripts() {
+    use std::io::{BufRead, BufReader};
+    let app = spawn_app();
+    let admin = app.admin();
+    let watch = |extra: &[&str]| {
+        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("sessiond"))
+            .env("SESSIOND_URL", app.url(""))
+            .env("SESSIOND_TOKEN", &admin.token)
+            .args(["sessions", "watch"])
+            .args(extra)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (sender, lines) = std::sync::mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = sender.send(line);
+            }
+        });
+        (child, lines)
+    };
+    let (mut plain, plain_lines) = watch(&[]);
+    let (mut json_child, json_lines) = watch(&["--json", "--types", "session-ended"]);
+    // A watcher has joined once it shows a login (or logout) made after it started.
+    let joined =
+        |lines: &std::sync::mpsc::Receiver<String>, end: bool| -> (Login, String, String) {
+            for _ in 0..50 {
+                let user = unique();
+                let probe = app.login(&user, "10.4.4.4");
+                if end {
+                    assert_eq!(app.delete("/sessions/current", &probe.token).status, 204);
+                }
+                while let Ok(line) = lines.recv_timeout(std::time::Duration::from_millis(200)) {
+                    if line.contains(&probe.id) {
+                        return (probe, user, line);
+                    }
+                }
+            }
+            panic!("the watcher never showed an event");
+        };
+    let (probe, user, line) = joined(&plain_lines, false);
+    assert!(
+        line.contains("session-created") && line.contains(&user) && line.contains("10.4.4.4"),
+        "{line}"
+    );
+    assert_eq!(app.delete("/sessions/current", &probe.token).status, 204);
+    let ended = plain_lines
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .unwrap();
+    assert!(
+        ended.contains("session-ended")
+            && ended.contains("reason=logout")
+            && ended.contains(&probe.id),
+        "{ended}"
+    );
+    let (probe, _, line) = joined(&json_lines, true);
+    let event: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(event["type"], "session-ended");
+    assert_eq!(event["data"]["id"], probe.id.as_str());
+    assert_eq!(event["data"]["reason"], "logout");
+    for child in [&mut plain, &mut json_child] {
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+}
