@@ -5,7 +5,10 @@ import { formatDuration } from "./format.js";
 
 const TOKEN_KEY = "sessiond.token";
 const PAGE_SIZE = 50;
-const AUTO_REFRESH_MS = 5000;
+// While the event stream is down, the list is polled this often instead.
+const POLL_MS = 5000;
+// A burst of events reloads the list once.
+const LIVE_SETTLE_MS = 200;
 
 const $ = (id) => document.getElementById(id);
 
@@ -24,6 +27,9 @@ const state = {
   autoTimer: null,
 };
 
+// The live event stream: what it last saw (to resume), and its reconnection delay.
+const live = { controller: null, lastId: null, retryMs: 1000, pending: null, stale: false };
+
 // --- signing in -----------------------------------------------------------------------------
 
 function tokenFromFragment() {
@@ -39,6 +45,7 @@ function tokenFromFragment() {
 function showSignIn(message) {
   sessionStorage.removeItem(TOKEN_KEY);
   state.token = null;
+  stopLive();
   stopAutoRefresh();
   $("console").hidden = true;
   $("mine").hidden = true;
@@ -88,9 +95,10 @@ async function showView(view) {
   $("view-mine").setAttribute("aria-pressed", String(view === "mine"));
   $("crumb-view").textContent = view === "admin" ? "Session Management" : "My sessions";
   if (view === "admin") {
-    setAutoRefresh($("auto-refresh").checked);
+    startLive();
     await load();
   } else {
+    stopLive();
     stopAutoRefresh();
     await loadMine();
   }
@@ -421,27 +429,102 @@ function say(status, message, isError) {
   status.classList.toggle("error", isError);
 }
 
-// --- auto-refresh ---------------------------------------------------------------------------
+// --- live updates ---------------------------------------------------------------------------
+
+// The list follows GET /events: each event (a login, a logout, an expiry, a deletion made
+// anywhere) reloads the page in view, so rows appear and disappear as sessions start and end.
+// An EventSource cannot send the bearer token, so the stream is read with fetch. While it is
+// down the indicator says so and the list is polled instead; it reconnects with backoff and
+// resumes after the last event seen.
+function stopLive() {
+  if (live.controller) live.controller.abort();
+  live.controller = null;
+  clearTimeout(live.pending);
+}
+
+async function startLive() {
+  stopLive();
+  const controller = new AbortController();
+  live.controller = controller;
+  const headers = { Authorization: `Bearer ${state.token}` };
+  if (live.lastId) headers["Last-Event-ID"] = live.lastId;
+  try {
+    const response = await fetch("/events", { headers, signal: controller.signal });
+    if (response.status === 401) return showSignIn("Your session has ended or the token is not valid. Sign in again.");
+    if (!response.ok || !response.body) throw new Error(`${response.status}`);
+    showLive(true);
+    const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buffer = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buffer += value.replace(/\r\n?/g, "\n");
+      let end;
+      while ((end = buffer.indexOf("\n\n")) >= 0) {
+        onLiveMessage(buffer.slice(0, end));
+        buffer = buffer.slice(end + 2);
+      }
+    }
+  } catch {
+    // Aborted, or the network failed: handled below.
+  }
+  if (live.controller !== controller) return;
+  showLive(false);
+  setTimeout(() => {
+    if (live.controller === controller && state.token && state.view === "admin") startLive();
+  }, live.retryMs);
+  live.retryMs = Math.min(live.retryMs * 2, 30000);
+}
+
+function onLiveMessage(message) {
+  let id = null;
+  let data = "";
+  for (const line of message.split("\n")) {
+    if (line.startsWith("id:")) id = line.slice(3).trim();
+    else if (line.startsWith("data:")) data += line.slice(5).trimStart();
+  }
+  if (!data) return;
+  if (id) live.lastId = id;
+  live.retryMs = 1000;
+  // Reloading counts as activity of the administrator's session, so a hidden tab waits.
+  if (document.hidden) {
+    live.stale = true;
+    return;
+  }
+  clearTimeout(live.pending);
+  live.pending = setTimeout(() => load(), LIVE_SETTLE_MS);
+}
+
+function showLive(up) {
+  const badge = $("live");
+  badge.textContent = up ? "Live" : "Offline · refreshing every 5 s";
+  badge.classList.toggle("down", !up);
+  if (up) stopAutoRefresh();
+  else startPolling();
+}
 
 function stopAutoRefresh() {
   clearInterval(state.autoTimer);
   state.autoTimer = null;
 }
 
-// Refreshing counts as activity of the administrator's session: a tab nobody looks at must not
-// keep it alive forever, so a hidden tab does not refresh, and catches up when shown again.
-function setAutoRefresh(on) {
+// Polling counts as activity of the administrator's session: a tab nobody looks at must not
+// keep it alive forever, so a hidden tab does not poll, and catches up when shown again.
+function startPolling() {
   stopAutoRefresh();
-  sessionStorage.setItem("sessiond.auto", on ? "1" : "");
-  if (on && state.token) {
+  if (state.token) {
     state.autoTimer = setInterval(() => {
       if (!document.hidden) load();
-    }, AUTO_REFRESH_MS);
+    }, POLL_MS);
   }
 }
 
 document.addEventListener("visibilitychange", () => {
-  if (!document.hidden && state.autoTimer && state.token) load();
+  if (document.hidden || !state.token || state.view !== "admin") return;
+  if (state.autoTimer || live.stale) {
+    live.stale = false;
+    load();
+  }
 });
 
 // --- wiring ---------------------------------------------------------------------------------
@@ -502,9 +585,6 @@ function wire() {
     load();
   });
   $("first-page").addEventListener("click", restart);
-  const auto = $("auto-refresh");
-  auto.checked = sessionStorage.getItem("sessiond.auto") === "1";
-  auto.addEventListener("change", () => setAutoRefresh(auto.checked));
   setInterval(tick, 1000);
 }
 

@@ -7,16 +7,22 @@ use std::sync::Arc;
 use futures_util::Stream;
 use tokio::sync::broadcast::{self, error::RecvError};
 
-use super::{Event, EventType, Replay};
-use crate::domain::Scope;
+use super::{Change, Event, EventType, Replay};
+use crate::domain::{Scope, SessionId};
 
 /// Which events a reader gets: those its scope admits, of the types it named (all if none).
 pub struct Filter {
     pub scope: Scope,
     pub types: Vec<EventType>,
+    /// The reader's own session: its stream ends with it (logout, expiry, an administrator).
+    pub own: SessionId,
 }
 
 impl Filter {
+    fn ends_reader(&self, event: &Event) -> bool {
+        matches!(&event.change, Change::Ended(ended) if ended.id == self.own)
+    }
+
     fn admits(&self, event: &Event) -> bool {
         (self.types.is_empty() || self.types.contains(&event.kind()))
             && event.visible_to(&self.scope)
@@ -30,6 +36,8 @@ pub enum Item {
     Missed,
     /// It fell too far behind and is cut off; the stream ends.
     Behind,
+    /// Its own session ended; so does the stream.
+    Gone,
 }
 
 struct State {
@@ -64,6 +72,10 @@ pub fn feed(replay: Replay, filter: Filter) -> impl Stream<Item = Item> {
         }
         loop {
             match state.live.recv().await {
+                Ok(event) if state.filter.ends_reader(&event) => {
+                    state.done = true;
+                    return Some((Item::Gone, state));
+                }
                 Ok(event) if state.filter.admits(&event) => {
                     return Some((Item::Event(event), state))
                 }

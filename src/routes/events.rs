@@ -99,7 +99,8 @@ fn last_event_id(req: &HttpRequest) -> Result<Option<EventId>, ApiError> {
 /// `data` is one JSON `EventMessage`, and its `id:` line the event's id: a client that
 /// reconnects with `Last-Event-ID` first gets the events it missed (the newest 16,384 are
 /// kept; if older ones were asked for, a comment says some were lost). A comment line comes at
-/// least every 10 s. A reader too slow to keep up is disconnected and may resume. Browsers read
+/// least every 10 s. A reader too slow to keep up is disconnected and may resume; a reader
+/// whose own session ends (logout, expiry, an administrator) is disconnected. Browsers read
 /// it with `fetch`, since `EventSource` cannot send a bearer token.
 #[utoipa::path(
     tag = "sessions",
@@ -131,6 +132,7 @@ pub async fn events(
     let filter = Filter {
         scope: admin.scope().clone(),
         types,
+        own: admin.caller.session.data.id,
     };
     let hello = futures_util::stream::once(async { sse::Event::Comment("connected".into()) });
     let messages = feed(replay, filter).map(|item| match item {
@@ -143,6 +145,7 @@ pub async fn events(
         Item::Behind => sse::Event::Comment(
             "this reader fell too far behind; reconnect with Last-Event-ID to resume".into(),
         ),
+        Item::Gone => sse::Event::Comment("your session has ended".into()),
     });
     Ok(
         sse::Sse::from_stream(hello.chain(messages).map(Ok::<_, Infallible>))

@@ -505,3 +505,41 @@ fn the_console_shows_the_sessions_at_a_glance() {
         client.close().await.unwrap();
     });
 }
+
+#[test]
+fn the_console_follows_logins_and_deletions_live_without_a_click() {
+    let Some(driver) = Chromedriver::start() else {
+        return;
+    };
+    let app = spawn_app();
+    let admin = app.admin();
+    let organisation = format!("Live-{}", crate::helpers::unique());
+    actix_web::rt::System::new().block_on(async {
+        let client = driver.browser(1280, 900).await;
+        open_as(&client, &app, &admin.token).await;
+        eventually(
+            &client,
+            "the indicator says the list is live",
+            "return document.getElementById('live').textContent",
+            |v| v == &json!("Live"),
+        )
+        .await;
+        let ids =
+            "return [...document.querySelectorAll('#sessions tbody tr')].map(tr => tr.dataset.id)";
+        let newcomer = person(&app, &organisation, "Nina Newcomer", "10.6.6.6");
+        eventually(&client, "a login made through the API appears", ids, |v| {
+            v.as_array()
+                .is_some_and(|rows| rows.iter().any(|id| id == &json!(newcomer.id)))
+        })
+        .await;
+        // Ended elsewhere: by its user logging out.
+        assert_eq!(app.delete("/sessions/current", &newcomer.token).status, 204);
+        eventually(&client, "the ended session disappears", ids, |v| {
+            v.as_array()
+                .is_some_and(|rows| !rows.iter().any(|id| id == &json!(newcomer.id)))
+        })
+        .await;
+        screenshot(&client, "live.png").await;
+        client.close().await.unwrap();
+    });
+}

@@ -254,3 +254,32 @@ fn a_quiet_stream_still_gets_a_comment_at_least_every_15_seconds() {
         "not a flood of comments"
     );
 }
+
+#[test]
+fn a_stream_ends_with_its_readers_session() {
+    let app = spawn_app();
+    let (reader, other) = (app.admin(), app.admin());
+    let stream = EventStream::open(&app, &reader.token, "", None);
+    assert_eq!(
+        stream.next_comment(Duration::from_secs(2)).as_deref(),
+        Some("connected")
+    );
+    // Ended by another administrator: the stream says so and closes.
+    assert_eq!(
+        app.delete(&format!("/sessions/{}", reader.id), &other.token)
+            .status,
+        204
+    );
+    let comments = stream
+        .ends_within(Duration::from_secs(5))
+        .expect("the stream closes");
+    assert!(
+        comments.contains(&"your session has ended".to_string()),
+        "{comments:?}"
+    );
+
+    // Logging out ends it too.
+    let stream = EventStream::open(&app, &other.token, "", None);
+    assert_eq!(app.delete("/sessions/current", &other.token).status, 204);
+    assert!(stream.ends_within(Duration::from_secs(5)).is_some());
+}

@@ -99,6 +99,22 @@ impl EventStream {
         (0..n).map(|_| self.event()).collect()
     }
 
+    /// Whether the server ends the stream within `limit` (messages before the end are read);
+    /// returns the comments it sent meanwhile.
+    pub fn ends_within(&self, limit: Duration) -> Option<Vec<String>> {
+        let deadline = std::time::Instant::now() + limit;
+        let mut comments = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.messages.recv_timeout(left) {
+                Ok(Message::Comment(text)) => comments.push(text),
+                Ok(Message::Event { .. }) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => return Some(comments),
+                Err(mpsc::RecvTimeoutError::Timeout) => return None,
+            }
+        }
+    }
+
     /// The next comment, within `limit` (events before it are passed over).
     pub fn next_comment(&self, limit: Duration) -> Option<String> {
         let deadline = std::time::Instant::now() + limit;
