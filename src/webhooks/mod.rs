@@ -362,6 +362,40 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_full_queue_drops_new_deliveries_and_counts_them() {
+        let metrics = Arc::new(Metrics::new());
+        let shared = Shared {
+            url: "http://127.0.0.1:9/".into(),
+            secret: WebhookSecret::parse(&format!("whsec_{}", "A".repeat(44))).unwrap(),
+            queue: Mutex::new(Queue {
+                due: BTreeMap::new(),
+                next: 0,
+            }),
+            wake: Condvar::new(),
+            stopping: AtomicBool::new(false),
+            metrics: metrics.clone(),
+            claims: Box::new(LocalClaims),
+            agent: ureq::Agent::new_with_defaults(),
+        };
+        for n in 0..QUEUE_CAPACITY + 5 {
+            shared.offer(Delivery {
+                id: n.to_string(),
+                body: "{}".into(),
+                attempts: 0,
+                first_attempt_ms: 0,
+            });
+        }
+        assert_eq!(metrics.webhook_queue.get(), QUEUE_CAPACITY as i64);
+        assert_eq!(
+            metrics
+                .webhook_deliveries
+                .with_label_values(&["dropped"])
+                .get(),
+            5
+        );
+    }
+
+    #[test]
     fn retries_back_off_exponentially_with_jitter_and_start_within_10_seconds() {
         for _ in 0..100 {
             let first = backoff(1);

@@ -140,3 +140,67 @@ fn every_event_is_delivered_signed_and_retried_through_an_outage() {
         "{metrics}"
     );
 }
+
+#[test]
+fn queued_deliveries_survive_a_graceful_restart_with_a_data_directory() {
+    let Some(python) = python() else { return };
+    let secret = secret();
+    let dir = std::env::temp_dir().join(format!("sessiond-webhooks-{}", unique()));
+    let dead = format!(
+        "http://127.0.0.1:{}/hooks",
+        crate::redis_server::free_port()
+    );
+    let start = |url: &str| {
+        crate::process::Process::start(&[
+            ("SESSIOND_DATA_DIR", dir.to_str().unwrap()),
+            ("SESSIOND_WEBHOOK_URL", url),
+            ("SESSIOND_WEBHOOK_SECRET", &secret),
+        ])
+        .unwrap()
+    };
+    // Nobody listens yet: the deliveries wait to be retried.
+    let server = start(&dead);
+    let logins: Vec<String> = (0..3)
+        .map(|n| server.login(&unique(), &format!("10.9.1.{n}")).id)
+        .collect();
+    wait_until(Duration::from_secs(10), "the first attempts fail", || {
+        server
+            .send("GET", "/metrics", &[], b"")
+            .body
+            .contains("sessiond_webhook_deliveries_total{result=\"failed\"} 3")
+    });
+    let (status, log) = server.terminate();
+    assert!(status.success(), "{log}");
+    assert!(log.contains("saved 3 webhook deliveries"), "{log}");
+
+    let receiver = receiver(&python, &secret, 0);
+    let server = start(&format!("http://127.0.0.1:{}/hooks", receiver.port));
+    assert!(
+        server.log().contains("resuming 3 webhook deliveries"),
+        "{}",
+        server.log()
+    );
+    wait_until(
+        Duration::from_secs(30),
+        "the saved deliveries arrive",
+        || {
+            let sessions: HashSet<String> = receiver
+                .deliveries
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|d| d["status"] == 204)
+                .filter_map(|d| d["event"]["data"]["id"].as_str().map(String::from))
+                .collect();
+            logins.iter().all(|id| sessions.contains(id))
+        },
+    );
+    assert!(receiver
+        .deliveries
+        .lock()
+        .unwrap()
+        .iter()
+        .all(|d| d["verified"] == true));
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -4,13 +4,15 @@ deliveries (an outage), then 204, and prints one JSON line per delivery."""
 
 import json
 import os
-import sys
+import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 WEBHOOK = Webhook(os.environ["WEBHOOK_SECRET"])
 fail_first = int(os.environ.get("FAIL_FIRST", "0"))
+# Requests are handled on threads of their own: one at a time decides and prints.
+lock = threading.Lock()
 
 
 class Receiver(BaseHTTPRequestHandler):
@@ -23,12 +25,13 @@ class Receiver(BaseHTTPRequestHandler):
             verified = True
         except WebhookVerificationError:
             payload, verified = None, False
-        status = 204 if verified else 400
-        if verified and fail_first > 0:
-            fail_first -= 1
-            status = 500
-        print(json.dumps({"id": headers.get("webhook-id"), "verified": verified,
-                          "status": status, "event": payload}), flush=True)
+        with lock:
+            status = 204 if verified else 400
+            if verified and fail_first > 0:
+                fail_first -= 1
+                status = 500
+            print(json.dumps({"id": headers.get("webhook-id"), "verified": verified,
+                              "status": status, "event": payload}), flush=True)
         self.send_response(status)
         self.send_header("content-length", "0")
         self.end_headers()
