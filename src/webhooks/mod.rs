@@ -43,6 +43,9 @@ const FIRST_BACKOFF: Duration = Duration::from_secs(5);
 const MAX_BACKOFF: Duration = Duration::from_secs(600);
 /// How long a node's claim on a delivery lasts without being renewed.
 const LEASE: Duration = Duration::from_secs(60);
+/// How often a node looks again at a delivery another node holds: once that one is done, the
+/// queue slot is free again.
+const RECHECK: Duration = Duration::from_secs(10);
 /// The file a graceful stop saves queued deliveries to, in the data directory.
 const SAVED: &str = "webhooks.json";
 
@@ -298,8 +301,8 @@ impl Shared {
     fn attempt(&self, mut delivery: Delivery) {
         match self.claims.claim(&delivery.id, LEASE) {
             Claim::Done => return,
-            // Another node delivers it; look again once its lease could have lapsed.
-            Claim::Others => return self.schedule(delivery, Instant::now() + LEASE),
+            // Another node delivers it; look again later, in case that node is gone.
+            Claim::Others => return self.schedule(delivery, Instant::now() + RECHECK),
             Claim::Mine => {}
         }
         if delivery.first_attempt_ms == 0 {

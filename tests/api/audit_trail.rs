@@ -70,14 +70,7 @@ fn on_redis_every_node_answers_with_every_nodes_events_and_cursors_work_anywhere
         return;
     };
     let prefix = format!("{}:", unique());
-    let node = |name: &str| {
-        Process::start(&[
-            ("SESSIOND_STORE", redis.url().as_str()),
-            ("SESSIOND_SERVER_NAME", name),
-            ("SESSIOND_REDIS_PREFIX", prefix.as_str()),
-        ])
-        .unwrap()
-    };
+    let node = |name: &str| crate::cluster::node(&redis, name, &prefix);
     let (a, b) = (node("NODE-A"), node("NODE-B"));
     let admin = a.admin();
     let mut ended = Vec::new();

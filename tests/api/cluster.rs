@@ -10,7 +10,7 @@ use crate::helpers::{race, race_logins, unique, wait_until, without_clock_fields
 use crate::process::Process;
 use crate::redis_server::RedisServer;
 
-fn node(redis: &RedisServer, name: &str, prefix: &str) -> Process {
+pub fn node(redis: &RedisServer, name: &str, prefix: &str) -> Process {
     Process::start(&[
         ("SESSIOND_STORE", &redis.url()),
         ("SESSIOND_SERVER_NAME", name),
