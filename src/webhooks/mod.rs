@@ -102,7 +102,7 @@ fn backoff(attempt: u32) -> Duration {
 
 impl Webhooks {
     /// Starts sending every event of `hub` to `url`; resumes deliveries a graceful stop saved
-    /// in `data_dir`. Must be called inside an actix system (it reads the hub there).
+    /// in `data_dir`.
     pub fn start(
         url: String,
         secret: WebhookSecret,
@@ -150,22 +150,26 @@ impl Webhooks {
             .workers
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = workers;
+        // Events are taken from the hub on a thread of their own too: serialising them costs
+        // the request workers nothing.
         if let Some(mut live) = hub.join(None).map(|replay| replay.live) {
             let shared = webhooks.shared.clone();
-            actix_web::rt::spawn(async move {
-                loop {
-                    match live.recv().await {
-                        Ok(event) => shared.offer(Delivery {
+            thread::Builder::new()
+                .name("webhook-feed".into())
+                .spawn(move || loop {
+                    match live.blocking_recv() {
+                        Ok(event) if shared.has_room() => shared.offer(Delivery {
                             id: event.id.to_string(),
                             body: event.to_json(),
                             attempts: 0,
                             first_attempt_ms: 0,
                         }),
+                        Ok(_) => shared.metrics.webhook("dropped", 1),
                         Err(RecvError::Lagged(missed)) => shared.metrics.webhook("dropped", missed),
                         Err(RecvError::Closed) => return,
                     }
-                }
-            });
+                })
+                .expect("the webhook feed thread starts");
         }
         webhooks
     }
@@ -241,6 +245,16 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
 }
 
 impl Shared {
+    /// Whether the queue has room for one more.
+    fn has_room(&self) -> bool {
+        self.queue
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .due
+            .len()
+            < QUEUE_CAPACITY
+    }
+
     /// Queues a delivery now; drops it (counted) when the queue is full. Never blocks on the
     /// receiver.
     fn offer(&self, delivery: Delivery) {
