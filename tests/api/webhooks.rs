@@ -204,3 +204,61 @@ fn queued_deliveries_survive_a_graceful_restart_with_a_data_directory() {
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn two_nodes_on_redis_deliver_each_event_once_between_them() {
+    let Some(python) = python() else { return };
+    let Some(redis) = crate::redis_server::RedisServer::start() else {
+        return;
+    };
+    let secret = secret();
+    let receiver = receiver(&python, &secret, 2);
+    let url = format!("http://127.0.0.1:{}/hooks", receiver.port);
+    let prefix = format!("{}:", unique());
+    let node = |name: &str| {
+        crate::process::Process::start(&[
+            ("SESSIOND_STORE", redis.url().as_str()),
+            ("SESSIOND_SERVER_NAME", name),
+            ("SESSIOND_REDIS_PREFIX", prefix.as_str()),
+            ("SESSIOND_WEBHOOK_URL", url.as_str()),
+            ("SESSIOND_WEBHOOK_SECRET", secret.as_str()),
+        ])
+        .unwrap()
+    };
+    let (a, b) = (node("NODE-A"), node("NODE-B"));
+    let mut logins = Vec::new();
+    for n in 0..4 {
+        logins.push(a.login(&unique(), &format!("10.9.2.{n}")).id);
+        logins.push(b.login(&unique(), &format!("10.9.3.{n}")).id);
+    }
+    let accepted = || -> Vec<Value> {
+        receiver
+            .deliveries
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|d| d["status"] == 204)
+            .cloned()
+            .collect()
+    };
+    wait_until(
+        Duration::from_secs(40),
+        "every login's event arrives",
+        || {
+            let sessions: HashSet<String> = accepted()
+                .iter()
+                .filter_map(|d| d["event"]["data"]["id"].as_str().map(String::from))
+                .collect();
+            logins.iter().all(|id| sessions.contains(id))
+        },
+    );
+    // Each node sees every event; the claims in Redis let one of them deliver it.
+    let mut per_id: HashMap<String, usize> = HashMap::new();
+    for delivery in accepted() {
+        *per_id
+            .entry(delivery["id"].as_str().unwrap().to_string())
+            .or_default() += 1;
+    }
+    assert!(per_id.values().all(|&n| n == 1), "{per_id:?}");
+    assert_eq!(per_id.len(), logins.len());
+}
