@@ -47,7 +47,7 @@ fn row_names_script() -> &'static str {
     "return [...document.querySelectorAll('#sessions tbody tr')].map(tr => tr.children[1].textContent)"
 }
 
-fn person(app: &TestApp, organisation: &str, name: &str, ip: &str) -> Login {
+fn person(app: &crate::helpers::Client, organisation: &str, name: &str, ip: &str) -> Login {
     app.login_as(&json!({
         "user_id": unique(), "name": name, "organisation": organisation, "ip_address": ip,
         "server_name": "APP-01"
@@ -542,4 +542,54 @@ fn the_console_follows_logins_and_deletions_live_without_a_click() {
         screenshot(&client, "live.png").await;
         client.close().await.unwrap();
     });
+}
+
+#[test]
+fn while_the_event_stream_is_down_the_console_says_so_polls_and_comes_back_live() {
+    let Some(driver) = Chromedriver::start() else {
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("sessiond-console-{}", unique()));
+    let bind = format!("127.0.0.1:{}", crate::redis_server::free_port());
+    // Sessions survive the restart (a snapshot), so the console's token still works after it.
+    let start = || {
+        crate::process::Process::start(&[
+            ("SESSIOND_BIND", bind.as_str()),
+            ("SESSIOND_DATA_DIR", dir.to_str().unwrap()),
+        ])
+        .unwrap()
+    };
+    let server = start();
+    let admin = server.admin();
+    actix_web::rt::System::new().block_on(async {
+        let client = driver.browser(1280, 900).await;
+        open_as(&client, &server, &admin.token).await;
+        let badge = "return document.getElementById('live').textContent";
+        eventually(&client, "the list is live", badge, |v| v == &json!("Live")).await;
+        let (status, log) = server.terminate();
+        assert!(status.success(), "{log}");
+        eventually(&client, "the console says the stream is down", badge, |v| {
+            v.as_str().is_some_and(|t| t.starts_with("Offline"))
+        })
+        .await;
+        let server = start();
+        eventually(&client, "the console is live again", badge, |v| {
+            v == &json!("Live")
+        })
+        .await;
+        let newcomer = person(&server, "Default", "Rita Returning", "10.7.7.7");
+        eventually(
+            &client,
+            "a login after the reconnection appears",
+            "return [...document.querySelectorAll('#sessions tbody tr')].map(tr => tr.dataset.id)",
+            |v| {
+                v.as_array()
+                    .is_some_and(|rows| rows.iter().any(|id| id == &json!(newcomer.id)))
+            },
+        )
+        .await;
+        client.close().await.unwrap();
+        drop(server);
+    });
+    let _ = std::fs::remove_dir_all(&dir);
 }
