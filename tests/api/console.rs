@@ -4,7 +4,7 @@ use fantoccini::Locator;
 use serde_json::{json, Value};
 
 use crate::browser::{click, eventually, open_as, run, screenshot, Chromedriver};
-use crate::helpers::{spawn_app, unique, Login, TestApp};
+use crate::helpers::{spawn_app, unique, Login};
 
 #[test]
 fn the_page_and_its_assets_are_served_with_a_strict_policy() {
