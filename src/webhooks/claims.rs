@@ -22,6 +22,8 @@ pub trait Claims: Send + Sync {
     fn claim(&self, id: &str, lease: Duration) -> Claim;
     /// Marks the delivery of `id` finished.
     fn settle(&self, id: &str);
+    /// Gives up this node's claim on `id` (it is stopping), so another node takes it at once.
+    fn release(&self, id: &str);
 }
 
 /// One node: every delivery is its own.
@@ -33,6 +35,8 @@ impl Claims for LocalClaims {
     }
 
     fn settle(&self, _id: &str) {}
+
+    fn release(&self, _id: &str) {}
 }
 
 /// Claims kept in Redis, shared by every node.
@@ -90,6 +94,12 @@ redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 'mine'
 ";
 
+/// Deletes the claim if this node holds it.
+const RELEASE: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 'ok'
+";
+
 impl Claims for RedisClaims {
     fn claim(&self, id: &str, lease: Duration) -> Claim {
         let mut command = redis::cmd("EVAL");
@@ -120,6 +130,18 @@ impl Claims for RedisClaims {
             .arg(DONE_FOR.as_millis() as u64);
         if let Err(e) = self.run::<()>(&command) {
             log::warn!("cannot mark webhook delivery {id} done in Redis: {e}");
+        }
+    }
+
+    fn release(&self, id: &str) {
+        let mut command = redis::cmd("EVAL");
+        command
+            .arg(RELEASE)
+            .arg(1)
+            .arg(self.key(id))
+            .arg(&self.node);
+        if let Err(e) = self.run::<String>(&command) {
+            log::warn!("cannot release webhook delivery {id} in Redis: {e}");
         }
     }
 }

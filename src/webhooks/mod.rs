@@ -203,8 +203,9 @@ impl Webhooks {
         let _ = std::fs::remove_file(path);
     }
 
-    /// Stops delivering (waiting for attempts in flight) and, with a data directory, saves
-    /// what is still queued for the next start.
+    /// Stops delivering (waiting for attempts in flight), gives up this node's claims so that
+    /// other nodes deliver at once, and, with a data directory, saves what is still queued for
+    /// the next start.
     pub fn stop(&self) {
         self.shared.stopping.store(true, Ordering::SeqCst);
         self.shared.wake.notify_all();
@@ -216,12 +217,15 @@ impl Webhooks {
         {
             let _ = worker.join();
         }
-        let Some(path) = &self.saved_to else { return };
         let queue = self
             .shared
             .queue
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
+        for delivery in queue.due.values() {
+            self.shared.claims.release(&delivery.id);
+        }
+        let Some(path) = &self.saved_to else { return };
         if queue.due.is_empty() {
             return;
         }

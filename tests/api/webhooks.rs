@@ -205,6 +205,38 @@ fn queued_deliveries_survive_a_graceful_restart_with_a_data_directory() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Two nodes on one Redis, both sending webhooks to `url`.
+fn webhook_cluster(
+    redis: &crate::redis_server::RedisServer,
+    url: &str,
+    secret: &str,
+) -> (crate::process::Process, crate::process::Process) {
+    let prefix = format!("{}:", unique());
+    let node = |name: &str| {
+        crate::process::Process::start(&[
+            ("SESSIOND_STORE", redis.url().as_str()),
+            ("SESSIOND_SERVER_NAME", name),
+            ("SESSIOND_REDIS_PREFIX", prefix.as_str()),
+            ("SESSIOND_WEBHOOK_URL", url),
+            ("SESSIOND_WEBHOOK_SECRET", secret),
+        ])
+        .unwrap()
+    };
+    (node("NODE-A"), node("NODE-B"))
+}
+
+/// The deliveries the receiver took (answered 2xx).
+fn accepted(receiver: &Receiver) -> Vec<Value> {
+    receiver
+        .deliveries
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|d| d["status"] == 204)
+        .cloned()
+        .collect()
+}
+
 #[test]
 fn two_nodes_on_redis_deliver_each_event_once_between_them() {
     let Some(python) = python() else { return };
@@ -214,38 +246,17 @@ fn two_nodes_on_redis_deliver_each_event_once_between_them() {
     let secret = secret();
     let receiver = receiver(&python, &secret, 2);
     let url = format!("http://127.0.0.1:{}/hooks", receiver.port);
-    let prefix = format!("{}:", unique());
-    let node = |name: &str| {
-        crate::process::Process::start(&[
-            ("SESSIOND_STORE", redis.url().as_str()),
-            ("SESSIOND_SERVER_NAME", name),
-            ("SESSIOND_REDIS_PREFIX", prefix.as_str()),
-            ("SESSIOND_WEBHOOK_URL", url.as_str()),
-            ("SESSIOND_WEBHOOK_SECRET", secret.as_str()),
-        ])
-        .unwrap()
-    };
-    let (a, b) = (node("NODE-A"), node("NODE-B"));
+    let (a, b) = webhook_cluster(&redis, &url, &secret);
     let mut logins = Vec::new();
     for n in 0..4 {
         logins.push(a.login(&unique(), &format!("10.9.2.{n}")).id);
         logins.push(b.login(&unique(), &format!("10.9.3.{n}")).id);
     }
-    let accepted = || -> Vec<Value> {
-        receiver
-            .deliveries
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|d| d["status"] == 204)
-            .cloned()
-            .collect()
-    };
     wait_until(
         Duration::from_secs(40),
         "every login's event arrives",
         || {
-            let sessions: HashSet<String> = accepted()
+            let sessions: HashSet<String> = accepted(&receiver)
                 .iter()
                 .filter_map(|d| d["event"]["data"]["id"].as_str().map(String::from))
                 .collect();
@@ -254,11 +265,49 @@ fn two_nodes_on_redis_deliver_each_event_once_between_them() {
     );
     // Each node sees every event; the claims in Redis let one of them deliver it.
     let mut per_id: HashMap<String, usize> = HashMap::new();
-    for delivery in accepted() {
+    for delivery in accepted(&receiver) {
         *per_id
             .entry(delivery["id"].as_str().unwrap().to_string())
             .or_default() += 1;
     }
     assert!(per_id.values().all(|&n| n == 1), "{per_id:?}");
     assert_eq!(per_id.len(), logins.len());
+}
+
+#[test]
+fn a_node_that_stops_hands_its_deliveries_to_the_other_at_once() {
+    let Some(python) = python() else { return };
+    let Some(redis) = crate::redis_server::RedisServer::start() else {
+        return;
+    };
+    let secret = secret();
+    // The first attempt fails; the node that made it holds the delivery for its retry.
+    let receiver = receiver(&python, &secret, 1);
+    let url = format!("http://127.0.0.1:{}/hooks", receiver.port);
+    let (a, b) = webhook_cluster(&redis, &url, &secret);
+    let login = a.login(&unique(), "10.9.4.1");
+    let failed = |node: &crate::process::Process| {
+        node.send("GET", "/metrics", &[], b"")
+            .body
+            .contains("sessiond_webhook_deliveries_total{result=\"failed\"} 1")
+    };
+    wait_until(
+        Duration::from_secs(10),
+        "one node's first attempt fails",
+        || failed(&a) || failed(&b),
+    );
+    let (holder, other) = if failed(&a) { (a, b) } else { (b, a) };
+    let (status, log) = holder.terminate();
+    assert!(status.success(), "{log}");
+    // Without the release the other node would wait out the holder's 60 s lease.
+    wait_until(
+        Duration::from_secs(20),
+        "the other node delivers it",
+        || {
+            accepted(&receiver)
+                .iter()
+                .any(|d| d["event"]["data"]["id"] == login.id.as_str())
+        },
+    );
+    drop(other);
 }
