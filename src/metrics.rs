@@ -42,6 +42,8 @@ pub struct Metrics {
     pub webhook_deliveries: IntCounterVec,
     /// Webhook deliveries waiting in this node's queue.
     pub webhook_queue: IntGauge,
+    /// Readers of `GET /events` connected to this node.
+    pub event_streams: IntGauge,
 }
 
 /// The results a webhook delivery is counted under.
@@ -118,6 +120,11 @@ impl Metrics {
             "Webhook deliveries waiting in this node's queue",
         )
         .expect("a valid metric");
+        let event_streams = IntGauge::new(
+            "event_streams",
+            "Readers of GET /events connected to this node",
+        )
+        .expect("a valid metric");
         for collector in [
             Box::new(sessions_active.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(seats_used.clone()),
@@ -129,6 +136,7 @@ impl Metrics {
             Box::new(http_duration.clone()),
             Box::new(webhook_deliveries.clone()),
             Box::new(webhook_queue.clone()),
+            Box::new(event_streams.clone()),
         ] {
             registry
                 .register(collector)
@@ -152,6 +160,7 @@ impl Metrics {
             http_duration,
             webhook_deliveries,
             webhook_queue,
+            event_streams,
         }
     }
 

@@ -6,6 +6,7 @@ use std::time::Duration;
 use actix_web::{get, web, HttpRequest, Responder};
 use actix_web_lab::sse;
 use futures_util::StreamExt;
+use prometheus::IntGauge;
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
@@ -91,6 +92,22 @@ fn last_event_id(req: &HttpRequest) -> Result<Option<EventId>, ApiError> {
     EventId::parse(text).map(Some).ok_or_else(not_an_id)
 }
 
+/// One connected reader, counted in `sessiond_event_streams` until it is dropped.
+struct Connected(IntGauge);
+
+impl Connected {
+    fn new(gauge: IntGauge) -> Self {
+        gauge.inc();
+        Connected(gauge)
+    }
+}
+
+impl Drop for Connected {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
 /// The live event stream.
 ///
 /// Every change to the sessions this administrator may see (the list's scope) as it happens,
@@ -134,6 +151,8 @@ pub async fn events(
         types,
         own: admin.caller.session.data.id,
     };
+    // Counted while the stream lives: the guard goes with it.
+    let connected = Connected::new(state.metrics.event_streams.clone());
     let hello = futures_util::stream::once(async { sse::Event::Comment("connected".into()) });
     let messages = feed(replay, filter).map(|item| match item {
         Item::Event(event) => sse::Data::new(event.to_json())
@@ -147,8 +166,10 @@ pub async fn events(
         ),
         Item::Gone => sse::Event::Comment("your session has ended".into()),
     });
-    Ok(
-        sse::Sse::from_stream(hello.chain(messages).map(Ok::<_, Infallible>))
-            .with_keep_alive(KEEP_ALIVE),
-    )
+    let stream = hello.chain(messages).map(move |message| {
+        // The stream owns the guard: the reader is counted until the stream is dropped.
+        let _ = &connected;
+        Ok::<_, Infallible>(message)
+    });
+    Ok(sse::Sse::from_stream(stream).with_keep_alive(KEEP_ALIVE))
 }

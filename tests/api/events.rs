@@ -264,6 +264,14 @@ fn a_stream_ends_with_its_readers_session() {
         stream.next_comment(Duration::from_secs(2)).as_deref(),
         Some("connected")
     );
+    let streams = || {
+        let metrics = app.send("GET", "/metrics", &[], b"").body;
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("sessiond_event_streams "))
+            .map(str::to_string)
+    };
+    assert_eq!(streams().as_deref(), Some("1"), "the reader is counted");
     // Ended by another administrator: the stream says so and closes.
     assert_eq!(
         app.delete(&format!("/sessions/{}", reader.id), &other.token)
@@ -282,4 +290,7 @@ fn a_stream_ends_with_its_readers_session() {
     let stream = EventStream::open(&app, &other.token, "", None);
     assert_eq!(app.delete("/sessions/current", &other.token).status, 204);
     assert!(stream.ends_within(Duration::from_secs(5)).is_some());
+    crate::helpers::wait_until(Duration::from_secs(5), "no reader is counted", || {
+        streams().as_deref() == Some("0")
+    });
 }
