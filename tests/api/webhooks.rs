@@ -98,25 +98,12 @@ fn every_event_is_delivered_signed_and_retried_through_an_outage() {
         .map(|n| app.login(&unique(), &format!("10.9.0.{n}")).id)
         .collect();
 
-    let delivered = || -> HashMap<String, Value> {
-        receiver
-            .deliveries
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|d| d["status"] == 204)
-            .map(|d| (d["id"].as_str().unwrap().to_string(), d["event"].clone()))
-            .collect()
-    };
     // The first retry comes within 10 s; allow for a second round.
     wait_until(
         Duration::from_secs(40),
         "every login's event is delivered",
         || {
-            let sessions: HashSet<String> = delivered()
-                .values()
-                .filter_map(|e| e["data"]["id"].as_str().map(String::from))
-                .collect();
+            let sessions = delivered_sessions(&receiver);
             logins.iter().all(|id| sessions.contains(id))
         },
     );
@@ -126,8 +113,9 @@ fn every_event_is_delivered_signed_and_retried_through_an_outage() {
         "every signature verifies: {all:#?}"
     );
     assert_eq!(all.iter().filter(|d| d["status"] == 500).count(), 3);
-    for (id, event) in delivered() {
-        assert_eq!(event["id"], id.as_str(), "webhook-id is the event id");
+    for delivery in accepted(&receiver) {
+        let (id, event) = (&delivery["id"], &delivery["event"]);
+        assert_eq!(&event["id"], id, "webhook-id is the event id");
         assert_eq!(event["type"], "session-created");
     }
     let metrics = app.send("GET", "/metrics", &[], b"").body;
@@ -184,14 +172,7 @@ fn queued_deliveries_survive_a_graceful_restart_with_a_data_directory() {
         Duration::from_secs(30),
         "the saved deliveries arrive",
         || {
-            let sessions: HashSet<String> = receiver
-                .deliveries
-                .lock()
-                .unwrap()
-                .iter()
-                .filter(|d| d["status"] == 204)
-                .filter_map(|d| d["event"]["data"]["id"].as_str().map(String::from))
-                .collect();
+            let sessions = delivered_sessions(&receiver);
             logins.iter().all(|id| sessions.contains(id))
         },
     );
@@ -205,24 +186,42 @@ fn queued_deliveries_survive_a_graceful_restart_with_a_data_directory() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Two nodes on one Redis, both sending webhooks to `url`.
+/// A Redis, a receiver that fails its first `fail_first` deliveries, and two nodes on that
+/// Redis sending it webhooks.
 fn webhook_cluster(
-    redis: &crate::redis_server::RedisServer,
-    url: &str,
-    secret: &str,
-) -> (crate::process::Process, crate::process::Process) {
+    fail_first: usize,
+) -> Option<(
+    crate::redis_server::RedisServer,
+    Receiver,
+    crate::process::Process,
+    crate::process::Process,
+)> {
+    let python = python()?;
+    let redis = crate::redis_server::RedisServer::start()?;
+    let secret = secret();
+    let receiver = receiver(&python, &secret, fail_first);
+    let url = format!("http://127.0.0.1:{}/hooks", receiver.port);
     let prefix = format!("{}:", unique());
     let node = |name: &str| {
         crate::process::Process::start(&[
             ("SESSIOND_STORE", redis.url().as_str()),
             ("SESSIOND_SERVER_NAME", name),
             ("SESSIOND_REDIS_PREFIX", prefix.as_str()),
-            ("SESSIOND_WEBHOOK_URL", url),
-            ("SESSIOND_WEBHOOK_SECRET", secret),
+            ("SESSIOND_WEBHOOK_URL", url.as_str()),
+            ("SESSIOND_WEBHOOK_SECRET", secret.as_str()),
         ])
         .unwrap()
     };
-    (node("NODE-A"), node("NODE-B"))
+    let (a, b) = (node("NODE-A"), node("NODE-B"));
+    Some((redis, receiver, a, b))
+}
+
+/// The sessions whose events the receiver took (answered 2xx).
+fn delivered_sessions(receiver: &Receiver) -> HashSet<String> {
+    accepted(receiver)
+        .iter()
+        .filter_map(|d| d["event"]["data"]["id"].as_str().map(String::from))
+        .collect()
 }
 
 /// The deliveries the receiver took (answered 2xx).
@@ -239,14 +238,9 @@ fn accepted(receiver: &Receiver) -> Vec<Value> {
 
 #[test]
 fn two_nodes_on_redis_deliver_each_event_once_between_them() {
-    let Some(python) = python() else { return };
-    let Some(redis) = crate::redis_server::RedisServer::start() else {
+    let Some((_redis, receiver, a, b)) = webhook_cluster(2) else {
         return;
     };
-    let secret = secret();
-    let receiver = receiver(&python, &secret, 2);
-    let url = format!("http://127.0.0.1:{}/hooks", receiver.port);
-    let (a, b) = webhook_cluster(&redis, &url, &secret);
     let mut logins = Vec::new();
     for n in 0..4 {
         logins.push(a.login(&unique(), &format!("10.9.2.{n}")).id);
@@ -256,10 +250,7 @@ fn two_nodes_on_redis_deliver_each_event_once_between_them() {
         Duration::from_secs(40),
         "every login's event arrives",
         || {
-            let sessions: HashSet<String> = accepted(&receiver)
-                .iter()
-                .filter_map(|d| d["event"]["data"]["id"].as_str().map(String::from))
-                .collect();
+            let sessions = delivered_sessions(&receiver);
             logins.iter().all(|id| sessions.contains(id))
         },
     );
@@ -276,15 +267,10 @@ fn two_nodes_on_redis_deliver_each_event_once_between_them() {
 
 #[test]
 fn a_node_that_stops_hands_its_deliveries_to_the_other_at_once() {
-    let Some(python) = python() else { return };
-    let Some(redis) = crate::redis_server::RedisServer::start() else {
+    // The first attempt fails; the node that made it holds the delivery for its retry.
+    let Some((_redis, receiver, a, b)) = webhook_cluster(1) else {
         return;
     };
-    let secret = secret();
-    // The first attempt fails; the node that made it holds the delivery for its retry.
-    let receiver = receiver(&python, &secret, 1);
-    let url = format!("http://127.0.0.1:{}/hooks", receiver.port);
-    let (a, b) = webhook_cluster(&redis, &url, &secret);
     let login = a.login(&unique(), "10.9.4.1");
     let failed = |node: &crate::process::Process| {
         node.send("GET", "/metrics", &[], b"")
