@@ -2,6 +2,7 @@
 //! resumes from) and a broadcast to every live reader.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::broadcast;
@@ -18,6 +19,10 @@ const READER_BACKLOG: usize = 4_096;
 pub struct Hub {
     ring: Mutex<Ring>,
     capacity: usize,
+    /// Whether anyone has ever read the events here (a stream, webhooks). Until then this
+    /// node's own changes are not kept: nobody can hold an id to resume from, and a login
+    /// pays nothing for events no one reads.
+    wanted: AtomicBool,
 }
 
 struct Ring {
@@ -54,7 +59,13 @@ impl Hub {
                 sender: Some(sender),
             }),
             capacity: capacity.max(1),
+            wanted: AtomicBool::new(false),
         }
+    }
+
+    /// Whether this node's changes are to be published: once anyone has joined.
+    pub fn wanted(&self) -> bool {
+        self.wanted.load(Ordering::Relaxed)
     }
 
     fn ring(&self) -> std::sync::MutexGuard<'_, Ring> {
@@ -98,6 +109,7 @@ impl Hub {
     /// Joins the feed: with `after`, first every kept event after it. `None` once closed.
     pub fn join(&self, after: Option<EventId>) -> Option<Replay> {
         let ring = self.ring();
+        self.wanted.store(true, Ordering::Relaxed);
         let live = ring.sender.as_ref()?.subscribe();
         let Some(after) = after else {
             return Some(Replay {

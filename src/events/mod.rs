@@ -6,11 +6,10 @@
 mod feed;
 mod hub;
 
+use compact_str::CompactString;
+use serde::Serialize;
 use std::fmt;
 use std::net::IpAddr;
-use std::sync::Arc;
-
-use serde::Serialize;
 use utoipa::ToSchema;
 
 pub use feed::{feed, Filter, Item};
@@ -61,12 +60,78 @@ impl fmt::Display for EventId {
     }
 }
 
-/// What an event says happened.
+/// What an event says happened. Events are kept (16,384 of them) long after the request that
+/// made them, so they hold their texts inline (`CompactString`: no allocation up to 24 bytes)
+/// rather than sharing the request's: an event is about one allocation, made and freed by
+/// whoever numbers it.
 #[derive(Clone, Debug)]
 pub enum Change {
-    Created(SessionRecord),
+    Created(CreatedSession),
     Ended(Ended),
     Denied(Denied),
+}
+
+/// A session that was created, as its event keeps it.
+#[derive(Clone, Debug)]
+pub struct CreatedSession {
+    pub id: SessionId,
+    pub user_id: CompactString,
+    pub name: CompactString,
+    pub organisation: CompactString,
+    pub ip_address: IpAddr,
+    pub server_name: CompactString,
+    pub roles: Box<[CompactString]>,
+    pub user_agent: Option<Box<str>>,
+    pub timeout_seconds: u32,
+    pub created_at: Millis,
+    pub last_active_at: Millis,
+    pub expires_at: Millis,
+    pub holds_admin: bool,
+}
+
+impl CreatedSession {
+    pub fn of(record: &SessionRecord) -> Self {
+        let data = &record.data;
+        CreatedSession {
+            id: data.id,
+            user_id: CompactString::from(&*data.user_id),
+            name: CompactString::from(&*data.name),
+            organisation: CompactString::from(&*data.organisation),
+            ip_address: data.ip_address,
+            server_name: CompactString::from(&*data.server_name),
+            roles: data
+                .roles
+                .iter()
+                .map(|r| CompactString::from(&**r))
+                .collect(),
+            user_agent: data.user_agent.as_deref().map(Into::into),
+            timeout_seconds: data.timeout_seconds,
+            created_at: data.created_at,
+            last_active_at: record.last_active_at,
+            expires_at: record.expires_at,
+            holds_admin: data.holds_admin(),
+        }
+    }
+
+    /// The session as a store would give it, to be shown as the API shows sessions.
+    fn record(&self) -> SessionRecord {
+        SessionRecord {
+            data: SessionData {
+                id: self.id,
+                user_id: self.user_id.as_str().into(),
+                name: self.name.as_str().into(),
+                organisation: self.organisation.as_str().into(),
+                ip_address: self.ip_address,
+                server_name: self.server_name.as_str().into(),
+                roles: self.roles.iter().map(|r| r.as_str().into()).collect(),
+                user_agent: self.user_agent.as_deref().map(Into::into),
+                timeout_seconds: self.timeout_seconds,
+                created_at: self.created_at,
+            },
+            last_active_at: self.last_active_at,
+            expires_at: self.expires_at,
+        }
+    }
 }
 
 /// A session that ended, and why.
@@ -76,11 +141,11 @@ pub struct Ended {
     #[schema(value_type = String)]
     pub id: SessionId,
     #[schema(value_type = String)]
-    pub user_id: Arc<str>,
+    pub user_id: CompactString,
     #[schema(value_type = String)]
-    pub organisation: Arc<str>,
+    pub organisation: CompactString,
     #[schema(value_type = String)]
-    pub server_name: Arc<str>,
+    pub server_name: CompactString,
     pub reason: EndReason,
     #[serde(skip)]
     pub holds_admin: bool,
@@ -90,9 +155,9 @@ impl Ended {
     pub fn of(data: &SessionData, reason: EndReason) -> Self {
         Ended {
             id: data.id,
-            user_id: data.user_id.clone(),
-            organisation: data.organisation.clone(),
-            server_name: data.server_name.clone(),
+            user_id: CompactString::from(&*data.user_id),
+            organisation: CompactString::from(&*data.organisation),
+            server_name: CompactString::from(&*data.server_name),
             reason,
             holds_admin: data.holds_admin(),
         }
@@ -129,9 +194,9 @@ impl DenyReason {
 #[schema(as = LoginDeniedData)]
 pub struct Denied {
     #[schema(value_type = String)]
-    pub user_id: Arc<str>,
+    pub user_id: CompactString,
     #[schema(value_type = String)]
-    pub organisation: Arc<str>,
+    pub organisation: CompactString,
     #[schema(value_type = String)]
     pub ip_address: IpAddr,
     pub reason: DenyReason,
@@ -188,9 +253,7 @@ impl Event {
     /// Whether an administrator of `scope` may see it: the rule of the session list.
     pub fn visible_to(&self, scope: &Scope) -> bool {
         match &self.change {
-            Change::Created(record) => {
-                scope.admits(&record.data.organisation, record.data.holds_admin())
-            }
+            Change::Created(created) => scope.admits(&created.organisation, created.holds_admin),
             Change::Ended(ended) => scope.admits(&ended.organisation, ended.holds_admin),
             Change::Denied(denied) => scope.admits(&denied.organisation, denied.holds_admin),
         }
@@ -199,7 +262,9 @@ impl Event {
     /// The event as JSON, as the stream and webhooks send it.
     pub fn to_json(&self) -> String {
         match &self.change {
-            Change::Created(record) => self.message(Session::view(record.clone(), self.time, None)),
+            Change::Created(created) => {
+                self.message(Session::view(created.record(), self.time, None))
+            }
             Change::Ended(ended) => self.message(ended),
             Change::Denied(denied) => self.message(denied),
         }

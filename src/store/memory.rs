@@ -44,7 +44,7 @@ use crate::domain::{
     ConcurrentSessions, EndReason, ListQuery, Millis, Order, PresentedToken, Scope, SessionData,
     SessionId, SessionRecord, SortField, SortKey, TokenDigest,
 };
-use crate::events::{Change, Denied, DenyReason, Ended, Hub};
+use crate::events::{Change, CreatedSession, Denied, DenyReason, Ended, Hub};
 
 const SHARD_BITS: u32 = 6;
 const SHARDS: usize = 1 << SHARD_BITS;
@@ -520,8 +520,8 @@ impl SessionStore for MemoryStore {
 /// The event of a login `data` that was refused for `reason`.
 fn denied(data: &SessionData, reason: DenyReason) -> Change {
     Change::Denied(Denied {
-        user_id: data.user_id.clone(),
-        organisation: data.organisation.clone(),
+        user_id: CompactString::from(&*data.user_id),
+        organisation: CompactString::from(&*data.organisation),
         ip_address: data.ip_address,
         reason,
         holds_admin: data.holds_admin(),
@@ -539,9 +539,17 @@ impl Store {
         }
     }
 
-    /// Passes a change to the hub, if there is one; `change` is only made then.
+    /// The hub, if there is one and anyone reads its events.
+    fn hub(&self) -> Option<&Hub> {
+        self.events
+            .get()
+            .map(|hub| &**hub)
+            .filter(|hub| hub.wanted())
+    }
+
+    /// Passes a change to the hub, if it is wanted; `change` is only made then.
     fn emit(&self, now: Millis, change: impl FnOnce() -> Change) {
-        if let Some(hub) = self.events.get() {
+        if let Some(hub) = self.hub() {
             hub.publish(change(), now);
         }
     }
@@ -555,9 +563,17 @@ impl Store {
         reason: EndReason,
         now: Millis,
     ) -> SessionId {
-        let ended = self.events.get().map(|_| {
+        let ended = self.hub().map(|_| {
             let rows = self.shard(at.shard());
-            Ended::of(&rows.data(rows.row(at.slot())), reason)
+            let row = rows.row(at.slot());
+            Ended {
+                id: row.id(),
+                user_id: row.user_id.clone(),
+                organisation: CompactString::from(&**rows.labels.get(row.organisation)),
+                server_name: CompactString::from(&**rows.labels.get(row.server_name)),
+                reason,
+                holds_admin: rows.holds_admin(row),
+            }
         });
         let id = self.unlink(chain, at);
         if let Some(ended) = ended {
@@ -1037,7 +1053,7 @@ impl Store {
             last_active_at: now,
         };
         // Said while the user's entry is held: no end of this session can be said before it.
-        self.emit(now, || Change::Created(session.clone()));
+        self.emit(now, || Change::Created(CreatedSession::of(&session)));
         drop(chain);
         Ok(Created { session, ended })
     }

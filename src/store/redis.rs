@@ -39,7 +39,9 @@ use crate::domain::{
     EndReason, ListQuery, Millis, PresentedToken, Scope, SessionData, SessionId, SessionRecord,
     TokenDigest,
 };
-use crate::events::{Change, Denied, DenyReason, Ended, Event, EventId, Hub, HUB_CAPACITY};
+use crate::events::{
+    Change, CreatedSession, Denied, DenyReason, Ended, Event, EventId, Hub, HUB_CAPACITY,
+};
 
 /// How long a request waits for Redis before answering `503`.
 const TIMEOUT: Duration = Duration::from_secs(2);
@@ -539,11 +541,11 @@ impl EventReader {
                 if text("kind")? == "ended" {
                     Change::Ended(Ended::of(&data, EndReason::parse(why)?))
                 } else {
-                    Change::Created(SessionRecord {
+                    Change::Created(CreatedSession::of(&SessionRecord {
                         expires_at: data.expires_at(last_active_at, self.max_lifetime_seconds),
                         data,
                         last_active_at,
-                    })
+                    }))
                 }
             }
             "denied" => {
