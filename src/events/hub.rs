@@ -76,7 +76,7 @@ impl Hub {
     pub fn publish(&self, change: Change, time: Millis) {
         let mut ring = self.ring();
         let id = ring.last.next(time);
-        self.keep(&mut ring, Event { id, time, change });
+        self.keep(&mut ring, Event::new(id, time, change));
     }
 
     /// Passes on an event numbered elsewhere (by Redis); one not after the last is a repeat.
@@ -179,10 +179,10 @@ mod tests {
     fn live_readers_get_new_events_and_repeats_are_dropped() {
         let hub = Hub::new(10);
         let mut replay = hub.join(None).unwrap();
-        let event = Event {
-            id: EventId { ms: 5, seq: 0 },
-            time: Millis(5),
-            change: Change::Ended(Ended {
+        let event = Event::new(
+            EventId { ms: 5, seq: 0 },
+            Millis(5),
+            Change::Ended(Ended {
                 id: crate::domain::SessionId::generate(),
                 user_id: "u".into(),
                 organisation: "A".into(),
@@ -190,7 +190,7 @@ mod tests {
                 reason: EndReason::Logout,
                 holds_admin: false,
             }),
-        };
+        );
         hub.accept(event.clone());
         hub.accept(event);
         assert_eq!(

@@ -6,6 +6,8 @@
 mod feed;
 mod hub;
 
+use std::sync::OnceLock;
+
 use compact_str::CompactString;
 use serde::Serialize;
 use std::fmt;
@@ -239,6 +241,8 @@ pub struct Event {
     pub id: EventId,
     pub time: Millis,
     pub change: Change,
+    /// Its JSON, made once for every reader and webhook that sends it.
+    json: OnceLock<Box<str>>,
 }
 
 impl Event {
@@ -260,7 +264,21 @@ impl Event {
     }
 
     /// The event as JSON, as the stream and webhooks send it.
-    pub fn to_json(&self) -> String {
+    pub fn new(id: EventId, time: Millis, change: Change) -> Self {
+        Event {
+            id,
+            time,
+            change,
+            json: OnceLock::new(),
+        }
+    }
+
+    /// The event as JSON, made on first use.
+    pub fn json(&self) -> &str {
+        self.json.get_or_init(|| self.to_json().into_boxed_str())
+    }
+
+    fn to_json(&self) -> String {
         match &self.change {
             Change::Created(created) => {
                 self.message(Session::view(created.record(), self.time, None))

@@ -155,7 +155,7 @@ pub async fn events(
     let connected = Connected::new(state.metrics.event_streams.clone());
     let hello = futures_util::stream::once(async { sse::Event::Comment("connected".into()) });
     let messages = feed(replay, filter).map(|item| match item {
-        Item::Event(event) => sse::Data::new(event.to_json())
+        Item::Event(event) => sse::Data::new(event.json().to_string())
             .id(event.id.to_string())
             .into(),
         Item::Missed => sse::Event::Comment(

@@ -560,11 +560,11 @@ impl EventReader {
             }
             _ => return None,
         };
-        Some(Event {
-            id: EventId::parse(&entry.id)?,
-            time: Millis(text("at")?.parse().ok()?),
+        Some(Event::new(
+            EventId::parse(&entry.id)?,
+            Millis(text("at")?.parse().ok()?),
             change,
-        })
+        ))
     }
 }
 

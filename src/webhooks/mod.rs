@@ -167,7 +167,7 @@ impl Webhooks {
                     match live.blocking_recv() {
                         Ok(event) => shared.offer(Delivery {
                             id: event.id.to_string(),
-                            body: event.to_json(),
+                            body: event.json().to_string(),
                             attempts: 0,
                             first_attempt_ms: 0,
                         }),
