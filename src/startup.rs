@@ -359,7 +359,8 @@ fn restore(dir: &std::path::Path, store: &MemoryStore) -> Result<SnapshotFile, S
 }
 
 /// The CORS policy for the allowed origins: the API's methods, and the headers a frontend
-/// sends (`Authorization`, `Content-Type`) or reads (`Location`, `WWW-Authenticate`).
+/// sends (`Authorization`, `Content-Type`, `Last-Event-ID` to resume the event stream) or
+/// reads (`Location`, `WWW-Authenticate`).
 fn cors(origins: Option<&Origins>) -> Cors {
     let mut cors = Cors::default()
         .allowed_methods(["GET", "POST", "DELETE"])
@@ -367,6 +368,7 @@ fn cors(origins: Option<&Origins>) -> Cors {
             header::AUTHORIZATION,
             header::CONTENT_TYPE,
             header::HeaderName::from_static("x-service-key"),
+            header::HeaderName::from_static("last-event-id"),
         ])
         .expose_headers([header::LOCATION, header::WWW_AUTHENTICATE])
         .max_age(3600);

@@ -219,6 +219,21 @@ fn cors_allows_only_the_configured_origins() {
         .to_lowercase();
     assert!(headers.contains("authorization") && headers.contains("content-type"));
     preflight("https://evil.example").problem(400, "invalid-request");
+    // A frontend resuming the event stream sends Last-Event-ID.
+    let resume = app.send(
+        "OPTIONS",
+        "/events",
+        &[
+            ("Origin", "https://app.example"),
+            ("Access-Control-Request-Method", "GET"),
+            (
+                "Access-Control-Request-Headers",
+                "authorization, last-event-id",
+            ),
+        ],
+        b"",
+    );
+    assert_eq!(resume.status, 200, "{}", resume.body);
 
     let login = app.login(&unique(), "10.0.0.1");
     let simple = app.send(
