@@ -160,6 +160,9 @@ impl Webhooks {
             thread::Builder::new()
                 .name("webhook-feed".into())
                 .spawn(move || loop {
+                    if shared.stopping.load(Ordering::SeqCst) {
+                        return;
+                    }
                     if !shared.has_room() {
                         thread::sleep(FULL_PAUSE);
                         continue;
