@@ -315,3 +315,22 @@ fn an_expired_session_is_announced_once_whichever_node_reaps_it() {
         "the other node's reaper does not announce it again"
     );
 }
+
+#[test]
+fn an_event_stream_outlives_a_redis_restart() {
+    let Some((mut redis, a, b)) = cluster() else {
+        return;
+    };
+    let watcher = admin(&b);
+    let stream = crate::sse::EventStream::open(&b, &watcher.token, "?types=session-created", None);
+    redis.restart();
+    wait_until(Duration::from_secs(15), "node A is ready again", || {
+        a.send("GET", "/readyz", &[], b"").status == 200
+    });
+    // Node B reads the event log again once Redis is back: a login through A reaches it.
+    let user = a.login(&unique(), "10.7.2.1");
+    let (_, event) = stream
+        .next_event(Duration::from_secs(15))
+        .expect("the event reaches the open stream");
+    assert_eq!(event["data"]["id"], user.id.as_str());
+}
