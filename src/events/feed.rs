@@ -89,3 +89,43 @@ pub fn feed(replay: Replay, filter: Filter) -> impl Stream<Item = Item> {
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Millis;
+    use crate::events::{Denied, DenyReason, Hub};
+    use futures_util::StreamExt;
+
+    fn denied() -> Change {
+        Change::Denied(Denied {
+            user_id: "u".into(),
+            organisation: "A".into(),
+            ip_address: "10.0.0.1".parse().unwrap(),
+            reason: DenyReason::OtherIp,
+            holds_admin: false,
+        })
+    }
+
+    #[test]
+    fn a_reader_that_falls_too_far_behind_is_told_and_cut_off() {
+        let hub = Hub::new(100);
+        let filter = Filter {
+            scope: Scope::All,
+            types: Vec::new(),
+            own: SessionId::generate(),
+        };
+        let mut stream = Box::pin(feed(hub.join(None).unwrap(), filter));
+        // More events than a reader may have waiting, none read meanwhile.
+        for n in 0..5_000 {
+            hub.publish(denied(), Millis(n));
+        }
+        let items: Vec<Item> =
+            actix_web::rt::System::new().block_on(async { stream.by_ref().collect().await });
+        assert!(matches!(items.last(), Some(Item::Behind)));
+        assert!(
+            items.len() < 5_000,
+            "it did not get everything it had missed"
+        );
+    }
+}
