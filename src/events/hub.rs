@@ -2,10 +2,12 @@
 //! resumes from) and a broadcast to every live reader.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use tokio::sync::broadcast;
+use std::time::Duration;
+
+use tokio::sync::{broadcast, watch};
 
 use super::{Change, Event, EventId};
 use crate::domain::Millis;
@@ -20,9 +22,15 @@ pub struct Hub {
     ring: Mutex<Ring>,
     capacity: usize,
     /// Whether anyone has ever read the events here (a stream, webhooks). Until then this
-    /// node's own changes are not kept: nobody can hold an id to resume from, and a login
-    /// pays nothing for events no one reads.
+    /// node's own changes are not kept, nor a shared log read: nobody can hold an id to resume
+    /// from, and a login pays nothing for events no one reads.
     wanted: AtomicBool,
+    /// When events were first wanted (Unix ms): events from the shared log made since then
+    /// (give or take a second of clock difference) reach readers that had joined.
+    wanted_at: AtomicU64,
+    /// Whether readers may join: at once when this node numbers its events; once the shared
+    /// log's newest events are in the ring when they come from elsewhere (Redis).
+    ready: watch::Sender<bool>,
 }
 
 struct Ring {
@@ -60,12 +68,56 @@ impl Hub {
             }),
             capacity: capacity.max(1),
             wanted: AtomicBool::new(false),
+            wanted_at: AtomicU64::new(0),
+            ready: watch::Sender::new(true),
         }
     }
 
-    /// Whether this node's changes are to be published: once anyone has joined.
+    /// Whether events are to be published and read: once anyone has wanted them.
     pub fn wanted(&self) -> bool {
         self.wanted.load(Ordering::Relaxed)
+    }
+
+    /// Says that someone will read events here.
+    pub fn want(&self) {
+        if !self.wanted.swap(true, Ordering::Relaxed) {
+            self.wanted_at.store(Millis::now().0, Ordering::Relaxed);
+        }
+    }
+
+    /// Events will come from a shared log, read once they are wanted: readers wait for
+    /// [`Hub::seed`] and [`Hub::mark_ready`].
+    pub fn fed_elsewhere(&self) {
+        self.ready.send_replace(false);
+    }
+
+    pub fn mark_ready(&self) {
+        self.ready.send_replace(true);
+    }
+
+    /// Waits (at most `limit`) until readers may join; whether they may.
+    pub async fn ready(&self, limit: Duration) -> bool {
+        let mut ready = self.ready.subscribe();
+        let waited = tokio::time::timeout(limit, ready.wait_for(|ready| *ready)).await;
+        matches!(waited, Ok(Ok(_)))
+    }
+
+    /// Fills the ring with the shared log's newest events, read once events were wanted here:
+    /// those from before then are kept for readers that resume; later ones (webhooks joined
+    /// at start-up and wait for them) are passed on as well.
+    pub fn seed(&self, events: impl IntoIterator<Item = Event>) {
+        let since = self.wanted_at.load(Ordering::Relaxed).saturating_sub(1_000);
+        let mut ring = self.ring();
+        for event in events {
+            if event.id <= ring.last {
+                continue;
+            }
+            if event.time.0 >= since {
+                self.keep(&mut ring, event);
+            } else {
+                self.push(&mut ring, Arc::new(event));
+            }
+        }
     }
 
     fn ring(&self) -> std::sync::MutexGuard<'_, Ring> {
@@ -89,15 +141,19 @@ impl Hub {
 
     fn keep(&self, ring: &mut Ring, event: Event) {
         let event = Arc::new(event);
-        ring.last = event.id;
-        if ring.events.len() == self.capacity {
-            ring.dropped = ring.events.pop_front().map(|e| e.id);
-        }
-        ring.events.push_back(event.clone());
+        self.push(ring, event.clone());
         if let Some(sender) = &ring.sender {
             // No receiver is no error: nobody is listening.
             let _ = sender.send(event);
         }
+    }
+
+    fn push(&self, ring: &mut Ring, event: Arc<Event>) {
+        ring.last = event.id;
+        if ring.events.len() == self.capacity {
+            ring.dropped = ring.events.pop_front().map(|e| e.id);
+        }
+        ring.events.push_back(event);
     }
 
     /// The id of the newest event, if any.
@@ -109,7 +165,7 @@ impl Hub {
     /// Joins the feed: with `after`, first every kept event after it. `None` once closed.
     pub fn join(&self, after: Option<EventId>) -> Option<Replay> {
         let ring = self.ring();
-        self.wanted.store(true, Ordering::Relaxed);
+        self.want();
         let live = ring.sender.as_ref()?.subscribe();
         let Some(after) = after else {
             return Some(Replay {
@@ -173,6 +229,23 @@ mod tests {
         let replay = hub.join(Some(EventId { ms: 1000, seq: 0 })).unwrap();
         assert_eq!(replay.missed.len(), 3);
         assert!(replay.gap);
+    }
+
+    #[test]
+    fn a_seed_is_kept_and_only_what_came_since_events_were_wanted_is_passed_on() {
+        let hub = Hub::new(10);
+        let mut live = hub.join(None).unwrap().live;
+        let now = Millis::now().0;
+        let at = |ms: u64| Event::new(EventId { ms, seq: 0 }, Millis(ms), denied());
+        hub.seed([at(now - 60_000), at(now - 30_000), at(now + 5)]);
+        assert_eq!(
+            live.try_recv().unwrap().id.ms,
+            now + 5,
+            "only the recent one"
+        );
+        assert!(live.try_recv().is_err());
+        let kept = hub.join(Some(EventId::default())).unwrap().missed;
+        assert_eq!(kept.len(), 3, "all are kept for resuming");
     }
 
     #[test]

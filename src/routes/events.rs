@@ -142,8 +142,12 @@ pub async fn events(
 ) -> Result<impl Responder, ApiError> {
     let types = event_types(&params)?;
     let after = last_event_id(&req)?;
-    let replay = state
-        .events
+    let hub = &state.events;
+    hub.want();
+    if !hub.ready(Duration::from_secs(5)).await {
+        return Err(ApiError::unavailable("the event log cannot be read yet"));
+    }
+    let replay = hub
         .join(after)
         .ok_or_else(|| ApiError::new(Code::Unavailable, "the server is stopping"))?;
     let filter = Filter {

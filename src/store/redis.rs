@@ -474,6 +474,10 @@ struct EventReader {
 
 impl EventReader {
     async fn follow(&self) -> Result<(), StoreError> {
+        // Nothing is read until someone on this node wants events.
+        while !self.hub.wanted() {
+            actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+        }
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(TIMEOUT))
             .set_response_timeout(Some(EVENT_WAIT + TIMEOUT));
@@ -495,12 +499,17 @@ impl EventReader {
                     .await
                     .map_err(unavailable)?;
                 let from = newest.ids.first().map_or("0-0".into(), |e| e.id.clone());
-                for entry in newest.ids.iter().rev() {
-                    self.accept(entry);
-                }
+                self.hub.seed(
+                    newest
+                        .ids
+                        .iter()
+                        .rev()
+                        .filter_map(|entry| self.event(entry)),
+                );
                 from
             }
         };
+        self.hub.mark_ready();
         loop {
             let read: Option<StreamReadReply> = redis::cmd("XREAD")
                 .arg("COUNT")
@@ -925,6 +934,7 @@ impl SessionStore for RedisStore {
     }
 
     fn publish_events(&self, hub: Arc<Hub>) {
+        hub.fed_elsewhere();
         let reader = EventReader {
             client: self.client.clone(),
             key: format!("{}{EVENT_LOG}", self.prefix),
