@@ -94,18 +94,8 @@ pub fn feed(replay: Replay, filter: Filter) -> impl Stream<Item = Item> {
 mod tests {
     use super::*;
     use crate::domain::Millis;
-    use crate::events::{Denied, DenyReason, Hub};
+    use crate::events::{denied, Hub};
     use futures_util::StreamExt;
-
-    fn denied() -> Change {
-        Change::Denied(Denied {
-            user_id: "u".into(),
-            organisation: "A".into(),
-            ip_address: "10.0.0.1".parse().unwrap(),
-            reason: DenyReason::OtherIp,
-            holds_admin: false,
-        })
-    }
 
     #[test]
     fn a_reader_that_falls_too_far_behind_is_told_and_cut_off() {

@@ -193,17 +193,7 @@ impl Hub {
 mod tests {
     use super::*;
     use crate::domain::EndReason;
-    use crate::events::{Denied, DenyReason, Ended};
-
-    fn denied() -> Change {
-        Change::Denied(Denied {
-            user_id: "u".into(),
-            organisation: "A".into(),
-            ip_address: "10.0.0.1".parse().unwrap(),
-            reason: DenyReason::OtherIp,
-            holds_admin: false,
-        })
-    }
+    use crate::events::{denied, Ended};
 
     #[test]
     fn a_reader_resumes_after_the_last_event_it_saw() {

@@ -335,6 +335,18 @@ pub enum EventData {
     Denied(Denied),
 }
 
+/// A denied login, for tests of what carries events.
+#[cfg(test)]
+pub(crate) fn denied() -> Change {
+    Change::Denied(Denied {
+        user_id: "u".into(),
+        organisation: "A".into(),
+        ip_address: "10.0.0.1".parse().unwrap(),
+        reason: DenyReason::OtherIp,
+        holds_admin: false,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
