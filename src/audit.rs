@@ -112,16 +112,27 @@ struct History {
 }
 
 /// An event as the trail keeps it (a line of the file, an entry in Redis): with what the API
-/// does not show, whether the session held `admin`, which decides who may see it.
+/// does not show, whether the session held `admin`, which decides who may see it, and in the
+/// file its number (Redis numbers its entries itself).
 #[derive(Serialize, Deserialize)]
 struct Stored {
-    seq: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    seq: Option<u64>,
     admin: bool,
     event: AuditEvent,
 }
 
 impl Stored {
-    fn into_event(self) -> (u64, AuditEvent) {
+    fn json(seq: Option<u64>, event: &AuditEvent) -> String {
+        serde_json::to_string(&Stored {
+            seq,
+            admin: event.session.holds_admin,
+            event: event.clone(),
+        })
+        .expect("an audit event always serialises")
+    }
+
+    fn into_event(self) -> (Option<u64>, AuditEvent) {
         let mut event = self.event;
         event.session.holds_admin = self.admin;
         (self.seq, event)
@@ -205,43 +216,47 @@ impl AuditLog {
         .await;
     }
 
-    /// Numbers the event, logs it and keeps it. A trail that cannot be written is logged as an
-    /// error; the change it records has happened regardless.
+    /// Numbers the event, keeps it and logs it with the id it is served under. A trail that
+    /// cannot be written is logged as an error; the change it records has happened regardless.
     async fn record(&self, mut event: AuditEvent) {
-        let stored = {
-            let mut history = self.history.lock().unwrap_or_else(PoisonError::into_inner);
-            let seq = history.next;
-            history.next += 1;
-            event.id = seq.to_string();
-            let stored = Stored {
-                seq,
-                admin: event.session.holds_admin,
-                event: event.clone(),
-            };
-            if !matches!(self.keeper, Keeper::Store(_)) {
-                history.events.push_back((seq, event));
-                while history.events.len() > self.capacity {
-                    history.events.pop_front();
-                }
-            }
-            serde_json::to_string(&stored).expect("an audit event always serialises")
-        };
-        log::info!(target: "audit", "{stored}");
         let kept = match &self.keeper {
-            Keeper::Memory => Ok(()),
-            Keeper::File(file) => file
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .append(&stored)
-                .map_err(|e| e.to_string()),
-            Keeper::Store(store) => store
-                .append_audit(&stored, self.capacity)
-                .await
-                .map_err(|e| e.to_string()),
+            Keeper::Store(store) => {
+                let appended = store
+                    .append_audit(&Stored::json(None, &event), self.capacity)
+                    .await;
+                appended.map(|id| event.id = id).map_err(|e| e.to_string())
+            }
+            Keeper::File(file) => {
+                let line = self.keep_here(&mut event);
+                let mut file = file.lock().unwrap_or_else(PoisonError::into_inner);
+                file.append(&line).map_err(|e| e.to_string())
+            }
+            Keeper::Memory => {
+                self.keep_here(&mut event);
+                Ok(())
+            }
         };
+        log::info!(
+            target: "audit",
+            "{}",
+            serde_json::to_string(&event).expect("an audit event always serialises")
+        );
         if let Err(e) = kept {
             log::error!("the audit trail could not be written: {e}");
         }
+    }
+
+    /// Numbers the event and keeps it in this process's history; returns its stored form.
+    fn keep_here(&self, event: &mut AuditEvent) -> String {
+        let mut history = self.history.lock().unwrap_or_else(PoisonError::into_inner);
+        let seq = history.next;
+        history.next += 1;
+        event.id = seq.to_string();
+        history.events.push_back((seq, event.clone()));
+        while history.events.len() > self.capacity {
+            history.events.pop_front();
+        }
+        Stored::json(Some(seq), event)
     }
 
     /// Events in `scope`, newest first, older than `cursor`.
@@ -360,7 +375,11 @@ impl TrailFile {
             for line in text.lines().filter(|l| !l.trim().is_empty()) {
                 match serde_json::from_str::<Stored>(line) {
                     Ok(stored) => {
-                        kept.push_back(stored.into_event());
+                        let (Some(seq), event) = stored.into_event() else {
+                            unreadable += 1;
+                            continue;
+                        };
+                        kept.push_back((seq, event));
                         if kept.len() > capacity {
                             kept.pop_front();
                         }

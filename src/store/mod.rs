@@ -212,9 +212,9 @@ pub trait SessionStore: Send + Sync {
         false
     }
 
-    /// Appends an audit record (JSON) to the trail the store keeps, which holds about the
-    /// newest `capacity`.
-    async fn append_audit(&self, _record: &str, _capacity: usize) -> Result<(), StoreError> {
+    /// Appends an audit record (JSON) to the trail the store keeps, which holds the newest
+    /// `capacity`; returns the record's id there.
+    async fn append_audit(&self, _record: &str, _capacity: usize) -> Result<String, StoreError> {
         Err(StoreError::Unavailable(
             "this store keeps no audit trail".into(),
         ))

@@ -893,7 +893,7 @@ impl SessionStore for RedisStore {
         true
     }
 
-    async fn append_audit(&self, record: &str, capacity: usize) -> Result<(), StoreError> {
+    async fn append_audit(&self, record: &str, capacity: usize) -> Result<String, StoreError> {
         redis::cmd("XADD")
             .arg(self.key("log", "audit"))
             // Exactly the capacity: the trail is bounded as SESSIOND_AUDIT_CAPACITY says.
@@ -904,8 +904,7 @@ impl SessionStore for RedisStore {
             .arg(record)
             .query_async::<String>(&mut self.conn.clone())
             .await
-            .map_err(unavailable)?;
-        Ok(())
+            .map_err(unavailable)
     }
 
     async fn audit_before(

@@ -92,6 +92,10 @@ fn on_redis_every_node_answers_with_every_nodes_events_and_cursors_work_anywhere
         409
     );
 
+    // The node that refused the login logged the event under the id every node serves.
+    let denied = audit_ids(&b, &admin.token, "?limit=1");
+    let logged = format!("\"id\":\"{}\"", denied[0]["id"].as_str().unwrap());
+    assert!(a.log().contains(&logged), "{logged} in {}", a.log());
     for server in [&a, &b] {
         let items = audit_ids(server, &admin.token, "");
         let actions: Vec<&str> = items
