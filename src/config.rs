@@ -62,7 +62,8 @@ pub struct Settings {
     #[arg(long, env = "SESSIOND_REDIS_PREFIX", default_value = "sessiond:", value_name = "PREFIX", value_parser = parse_prefix)]
     pub redis_prefix: String,
 
-    /// Directory for snapshots of the sessions, so they survive restarts; memory only when unset.
+    /// Directory for snapshots of the sessions, the audit trail and queued webhook deliveries, so
+    /// they survive restarts; memory only when unset.
     #[arg(long, env = "SESSIOND_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<std::path::PathBuf>,
 
