@@ -17,7 +17,7 @@ pub mod route_table;
 pub mod routes;
 pub mod schema;
 pub mod service;
-pub mod snapshot;
+pub mod persistence;
 pub mod startup;
 pub mod state;
 pub mod store;

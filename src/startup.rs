@@ -23,7 +23,7 @@ use crate::middleware::{access_log, header_limits, problem_bodies};
 use crate::route_table::RouteTable;
 use crate::routes;
 use crate::service::Sessions;
-use crate::snapshot::{SnapshotError, SnapshotFile};
+use crate::persistence::snapshot::{SnapshotError, SnapshotFile};
 use crate::state::AppState;
 use crate::store::{MemoryStore, RedisStore, SharedStore, StoreError};
 use crate::webhooks::{Claims, LocalClaims, RedisClaims, WebhookSecret, Webhooks};
@@ -142,7 +142,7 @@ impl Application {
         if let Some((memory, file)) = &self.snapshots {
             let started = std::time::Instant::now();
             let saved = memory.export(Millis::now());
-            file.save(&saved, Millis::now())
+            file.save(&saved, 0, Millis::now())
                 .map_err(std::io::Error::other)?;
             log::info!(
                 "saved {} sessions to {} in {} ms",
@@ -431,7 +431,7 @@ fn spawn_snapshots(store: Arc<MemoryStore>, file: SnapshotFile, every_seconds: u
             let file = file.clone();
             // Encoding and disk I/O run off the event loop.
             let written = actix_web::rt::task::spawn_blocking(move || {
-                file.save(&saved, Millis::now()).map(|()| saved.len())
+                file.save(&saved, 0, Millis::now()).map(|()| saved.len())
             })
             .await;
             match written {

@@ -113,6 +113,17 @@ pub struct SessionRecord {
     pub expires_at: Millis,
 }
 
+impl SessionRecord {
+    /// The record of `data` last active at `last_active_at`, its expiry by the one rule.
+    pub fn new(data: SessionData, last_active_at: Millis, max_lifetime_seconds: u64) -> Self {
+        SessionRecord {
+            expires_at: data.expires_at(last_active_at, max_lifetime_seconds),
+            data,
+            last_active_at,
+        }
+    }
+}
+
 /// Which sessions an administrator may see and end.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Scope {

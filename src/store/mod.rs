@@ -12,9 +12,10 @@ use async_trait::async_trait;
 pub use self::redis::{lua_prelude, RedisClock, RedisStore};
 pub use memory::{MemoryStore, SavedSession};
 
+pub use crate::domain::LoginRules;
 use crate::domain::{
-    ConcurrentSessions, EndReason, ListQuery, Millis, NewSession, PresentedToken, Scope, SessionId,
-    SessionRecord, TokenDigest,
+    EndReason, ListQuery, Millis, NewSession, PresentedToken, Scope, SessionId, SessionRecord,
+    TokenDigest,
 };
 use crate::error::{ApiError, ExistingSession};
 use crate::events::Hub;
@@ -61,28 +62,6 @@ impl From<StoreError> for ApiError {
                 limit,
             } => ApiError::seat_limit(&organisation, limit),
             StoreError::Unavailable(reason) => ApiError::unavailable(&reason),
-        }
-    }
-}
-
-/// How a login treats the user's other sessions: the concurrent-session policy, then the limit.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct LoginRules {
-    pub policy: ConcurrentSessions,
-    /// The most live sessions a user may have; a login beyond it ends the user's least
-    /// recently active ones. 0: no limit.
-    pub max_per_user: u32,
-    /// The seats of the login's organisation, if it has a limit: how many distinct users may
-    /// have live sessions there at once.
-    pub seats: Option<u32>,
-}
-
-impl From<ConcurrentSessions> for LoginRules {
-    fn from(policy: ConcurrentSessions) -> Self {
-        LoginRules {
-            policy,
-            max_per_user: 0,
-            seats: None,
         }
     }
 }

@@ -387,13 +387,7 @@ impl RedisStore {
     }
 
     fn record(&self, saved: SavedSession) -> SessionRecord {
-        SessionRecord {
-            expires_at: saved
-                .data
-                .expires_at(saved.last_active_at, self.max_lifetime_seconds),
-            data: saved.data,
-            last_active_at: saved.last_active_at,
-        }
+        SessionRecord::new(saved.data, saved.last_active_at, self.max_lifetime_seconds)
     }
 }
 
@@ -550,11 +544,11 @@ impl EventReader {
                 if text("kind")? == "ended" {
                     Change::Ended(Ended::of(&data, EndReason::parse(why)?))
                 } else {
-                    Change::Created(CreatedSession::of(&SessionRecord {
-                        expires_at: data.expires_at(last_active_at, self.max_lifetime_seconds),
+                    Change::Created(CreatedSession::of(&SessionRecord::new(
                         data,
                         last_active_at,
-                    }))
+                        self.max_lifetime_seconds,
+                    )))
                 }
             }
             "denied" => {

@@ -64,10 +64,10 @@ proptest! {
 
     #[test]
     fn snapshot_decoding_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
-        let _ = sessiond::snapshot::decode(&bytes);
+        let _ = sessiond::persistence::snapshot::decode(&bytes);
         let mut framed = b"SESSIOND".to_vec();
         framed.extend(&bytes);
-        let _ = sessiond::snapshot::decode(&framed);
+        let _ = sessiond::persistence::snapshot::decode(&framed);
     }
 }
 

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 use crate::helpers::{unique, wait_until, without_clock_fields, Login};
 use crate::process::Process;
-use sessiond::snapshot::SnapshotFile;
+use sessiond::persistence::snapshot::SnapshotFile;
 
 fn data_dir() -> PathBuf {
     let dir = std::env::temp_dir().join(format!("sessiond-data-{}", unique()));

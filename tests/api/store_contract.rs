@@ -70,6 +70,8 @@ contract!(
     indexes_stay_consistent,
     the_limit_ends_the_least_recently_active,
     seats_hold_distinct_users_and_free_on_expiry,
+    a_seat_freed_by_expiry_is_found_for_every_new_user,
+    logins_follow_the_one_login_rule,
 );
 
 fn session(user: &str, org: &str, ip: &str, timeout: u32) -> NewSession {
@@ -166,6 +168,122 @@ async fn seats_hold_distinct_users_and_free_on_expiry(store: SharedStore) {
     )
     .await
     .is_ok());
+}
+
+/// An organisation at its limit with one user whose session expired (not yet reaped) has a
+/// free seat for any new user, whoever else is logging in meanwhile.
+async fn a_seat_freed_by_expiry_is_found_for_every_new_user(store: SharedStore) {
+    let t0 = Millis::now();
+    let organisation = format!("Acme-{}", unique());
+    let rules = LoginRules {
+        policy: ConcurrentSessions::DenyOtherIp,
+        max_per_user: 0,
+        seats: Some(2),
+    };
+    for timeout in [1, 3600] {
+        let new = session(&unique(), &organisation, "10.0.0.1", timeout);
+        login(&store, new, rules, t0).await.unwrap();
+    }
+    let later = at(t0, 10);
+    let mut refused = 0;
+    for _ in 0..400 {
+        let new = session(&unique(), &organisation, "10.0.0.2", 600);
+        match login(&store, new, rules, later).await {
+            Ok((id, _)) => {
+                let ended = store
+                    .delete(&[id], &Scope::All, later, EndReason::Logout)
+                    .await
+                    .unwrap();
+                assert_eq!(ended.len(), 1);
+            }
+            Err(StoreError::SeatLimit { .. }) => refused += 1,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(refused, 0, "logins refused while a seat was free");
+}
+
+/// Both stores decide logins as `domain::login::decide` does (the memory store calls it; the
+/// Redis store's `create.lua` is checked against it here), over policies, limits, seats and
+/// the user's sessions in and out of the organisation, from the same address or another.
+async fn logins_follow_the_one_login_rule(store: SharedStore) {
+    use sessiond::domain::login::{decide, Decision, LiveSession};
+    let t0 = Millis::now();
+    let setup = LoginRules::from(ConcurrentSessions::Allow);
+    let policies = [
+        ConcurrentSessions::DenyOtherIp,
+        ConcurrentSessions::Replace,
+        ConcurrentSessions::Allow,
+    ];
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut next = |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    };
+    for case in 0..60 {
+        let (here, elsewhere) = (format!("O-{}", unique()), format!("P-{}", unique()));
+        let rules = LoginRules {
+            policy: policies[next(3) as usize],
+            max_per_user: next(4) as u32,
+            seats: [None, Some(1), Some(2)][next(3) as usize],
+        };
+        let others = next(3);
+        for _ in 0..others {
+            let new = session(&unique(), &here, "10.9.9.9", 600);
+            login(&store, new, setup, t0).await.unwrap();
+        }
+        let user = unique();
+        let mut live = Vec::new();
+        let mut ids = Vec::new();
+        for i in 0..next(4) {
+            let ip = ["10.0.0.1", "10.0.0.2"][next(2) as usize];
+            let in_organisation = next(2) == 0;
+            let org = if in_organisation { &here } else { &elsewhere };
+            let created = at(t0, 1 + i);
+            let (id, _) = login(&store, session(&user, org, ip, 600), setup, created)
+                .await
+                .unwrap();
+            ids.push(id);
+            live.push(LiveSession {
+                ip_address: ip.parse().unwrap(),
+                last_active_at: created,
+                in_organisation,
+            });
+        }
+        let ip: IpAddr = "10.0.0.1".parse().unwrap();
+        let expected = decide(&rules, ip, &live, || {
+            others >= u64::from(rules.seats.unwrap())
+        });
+        let outcome = login_ending(
+            &store,
+            session(&user, &here, "10.0.0.1", 600),
+            rules,
+            at(t0, 9),
+        )
+        .await;
+        let context = format!("case {case}: {rules:?}, {others} others, {live:?}");
+        match (expected, outcome) {
+            (Decision::DeniedOtherIp, Err(StoreError::LoginDenied(_))) => {}
+            (Decision::SeatLimit, Err(StoreError::SeatLimit { .. })) => {}
+            (Decision::Admitted { ends, .. }, Ok((_, _, mut ended))) => {
+                let mut ends: Vec<(SessionId, EndReason)> = ends
+                    .into_iter()
+                    .map(|(i, reason)| (ids[i], reason))
+                    .collect();
+                ends.sort_by_key(|e| e.0);
+                ended.sort_by_key(|e| e.0);
+                assert_eq!(ended, ends, "{context}");
+            }
+            (expected, outcome) => {
+                panic!(
+                    "{context}: expected {expected:?}, got {:?}",
+                    outcome.map(|o| o.2)
+                )
+            }
+        }
+    }
 }
 
 async fn the_limit_ends_the_least_recently_active(store: SharedStore) {

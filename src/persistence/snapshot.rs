@@ -1,35 +1,32 @@
-//! Snapshots of the in-memory store, so sessions survive restarts.
+//! Snapshots of the in-memory store; with the journal (see [`super::journal`]) they are what
+//! start-up loads before replaying the journal's records after them.
 //!
 //! The file is written whole to a temporary name, flushed to disk, renamed over the old one and
 //! the directory flushed too: a crash at any moment leaves the previous snapshot or the new
 //! one, never a torn file. A SHA-256 trailer catches truncation and corruption on load.
 //!
-//! Format, version 2 (integers little-endian; version 1 differed only in keeping the digest of a
-//! whole token, before tokens carried their session's id, so its sessions cannot be validated
-//! and it is refused by name):
-//! `"SESSIOND"`, `u32` version, `u64` written-at ms, `u64` count, then per session: `u128` id,
-//! 32-byte digest of the token's secret, strings user_id, name, organisation, server_name (`u32` length +
-//! UTF-8), `u8` 0/1 + user_agent string, `u8` role count + strings, `u8` 4/6 + address bytes,
-//! `u32` timeout, `u64` created ms, `u64` last-active ms; then the SHA-256 of all before it.
+//! Format, version 3 (integers little-endian): `"SESSIOND"`, `u32` version, `u64` written-at ms,
+//! `u64` the first journal segment it does not cover, `u64` count, then the sessions as
+//! [`super::codec`] writes them; then the SHA-256 of all before it. Version 2 had no journal
+//! segment (it is read as covering none); version 1 kept the digest of a whole token, before
+//! tokens carried their session's id, so its sessions cannot be validated and it is refused by
+//! name.
 
 use std::fs::{self, File};
 use std::io::Write;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use sha2::{Digest, Sha256};
 
-use crate::domain::new_session::check_saved;
-use crate::domain::{Millis, SessionData, SessionId, TokenDigest};
+use super::codec::{write_session, Reader, MIN_SESSION_BYTES};
+use crate::domain::Millis;
 use crate::store::SavedSession;
 
 const MAGIC: &[u8; 8] = b"SESSIOND";
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 const FILE_NAME: &str = "sessions.snapshot";
-/// The fewest bytes one session takes in the file (every text empty).
-const MIN_SESSION_BYTES: usize = 16 + 32 + 4 * 4 + 1 + 1 + 1 + 4 + 4 + 8 + 8;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
@@ -52,6 +49,8 @@ pub enum SnapshotError {
 pub struct Snapshot {
     /// When it was written.
     pub written_at: Millis,
+    /// The first journal segment whose records it does not hold.
+    pub journal_from: u64,
     pub sessions: Vec<SavedSession>,
 }
 
@@ -111,8 +110,13 @@ impl SnapshotFile {
     /// Writes `sessions` atomically, replacing the previous snapshot. The file is readable by
     /// this user only, and written to a fresh temporary name that is never a link someone
     /// left there.
-    pub fn save(&self, sessions: &[SavedSession], now: Millis) -> Result<(), SnapshotError> {
-        let bytes = encode(sessions, now);
+    pub fn save(
+        &self,
+        sessions: &[SavedSession],
+        journal_from: u64,
+        now: Millis,
+    ) -> Result<(), SnapshotError> {
+        let bytes = encode(sessions, journal_from, now);
         let _one_at_a_time = self.writing.lock().unwrap_or_else(PoisonError::into_inner);
         let temporary = self.path.with_extension("snapshot.tmp");
         let write = || -> std::io::Result<()> {
@@ -141,48 +145,15 @@ impl SnapshotFile {
     }
 }
 
-pub fn encode(sessions: &[SavedSession], now: Millis) -> Vec<u8> {
+pub fn encode(sessions: &[SavedSession], journal_from: u64, now: Millis) -> Vec<u8> {
     let mut out = Vec::with_capacity(64 + sessions.len() * 160);
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&VERSION.to_le_bytes());
     out.extend_from_slice(&now.0.to_le_bytes());
+    out.extend_from_slice(&journal_from.to_le_bytes());
     out.extend_from_slice(&(sessions.len() as u64).to_le_bytes());
-    let text = |out: &mut Vec<u8>, s: &str| {
-        out.extend_from_slice(&(s.len() as u32).to_le_bytes());
-        out.extend_from_slice(s.as_bytes());
-    };
     for s in sessions {
-        let d = &s.data;
-        out.extend_from_slice(&d.id.as_u128().to_le_bytes());
-        out.extend_from_slice(&s.digest.0);
-        text(&mut out, &d.user_id);
-        text(&mut out, &d.name);
-        text(&mut out, &d.organisation);
-        text(&mut out, &d.server_name);
-        match &d.user_agent {
-            Some(ua) => {
-                out.push(1);
-                text(&mut out, ua);
-            }
-            None => out.push(0),
-        }
-        out.push(d.roles.len() as u8);
-        for role in d.roles.iter() {
-            text(&mut out, role);
-        }
-        match d.ip_address {
-            IpAddr::V4(v4) => {
-                out.push(4);
-                out.extend_from_slice(&v4.octets());
-            }
-            IpAddr::V6(v6) => {
-                out.push(6);
-                out.extend_from_slice(&v6.octets());
-            }
-        }
-        out.extend_from_slice(&d.timeout_seconds.to_le_bytes());
-        out.extend_from_slice(&d.created_at.0.to_le_bytes());
-        out.extend_from_slice(&s.last_active_at.0.to_le_bytes());
+        write_session(&mut out, &s.digest, &s.data, s.last_active_at);
     }
     let checksum = Sha256::digest(&out);
     out.extend_from_slice(&checksum);
@@ -201,7 +172,7 @@ pub fn decode(bytes: &[u8]) -> Result<Snapshot, String> {
     if Sha256::digest(body).as_slice() != checksum {
         return Err("its checksum does not match (truncated or corrupt)".into());
     }
-    let mut r = Reader { bytes: body, at: 8 };
+    let mut r = Reader::new(body, 8);
     let version = r.u32()?;
     if version == 1 {
         return Err(
@@ -210,116 +181,39 @@ pub fn decode(bytes: &[u8]) -> Result<Snapshot, String> {
                 .into(),
         );
     }
-    if version != VERSION {
+    if !(2..=VERSION).contains(&version) {
         return Err(format!(
-            "it has format version {version}; this sessiond reads version {VERSION}"
+            "it has format version {version}; this sessiond reads versions 2 to {VERSION}"
         ));
     }
     let written_at = Millis(r.u64()?);
+    let journal_from = if version >= 3 { r.u64()? } else { 0 };
     let count = r.u64()?;
     // The count is only a claim until the sessions are read: it sizes nothing larger than the
     // file could hold.
     let mut sessions =
         Vec::with_capacity(count.min((body.len() / MIN_SESSION_BYTES) as u64) as usize);
     for n in 0..count {
-        let id = SessionId::from_u128(r.u128()?);
-        let digest = TokenDigest(r.array()?);
-        let user_id = r.text()?;
-        let name = r.text()?;
-        let organisation = r.text()?;
-        let server_name = r.text()?;
-        let user_agent = match r.u8()? {
-            0 => None,
-            1 => Some(r.text()?),
-            other => return Err(format!("bad user-agent marker {other}")),
-        };
-        let roles = (0..r.u8()?)
-            .map(|_| r.text())
-            .collect::<Result<Vec<_>, _>>()?;
-        let ip_address = match r.u8()? {
-            4 => IpAddr::V4(Ipv4Addr::from(r.array::<4>()?)),
-            6 => IpAddr::V6(Ipv6Addr::from(r.array::<16>()?)),
-            other => return Err(format!("bad address family {other}")),
-        };
-        let timeout_seconds = r.u32()?;
-        let created_at = Millis(r.u64()?);
-        let last_active_at = Millis(r.u64()?);
-        let data = SessionData {
-            id,
-            user_id,
-            name,
-            organisation,
-            ip_address,
-            server_name,
-            roles: roles.into(),
-            user_agent,
-            timeout_seconds,
-            created_at,
-        };
-        // A file with the right checksum can still have been crafted: every field is held to
-        // the rules a login is.
-        check_saved(&data).map_err(|reason| format!("session {} of {count}: {reason}", n + 1))?;
-        sessions.push(SavedSession {
-            digest,
-            data,
-            last_active_at,
-        });
+        let session = r
+            .session()
+            .map_err(|reason| format!("session {} of {count}: {reason}", n + 1))?;
+        sessions.push(session);
     }
-    if r.at != body.len() {
+    if !r.done() {
         return Err("it has trailing bytes".into());
     }
     Ok(Snapshot {
         written_at,
+        journal_from,
         sessions,
     })
-}
-
-struct Reader<'a> {
-    bytes: &'a [u8],
-    at: usize,
-}
-
-impl Reader<'_> {
-    fn take(&mut self, n: usize) -> Result<&[u8], String> {
-        let end = self.at.checked_add(n).filter(|&e| e <= self.bytes.len());
-        let end = end.ok_or("it ends in the middle of a session")?;
-        let slice = &self.bytes[self.at..end];
-        self.at = end;
-        Ok(slice)
-    }
-
-    fn array<const N: usize>(&mut self) -> Result<[u8; N], String> {
-        Ok(self.take(N)?.try_into().expect("take returns N bytes"))
-    }
-
-    fn u8(&mut self) -> Result<u8, String> {
-        Ok(self.take(1)?[0])
-    }
-
-    fn u32(&mut self) -> Result<u32, String> {
-        Ok(u32::from_le_bytes(self.array()?))
-    }
-
-    fn u64(&mut self) -> Result<u64, String> {
-        Ok(u64::from_le_bytes(self.array()?))
-    }
-
-    fn u128(&mut self) -> Result<u128, String> {
-        Ok(u128::from_le_bytes(self.array()?))
-    }
-
-    fn text(&mut self) -> Result<Arc<str>, String> {
-        let len = self.u32()? as usize;
-        let bytes = self.take(len)?;
-        std::str::from_utf8(bytes)
-            .map(Arc::from)
-            .map_err(|_| "a text field is not UTF-8".to_string())
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::{SessionData, SessionId, TokenDigest};
+    use std::sync::Arc;
 
     fn saved(i: u32) -> SavedSession {
         SavedSession {
@@ -347,8 +241,9 @@ mod tests {
     #[test]
     fn round_trips_every_field() {
         let sessions: Vec<SavedSession> = (0..10).map(saved).collect();
-        let snapshot = decode(&encode(&sessions, Millis(5))).unwrap();
+        let snapshot = decode(&encode(&sessions, 7, Millis(5))).unwrap();
         assert_eq!(snapshot.written_at, Millis(5));
+        assert_eq!(snapshot.journal_from, 7);
         let decoded = snapshot.sessions;
         assert_eq!(decoded.len(), 10);
         for (a, b) in sessions.iter().zip(&decoded) {
@@ -360,7 +255,7 @@ mod tests {
 
     #[test]
     fn refuses_every_truncation_and_any_flipped_byte() {
-        let bytes = encode(&(0..3).map(saved).collect::<Vec<_>>(), Millis(5));
+        let bytes = encode(&(0..3).map(saved).collect::<Vec<_>>(), 0, Millis(5));
         for len in 0..bytes.len() {
             assert!(decode(&bytes[..len]).is_err(), "truncated to {len}");
         }
@@ -373,9 +268,9 @@ mod tests {
 
     #[test]
     fn refuses_another_version() {
-        let mut bytes = encode(&[], Millis(5));
+        let mut bytes = encode(&[], 0, Millis(5));
         let body_len = bytes.len() - 32;
-        for (version, named) in [(3, "version 3"), (1, "format version 1")] {
+        for (version, named) in [(4, "version 4"), (1, "format version 1")] {
             bytes[8] = version;
             let checksum = Sha256::digest(&bytes[..body_len]);
             bytes[body_len..].copy_from_slice(&checksum);
@@ -387,17 +282,17 @@ mod tests {
     fn a_crafted_field_is_refused_not_trusted() {
         let mut long = saved(1);
         long.data.user_id = "u".repeat(70_000).into();
-        let error = decode(&encode(&[saved(0), long], Millis(5))).unwrap_err();
+        let error = decode(&encode(&[saved(0), long], 0, Millis(5))).unwrap_err();
         assert!(error.contains("session 2 of 2: user_id"), "{error}");
         let mut hidden = saved(2);
         hidden.data.name = "Ada\u{202E}".into();
-        assert!(decode(&encode(&[hidden], Millis(5))).is_err());
+        assert!(decode(&encode(&[hidden], 0, Millis(5))).is_err());
     }
 
     #[test]
     fn a_claimed_count_sizes_nothing_before_the_sessions_are_read() {
-        let mut bytes = encode(&[saved(0)], Millis(5));
-        bytes[20..28].copy_from_slice(&u64::MAX.to_le_bytes());
+        let mut bytes = encode(&[saved(0)], 0, Millis(5));
+        bytes[28..36].copy_from_slice(&u64::MAX.to_le_bytes());
         let body_len = bytes.len() - 32;
         let checksum = Sha256::digest(&bytes[..body_len]);
         bytes[body_len..].copy_from_slice(&checksum);
@@ -413,7 +308,7 @@ mod tests {
         let target = dir.join("elsewhere");
         fs::write(&target, b"untouched").unwrap();
         std::os::unix::fs::symlink(&target, file.path.with_extension("snapshot.tmp")).unwrap();
-        file.save(&[saved(0)], Millis(5)).unwrap();
+        file.save(&[saved(0)], 0, Millis(5)).unwrap();
         assert_eq!(fs::read(&target).unwrap(), b"untouched");
         assert_eq!(fs::metadata(&dir).unwrap().mode() & 0o777, 0o700);
         assert_eq!(fs::metadata(file.path()).unwrap().mode() & 0o777, 0o600);

@@ -1,0 +1,74 @@
+//! Sessions in bulk: exported for a snapshot, imported from one, and a replica (the Redis
+//! store's copy for listing) following changes made elsewhere.
+
+use std::sync::atomic::Ordering::Relaxed;
+
+use rayon::prelude::*;
+
+use super::rows::{shard_of, Shard, SHARDS};
+use super::{Engine, SavedSession};
+use crate::domain::{EndReason, Millis, SessionId};
+
+impl Engine {
+    /// Inserts a saved session unless it has expired or its id is taken.
+    fn insert_saved(&self, saved: &SavedSession, now: Millis) -> bool {
+        let data = &saved.data;
+        if now >= data.expires_at(saved.last_active_at, self.max_lifetime_seconds) {
+            return false;
+        }
+        let mut chain = self.hold_user(&data.user_id);
+        // Checked under the user's entry: a session's id and user never change.
+        if self.shard(shard_of(data.id)).slot_of(data.id).is_some() {
+            return false;
+        }
+        self.link(&mut chain, data, saved.digest, saved.last_active_at);
+        true
+    }
+
+    pub(super) fn export(&self, now: Millis) -> Vec<SavedSession> {
+        (0..SHARDS)
+            .into_par_iter()
+            .flat_map_iter(|n| {
+                let rows = self.shard(n);
+                rows.occupied()
+                    .filter(|row| self.live(row, now))
+                    .map(|row| SavedSession {
+                        digest: row.digest,
+                        data: rows.data(row),
+                        last_active_at: row.last_active_at(),
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    pub(super) fn import(&self, saved: Vec<SavedSession>, now: Millis) -> usize {
+        saved
+            .par_iter()
+            .filter(|s| self.insert_saved(s, now))
+            .count()
+    }
+
+    pub(super) fn replace_all(&self, saved: Vec<SavedSession>, now: Millis) -> usize {
+        self.users.clear();
+        self.seats.clear();
+        for n in 0..SHARDS {
+            *self.shard_mut(n) = Shard::default();
+        }
+        self.import(saved, now)
+    }
+
+    pub(super) fn touch(&self, id: SessionId, at: Millis) {
+        let rows = self.shard(shard_of(id));
+        if let Some(slot) = rows.slot_of(id) {
+            rows.row(slot).last_active_at.fetch_max(at.0, Relaxed);
+        }
+    }
+
+    /// Removes sessions ended elsewhere (a replica says nothing of them: its source did).
+    pub(super) fn forget(&self, ids: &[SessionId]) {
+        for &id in ids {
+            self.end(id, EndReason::Admin, Millis(0), |_, _| true);
+        }
+    }
+}
