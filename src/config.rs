@@ -12,6 +12,7 @@ use subtle::ConstantTimeEq;
 use crate::domain::limits::{MAX_TEXT_CHARS, MAX_TIMEOUT_SECONDS};
 use crate::domain::text::forbidden;
 use crate::domain::ConcurrentSessions;
+use crate::persistence::journal::Fsync;
 
 #[derive(Args, Clone, Debug)]
 pub struct Settings {
@@ -67,9 +68,21 @@ pub struct Settings {
     #[arg(long, env = "SESSIOND_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<std::path::PathBuf>,
 
-    /// Seconds between snapshots (with SESSIOND_DATA_DIR); one is also written on shutdown.
+    /// Seconds between snapshots (with SESSIOND_DATA_DIR), which compact the journal; one is
+    /// also written on shutdown.
     #[arg(long, env = "SESSIOND_SNAPSHOT_INTERVAL", default_value_t = 30, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub snapshot_interval: u64,
+
+    /// When a change is acknowledged (with SESSIOND_DATA_DIR): `always` after its journal
+    /// record is flushed to disk; `every-second` flushes within a second (a crash may lose the
+    /// last second of logins), but ends are still flushed before they are acknowledged.
+    #[arg(long, env = "SESSIOND_FSYNC", value_enum, default_value_t = Fsync::Always, value_name = "MODE")]
+    pub fsync: Fsync,
+
+    /// Seconds between records of session activity in the journal: after a crash a session
+    /// may look idle for up to this much longer, never shorter.
+    #[arg(long, env = "SESSIOND_ACTIVITY_INTERVAL", default_value_t = 5, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=3_600))]
+    pub activity_interval: u64,
 
     /// How many audit events GET /audit keeps, newest first.
     #[arg(long, env = "SESSIOND_AUDIT_CAPACITY", default_value_t = 10_000, value_name = "EVENTS", value_parser = clap::value_parser!(u64).range(1..=10_000_000))]

@@ -2,6 +2,7 @@
 //! [`Application::build`] is a function below.
 
 use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,10 +21,11 @@ use crate::error::{json_error, path_error, query_error};
 use crate::events::Hub;
 use crate::metrics::Metrics;
 use crate::middleware::{access_log, header_limits, problem_bodies};
+use crate::persistence::journal::{self, Fsync, Journal, JournalError};
+use crate::persistence::snapshot::{SnapshotError, SnapshotFile};
 use crate::route_table::RouteTable;
 use crate::routes;
 use crate::service::Sessions;
-use crate::persistence::snapshot::{SnapshotError, SnapshotFile};
 use crate::state::AppState;
 use crate::store::{MemoryStore, RedisStore, SharedStore, StoreError};
 use crate::webhooks::{Claims, LocalClaims, RedisClaims, WebhookSecret, Webhooks};
@@ -42,6 +44,10 @@ pub enum StartupError {
     },
     #[error("{0} (SESSIOND_DATA_DIR)")]
     Snapshot(#[from] SnapshotError),
+    #[error("{0} (SESSIOND_DATA_DIR)")]
+    Journal(#[from] JournalError),
+    #[error("the webhook outbox: {0} (SESSIOND_DATA_DIR)")]
+    Outbox(String),
     #[error("cannot open the audit trail {0} (SESSIOND_DATA_DIR): {1}")]
     Audit(std::path::PathBuf, std::io::Error),
     #[error("SESSIOND_WEBHOOK_URL and SESSIOND_WEBHOOK_SECRET go together: {0} is set, the other is not")]
@@ -56,8 +62,31 @@ pub enum StartupError {
     NoServiceKeys(SocketAddr),
 }
 
-/// The memory store and where it is snapshotted, when sessions live in this process.
-type Snapshots = Option<(Arc<MemoryStore>, SnapshotFile)>;
+/// The memory store kept in a data directory: its snapshots and its journal.
+#[derive(Clone)]
+struct Persistence {
+    memory: Arc<MemoryStore>,
+    file: SnapshotFile,
+    journal: Arc<Journal>,
+}
+
+impl Persistence {
+    /// Writes a snapshot and removes the journal segments it holds; returns how many sessions
+    /// it saved. Blocks for as long as that takes.
+    fn snapshot(&self) -> Result<usize, String> {
+        let from = self.journal.rotate().map_err(|e| e.to_string())?;
+        let saved = self.memory.export(Millis::now());
+        self.file
+            .save(&saved, from, Millis::now())
+            .map_err(|e| e.to_string())?;
+        self.journal
+            .remove_before(from)
+            .map_err(|e| e.to_string())?;
+        Ok(saved.len())
+    }
+}
+
+type Snapshots = Option<Persistence>;
 
 pub struct Application {
     server: Server,
@@ -91,8 +120,9 @@ impl Application {
         let events = state.events.clone();
         let webhooks = start_webhooks(&settings, &state)?;
         spawn_reaper(state);
-        if let Some((memory, file)) = &snapshots {
-            spawn_snapshots(memory.clone(), file.clone(), settings.snapshot_interval);
+        if let Some(persistence) = &snapshots {
+            spawn_snapshots(persistence.clone(), settings.snapshot_interval);
+            spawn_activity(persistence.memory.clone(), settings.activity_interval);
         }
         Ok(Application {
             server,
@@ -139,15 +169,14 @@ impl Application {
         if let Some(webhooks) = &self.webhooks {
             webhooks.stop();
         }
-        if let Some((memory, file)) = &self.snapshots {
+        if let Some(persistence) = &self.snapshots {
             let started = std::time::Instant::now();
-            let saved = memory.export(Millis::now());
-            file.save(&saved, 0, Millis::now())
-                .map_err(std::io::Error::other)?;
+            let saved = persistence.snapshot();
+            persistence.journal.stop();
+            let saved = saved.map_err(std::io::Error::other)?;
             log::info!(
-                "saved {} sessions to {} in {} ms",
-                saved.len(),
-                file.path().display(),
+                "saved {saved} sessions to {} in {} ms",
+                persistence.file.path().display(),
                 started.elapsed().as_millis()
             );
         }
@@ -170,7 +199,7 @@ async fn open_store(settings: &Settings) -> Result<(SharedStore, Snapshots), Sta
             let memory = Arc::new(MemoryStore::new(settings.max_lifetime));
             let snapshots = match &settings.data_dir {
                 None => None,
-                Some(dir) => Some((memory.clone(), restore(dir, &memory)?)),
+                Some(dir) => Some(restore(dir, memory.clone(), settings.fsync)?),
             };
             Ok((memory, snapshots))
         }
@@ -215,14 +244,16 @@ fn start_webhooks(
             .map_err(|e| StartupError::Redis(StoreError::Unavailable(e.to_string())))?,
         ),
     };
-    Ok(Some(Webhooks::start(
+    Webhooks::start(
         url,
         secret,
-        &state.events,
+        state.events.clone(),
         state.metrics.clone(),
         claims,
         settings.data_dir.as_deref(),
-    )))
+    )
+    .map(Some)
+    .map_err(StartupError::Outbox)
 }
 
 /// The configured service keys, or, for a server only this machine can reach (or a demo), one
@@ -264,7 +295,13 @@ fn app_state(
             .map_err(|e| StartupError::Audit(dir.join("audit.jsonl"), e))?,
         None => AuditLog::new(capacity),
     });
-    let events = Arc::new(Hub::default());
+    // With webhooks and a data directory, a change is acknowledged once its event is in the
+    // webhook outbox.
+    let outbox = settings.webhook_url.is_some() && settings.data_dir.is_some();
+    let events = Arc::new(match outbox {
+        true => Hub::kept_on_disk(crate::events::HUB_CAPACITY),
+        false => Hub::default(),
+    });
     store.publish_events(events.clone());
     let spec = crate::openapi::spec();
     Ok(web::Data::new(AppState {
@@ -336,26 +373,43 @@ fn serve(
     Ok(server)
 }
 
-/// Loads the snapshot in `dir` into `store`. A snapshot that cannot be read stops start-up and
-/// is left where it is.
-fn restore(dir: &std::path::Path, store: &MemoryStore) -> Result<SnapshotFile, SnapshotError> {
+/// Loads the snapshot in `dir` into `store` and replays the journal after it, then journals
+/// every change from here on. A snapshot or journal that cannot be read stops start-up and is
+/// left where it is.
+fn restore(dir: &Path, store: Arc<MemoryStore>, fsync: Fsync) -> Result<Persistence, StartupError> {
     let started = std::time::Instant::now();
     let file = SnapshotFile::in_dir(dir)?;
-    let Some(snapshot) = file.load()? else {
-        log::info!("no snapshot in {} yet; starting empty", dir.display());
-        return Ok(file);
+    let (from, written_at) = match file.load()? {
+        Some(snapshot) => {
+            // Expired or not: a journaled activity after the snapshot may extend a session.
+            store.import(snapshot.sessions, Millis(0));
+            (snapshot.journal_from, Some(snapshot.written_at))
+        }
+        None => (0, None),
     };
-    let found = snapshot.sessions.len();
+    let replayed = journal::replay(dir, from, |record| store.replay(record))?;
     let now = Millis::now();
-    let restored = store.import(snapshot.sessions, now);
+    let expired = store.purge_expired(now);
+    journal::remove_segments_before(dir, from)?;
+    let journal = Journal::open(dir, replayed.next_segment, fsync)?;
+    store.journal_to(journal.clone());
+    let snapshot = match written_at {
+        Some(at) => format!("a snapshot written {} s ago", now.seconds_since(at)),
+        None => "no snapshot".into(),
+    };
     log::info!(
-        "restored {restored} sessions from {} (written {} s ago) in {} ms ({} had expired meanwhile)",
-        file.path().display(),
-        now.seconds_since(snapshot.written_at),
+        "restored {} sessions from {} ({snapshot}, then {} journal records in {} segments) in {} ms; {expired} had expired meanwhile",
+        store.len(),
+        dir.display(),
+        replayed.records,
+        replayed.segments,
         started.elapsed().as_millis(),
-        found - restored
     );
-    Ok(file)
+    Ok(Persistence {
+        memory: store,
+        file,
+        journal,
+    })
 }
 
 /// The CORS policy for the allowed origins: the API's methods, and the headers a frontend
@@ -421,23 +475,38 @@ fn spawn_reaper(state: web::Data<AppState>) {
     });
 }
 
-fn spawn_snapshots(store: Arc<MemoryStore>, file: SnapshotFile, every_seconds: u64) {
+fn spawn_snapshots(persistence: Persistence, every_seconds: u64) {
     actix_web::rt::spawn(async move {
         let mut every = actix_web::rt::time::interval(Duration::from_secs(every_seconds));
         every.tick().await;
         loop {
             every.tick().await;
-            let saved = store.export(Millis::now());
-            let file = file.clone();
+            let persistence = persistence.clone();
             // Encoding and disk I/O run off the event loop.
-            let written = actix_web::rt::task::spawn_blocking(move || {
-                file.save(&saved, 0, Millis::now()).map(|()| saved.len())
-            })
-            .await;
-            match written {
+            match actix_web::rt::task::spawn_blocking(move || persistence.snapshot()).await {
                 Ok(Ok(n)) => log::debug!("snapshot of {n} sessions written"),
                 Ok(Err(e)) => log::error!("{e}"),
                 Err(e) => log::error!("the snapshot task failed: {e}"),
+            }
+        }
+    });
+}
+
+/// Journals session activity every `every_seconds`. Each round looks back one second further
+/// than the last one began, so activity recorded while a round was reading is not missed.
+fn spawn_activity(store: Arc<MemoryStore>, every_seconds: u64) {
+    actix_web::rt::spawn(async move {
+        let mut every = actix_web::rt::time::interval(Duration::from_secs(every_seconds));
+        every.tick().await;
+        let mut since = Millis::now();
+        loop {
+            every.tick().await;
+            let (store, from) = (store.clone(), Millis(since.0.saturating_sub(1_000)));
+            since = Millis::now();
+            if let Err(e) =
+                actix_web::rt::task::spawn_blocking(move || store.journal_activity(from)).await
+            {
+                log::error!("journaling activity failed: {e}");
             }
         }
     });

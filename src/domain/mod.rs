@@ -17,5 +17,5 @@ pub use listing::{Filters, ListQuery, Order, Position, SortField, SortKey};
 pub use login::LoginRules;
 pub use new_session::{NewSession, NewSessionRequest};
 pub use policy::ConcurrentSessions;
-pub use session::{EndReason, Scope, Session, SessionData, SessionRecord};
+pub use session::{EndReason, SavedSession, Scope, Session, SessionData, SessionRecord};
 pub use token::{PresentedToken, Token, TokenDigest};

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::{Millis, SessionId};
+use super::{Millis, SessionId, TokenDigest};
 
 /// What never changes after login. Strings are shared (`Arc<str>`), so copying a session out
 /// of a store bumps reference counts instead of allocating.
@@ -122,6 +122,15 @@ impl SessionRecord {
             last_active_at,
         }
     }
+}
+
+/// A session as the data directory keeps it (a snapshot, a journal record) and a replica
+/// copies it: with the digest of its token's secret.
+#[derive(Debug)]
+pub struct SavedSession {
+    pub digest: TokenDigest,
+    pub data: SessionData,
+    pub last_active_at: Millis,
 }
 
 /// Which sessions an administrator may see and end.

@@ -31,6 +31,9 @@ pub struct Hub {
     /// Whether readers may join: at once when this node numbers its events; once the shared
     /// log's newest events are in the ring when they come from elsewhere (Redis).
     ready: watch::Sender<bool>,
+    /// With a webhook outbox: the newest event it holds on disk (changes are acknowledged only
+    /// once their events are there).
+    kept: Option<watch::Sender<EventId>>,
 }
 
 struct Ring {
@@ -70,7 +73,38 @@ impl Hub {
             wanted: AtomicBool::new(false),
             wanted_at: AtomicU64::new(0),
             ready: watch::Sender::new(true),
+            kept: None,
         }
+    }
+
+    /// A hub whose events are kept on disk by a reader (the webhook outbox), which says how
+    /// far with [`Hub::mark_kept`].
+    pub fn kept_on_disk(capacity: usize) -> Self {
+        Hub {
+            kept: Some(watch::Sender::new(EventId::default())),
+            ..Hub::new(capacity)
+        }
+    }
+
+    /// Says that every event up to `id` is kept on disk.
+    pub fn mark_kept(&self, id: EventId) {
+        if let Some(kept) = &self.kept {
+            kept.send_if_modified(|k| {
+                let newer = id > *k;
+                *k = (*k).max(id);
+                newer
+            });
+        }
+    }
+
+    /// Waits until the events published so far are kept on disk (at once without an outbox,
+    /// or when the hub closes).
+    pub async fn kept(&self) {
+        let (Some(kept), Some(last)) = (&self.kept, self.last()) else {
+            return;
+        };
+        let mut kept = kept.subscribe();
+        let _ = kept.wait_for(|k| *k >= last).await;
     }
 
     /// Whether events are to be published and read: once anyone has wanted them.

@@ -10,8 +10,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 use crate::domain::new_session::check_saved;
-use crate::domain::{Millis, SessionData, SessionId, TokenDigest};
-use crate::store::SavedSession;
+use crate::domain::{Millis, SavedSession, SessionData, SessionId, TokenDigest};
 
 /// The fewest bytes one session takes (every text empty).
 pub const MIN_SESSION_BYTES: usize = 16 + 32 + 4 * 4 + 1 + 1 + 1 + 4 + 4 + 8 + 8;

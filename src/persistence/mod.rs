@@ -2,4 +2,6 @@
 //! since the last one, with the one encoding of a session both use.
 
 pub mod codec;
+pub mod frames;
+pub mod journal;
 pub mod snapshot;

@@ -21,8 +21,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use sha2::{Digest, Sha256};
 
 use super::codec::{write_session, Reader, MIN_SESSION_BYTES};
-use crate::domain::Millis;
-use crate::store::SavedSession;
+use crate::domain::{Millis, SavedSession};
 
 const MAGIC: &[u8; 8] = b"SESSIOND";
 pub const VERSION: u32 = 3;

@@ -10,7 +10,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 pub use self::redis::{lua_prelude, RedisClock, RedisStore};
-pub use memory::{MemoryStore, SavedSession};
+pub use crate::domain::SavedSession;
+pub use memory::MemoryStore;
 
 pub use crate::domain::LoginRules;
 use crate::domain::{

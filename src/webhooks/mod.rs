@@ -8,27 +8,36 @@
 //! with exponential backoff and jitter (the first retry within 10 s) for an hour. With several
 //! nodes on Redis, every node sees every event and each delivery is claimed in Redis for a
 //! lease: one node delivers it, and if that node dies another takes over once the lease
-//! lapses (receivers deduplicate by `webhook-id`). A graceful stop with `SESSIOND_DATA_DIR`
-//! saves what is still queued, and the next start resumes it.
+//! lapses (receivers deduplicate by `webhook-id`).
+//!
+//! With `SESSIOND_DATA_DIR` every delivery is kept in an [`outbox`] on disk before the change
+//! it tells of is acknowledged, so a crash loses none. For any one session, a delivery waits
+//! until the session's earlier one has ended (delivered or abandoned): `session-created`
+//! always arrives before `session-ended`, also across retries and restarts. A stop takes at
+//! most a few seconds, whatever the receiver does: attempts still in flight then are simply
+//! made again after the restart.
 
 mod claims;
+mod outbox;
 mod signing;
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
 pub use claims::{Claim, Claims, LocalClaims, RedisClaims};
 pub use signing::{WebhookSecret, MIN_SECRET_BYTES};
 
-use crate::events::Hub;
+use crate::events::{Change, Event, Hub};
 use crate::metrics::Metrics;
+use outbox::{Kept, Outbox};
 
 /// Deliveries a node holds at most.
 pub const QUEUE_CAPACITY: usize = 10_000;
@@ -46,15 +55,20 @@ const LEASE: Duration = Duration::from_secs(60);
 /// How often a node looks again at a delivery another node holds: once that one is done, the
 /// queue slot is free again.
 const RECHECK: Duration = Duration::from_secs(10);
-/// How long the feed rests while the queue is full.
-const FULL_PAUSE: Duration = Duration::from_millis(100);
-/// The file a graceful stop saves queued deliveries to, in the data directory.
+/// The file a graceful stop of an earlier version saved queued deliveries to.
 const SAVED: &str = "webhooks.json";
+/// How long a stop waits for attempts in flight.
+const STOP_WAIT: Duration = Duration::from_secs(2);
+/// Events the feed keeps in the outbox with one flush, at most.
+const FEED_BATCH: usize = 1024;
 
 /// One event to deliver.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct Delivery {
     id: String,
+    /// The session it is about, whose deliveries go out in order.
+    #[serde(default)]
+    session: Option<String>,
     body: String,
     /// Attempts made so far.
     attempts: u32,
@@ -65,6 +79,27 @@ struct Delivery {
 struct Queue {
     due: BTreeMap<(Instant, u64), Delivery>,
     next: u64,
+    /// Per session with a delivery under way: the deliveries waiting for it to end.
+    behind: HashMap<String, VecDeque<Delivery>>,
+    /// Deliveries held: due, under way or waiting.
+    held: usize,
+}
+
+impl Queue {
+    fn new() -> Self {
+        Queue {
+            due: BTreeMap::new(),
+            next: 0,
+            behind: HashMap::new(),
+            held: 0,
+        }
+    }
+
+    fn insert(&mut self, delivery: Delivery, at: Instant) {
+        let n = self.next;
+        self.next += 1;
+        self.due.insert((at, n), delivery);
+    }
 }
 
 struct Shared {
@@ -76,13 +111,13 @@ struct Shared {
     metrics: Arc<Metrics>,
     claims: Box<dyn Claims>,
     agent: ureq::Agent,
+    outbox: Option<Outbox>,
 }
 
 /// The node's webhook sender.
 pub struct Webhooks {
     shared: Arc<Shared>,
     workers: Mutex<Vec<thread::JoinHandle<()>>>,
-    saved_to: Option<PathBuf>,
 }
 
 fn unix_ms() -> u64 {
@@ -103,121 +138,85 @@ fn backoff(attempt: u32) -> Duration {
 }
 
 impl Webhooks {
-    /// Starts sending every event of `hub` to `url`; resumes deliveries a graceful stop saved
-    /// in `data_dir`.
+    /// Starts sending every event of `hub` to `url`; with `data_dir`, keeps deliveries in the
+    /// outbox there and resumes those that never ended.
     pub fn start(
         url: String,
         secret: WebhookSecret,
-        hub: &Hub,
+        hub: Arc<Hub>,
         metrics: Arc<Metrics>,
         claims: Box<dyn Claims>,
         data_dir: Option<&Path>,
-    ) -> Arc<Self> {
+    ) -> Result<Arc<Self>, String> {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .timeout_global(Some(TIMEOUT))
             .http_status_as_error(false)
             .max_redirects(0)
             .build()
             .into();
-        let webhooks = Arc::new(Webhooks {
-            shared: Arc::new(Shared {
-                url,
-                secret,
-                queue: Mutex::new(Queue {
-                    due: BTreeMap::new(),
-                    next: 0,
-                }),
-                wake: Condvar::new(),
-                stopping: AtomicBool::new(false),
-                metrics,
-                claims,
-                agent,
-            }),
-            workers: Mutex::new(Vec::new()),
-            saved_to: data_dir.map(|dir| dir.join(SAVED)),
+        let (outbox, resumed) = match data_dir {
+            Some(dir) => {
+                let (outbox, resumed) = Outbox::open(dir)?;
+                (Some(outbox), resumed)
+            }
+            None => (None, Vec::new()),
+        };
+        let shared = Arc::new(Shared {
+            url,
+            secret,
+            queue: Mutex::new(Queue::new()),
+            wake: Condvar::new(),
+            stopping: AtomicBool::new(false),
+            metrics,
+            claims,
+            agent,
+            outbox,
         });
-        if let Some(path) = &webhooks.saved_to {
-            webhooks.resume(path);
+        if !resumed.is_empty() {
+            log::info!("resuming {} webhook deliveries", resumed.len());
+        }
+        for kept in resumed {
+            shared.offer(Delivery::of(kept));
+        }
+        if let Some(dir) = data_dir {
+            shared.resume_saved(&dir.join(SAVED));
         }
         let workers = (0..WORKERS)
             .map(|n| {
-                let shared = webhooks.shared.clone();
+                let shared = shared.clone();
                 thread::Builder::new()
                     .name(format!("webhook-{n}"))
                     .spawn(move || shared.work())
                     .expect("a webhook thread starts")
             })
             .collect();
-        *webhooks
-            .workers
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = workers;
         // Events are taken from the hub on a thread of their own too: serialising them costs
-        // the request workers nothing. While the queue is full the thread rests, and the events
-        // it missed meanwhile are counted as dropped in one step (the feed reports how many).
-        if let Some(mut live) = hub.join(None).map(|replay| replay.live) {
-            let shared = webhooks.shared.clone();
+        // the request workers nothing.
+        if let Some(live) = hub.join(None).map(|replay| replay.live) {
+            let shared = shared.clone();
             thread::Builder::new()
                 .name("webhook-feed".into())
-                .spawn(move || loop {
-                    if shared.stopping.load(Ordering::SeqCst) {
-                        return;
-                    }
-                    if !shared.has_room() {
-                        thread::sleep(FULL_PAUSE);
-                        continue;
-                    }
-                    match live.blocking_recv() {
-                        Ok(event) => shared.offer(Delivery {
-                            id: event.id.to_string(),
-                            body: event.json().to_string(),
-                            attempts: 0,
-                            first_attempt_ms: 0,
-                        }),
-                        Err(RecvError::Lagged(missed)) => shared.metrics.webhook("dropped", missed),
-                        Err(RecvError::Closed) => return,
-                    }
-                })
+                .spawn(move || shared.feed(live, &hub))
                 .expect("the webhook feed thread starts");
         }
-        webhooks
+        Ok(Arc::new(Webhooks {
+            shared,
+            workers: Mutex::new(workers),
+        }))
     }
 
-    /// Reads back what the last graceful stop saved, and removes the file.
-    fn resume(&self, path: &Path) {
-        let Ok(text) = std::fs::read_to_string(path) else {
-            return;
-        };
-        match serde_json::from_str::<Vec<Delivery>>(&text) {
-            Ok(saved) => {
-                log::info!(
-                    "resuming {} webhook deliveries saved at the last stop",
-                    saved.len()
-                );
-                for delivery in saved {
-                    self.shared.offer(delivery);
-                }
-            }
-            Err(e) => log::warn!(
-                "the saved webhook deliveries in {} are unreadable: {e}",
-                path.display()
-            ),
-        }
-        let _ = std::fs::remove_file(path);
-    }
-
-    /// Stops delivering (waiting for attempts in flight), gives up this node's claims so that
-    /// other nodes deliver at once, and, with a data directory, saves what is still queued for
-    /// the next start.
+    /// Stops delivering: waits a little for attempts in flight (a receiver that hangs is not
+    /// waited for: with an outbox, those are made again after the restart), and gives up this
+    /// node's claims so that other nodes deliver at once.
     pub fn stop(&self) {
         self.shared.stopping.store(true, Ordering::SeqCst);
         self.shared.wake.notify_all();
-        for worker in self
-            .workers
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .drain(..)
-        {
+        let deadline = Instant::now() + STOP_WAIT;
+        let mut workers = self.workers.lock().unwrap_or_else(PoisonError::into_inner);
+        while Instant::now() < deadline && workers.iter().any(|w| !w.is_finished()) {
+            thread::sleep(Duration::from_millis(20));
+        }
+        for worker in workers.drain(..).filter(|w| w.is_finished()) {
             let _ = worker.join();
         }
         let queue = self
@@ -228,33 +227,45 @@ impl Webhooks {
         for delivery in queue.due.values() {
             self.shared.claims.release(&delivery.id);
         }
-        let Some(path) = &self.saved_to else { return };
-        if queue.due.is_empty() {
-            return;
-        }
-        let saved: Vec<&Delivery> = queue.due.values().collect();
-        let json = serde_json::to_string(&saved).expect("deliveries serialise");
-        match write_private(path, &json) {
-            Ok(()) => log::info!(
-                "saved {} webhook deliveries to {}",
-                saved.len(),
-                path.display()
-            ),
-            Err(e) => log::error!(
-                "could not save webhook deliveries to {}: {e}",
-                path.display()
-            ),
+        if let Some(outbox) = &self.shared.outbox {
+            outbox.flush();
         }
     }
 }
 
-fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.create(true).write(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options.open(path)?.write_all(text.as_bytes())
+impl Delivery {
+    fn of(kept: Kept) -> Self {
+        Delivery {
+            id: kept.id,
+            session: kept.session,
+            body: kept.body,
+            attempts: 0,
+            first_attempt_ms: 0,
+        }
+    }
+
+    fn of_event(event: &Event) -> Self {
+        let session = match &event.change {
+            Change::Created(created) => Some(created.id),
+            Change::Ended(ended) => Some(ended.id),
+            Change::Denied(_) => None,
+        };
+        Delivery {
+            id: event.id.to_string(),
+            session: session.map(|id| id.to_string()),
+            body: event.json().to_string(),
+            attempts: 0,
+            first_attempt_ms: 0,
+        }
+    }
+
+    fn kept(&self) -> Kept {
+        Kept {
+            id: self.id.clone(),
+            session: self.session.clone(),
+            body: self.body.clone(),
+        }
+    }
 }
 
 impl Shared {
@@ -263,30 +274,140 @@ impl Shared {
         self.queue
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .due
-            .len()
+            .held
             < QUEUE_CAPACITY
     }
 
-    /// Queues a delivery now; drops it (counted) when the queue is full. Never blocks on the
-    /// receiver.
-    fn offer(&self, delivery: Delivery) {
-        self.schedule(delivery, Instant::now());
+    /// Takes events from the hub until it closes or the node stops: keeps each batch in the
+    /// outbox (one flush) and says so to the hub, then queues them. While the queue is full,
+    /// events are dropped and counted, unread.
+    fn feed(&self, mut live: broadcast::Receiver<Arc<Event>>, hub: &Hub) {
+        let mut batch: Vec<Arc<Event>> = Vec::new();
+        loop {
+            if self.stopping.load(Ordering::SeqCst) {
+                return;
+            }
+            match live.blocking_recv() {
+                Ok(event) => batch.push(event),
+                Err(RecvError::Lagged(missed)) => self.metrics.webhook("dropped", missed),
+                Err(RecvError::Closed) => return,
+            }
+            while batch.len() < FEED_BATCH {
+                match live.try_recv() {
+                    Ok(event) => batch.push(event),
+                    Err(TryRecvError::Lagged(missed)) => self.metrics.webhook("dropped", missed),
+                    Err(_) => break,
+                }
+            }
+            let newest = hub.last().unwrap_or_default();
+            if !self.has_room() {
+                self.metrics.webhook("dropped", batch.len() as u64);
+                batch.clear();
+                hub.mark_kept(newest);
+                continue;
+            }
+            let deliveries: Vec<Delivery> =
+                batch.drain(..).map(|e| Delivery::of_event(&e)).collect();
+            if let Some(outbox) = &self.outbox {
+                let kept: Vec<Kept> = deliveries.iter().map(Delivery::kept).collect();
+                if let Err(e) = outbox.queued(&kept) {
+                    log::error!("cannot keep webhook deliveries in the outbox: {e}");
+                }
+            }
+            // Missed events are counted as dropped: nothing waits for them.
+            hub.mark_kept(newest);
+            for delivery in deliveries {
+                self.offer(delivery);
+            }
+        }
     }
 
-    fn schedule(&self, delivery: Delivery, at: Instant) {
+    /// Reads back what a graceful stop of an earlier version saved, and removes the file.
+    fn resume_saved(&self, path: &Path) {
+        let Ok(text) = std::fs::read_to_string(path) else {
+            return;
+        };
+        match serde_json::from_str::<Vec<Delivery>>(&text) {
+            Ok(saved) => {
+                log::info!(
+                    "resuming {} webhook deliveries saved at a stop",
+                    saved.len()
+                );
+                if let Some(outbox) = &self.outbox {
+                    let kept: Vec<Kept> = saved.iter().map(Delivery::kept).collect();
+                    if let Err(e) = outbox.queued(&kept) {
+                        log::error!("cannot keep webhook deliveries in the outbox: {e}");
+                    }
+                }
+                for delivery in saved {
+                    self.offer(delivery);
+                }
+            }
+            Err(e) => log::warn!(
+                "the saved webhook deliveries in {} are unreadable: {e}",
+                path.display()
+            ),
+        }
+        let _ = std::fs::remove_file(path);
+    }
+
+    /// Queues a new delivery now, behind its session's delivery under way if there is one;
+    /// drops it (counted) when the queue is full. Never blocks on the receiver.
+    fn offer(&self, delivery: Delivery) {
         let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
-        if queue.due.len() >= QUEUE_CAPACITY {
+        if queue.held >= QUEUE_CAPACITY {
             drop(queue);
             self.metrics.webhook("dropped", 1);
+            if let Some(outbox) = &self.outbox {
+                outbox.ended(&delivery.id);
+            }
             return;
         }
-        let n = queue.next;
-        queue.next += 1;
-        queue.due.insert((at, n), delivery);
-        self.metrics.webhook_queue.set(queue.due.len() as i64);
+        queue.held += 1;
+        self.metrics.webhook_queue.set(queue.held as i64);
+        if let Some(session) = &delivery.session {
+            if let Some(waiting) = queue.behind.get_mut(session) {
+                waiting.push_back(delivery);
+                return;
+            }
+            queue.behind.insert(session.clone(), VecDeque::new());
+        }
+        queue.insert(delivery, Instant::now());
         drop(queue);
         self.wake.notify_one();
+    }
+
+    /// Puts a delivery under way back in the queue, due at `at`.
+    fn schedule(&self, delivery: Delivery, at: Instant) {
+        let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
+        queue.insert(delivery, at);
+        drop(queue);
+        self.wake.notify_one();
+    }
+
+    /// A delivery has ended (delivered, abandoned, or done by another node): the next one of
+    /// its session may go.
+    fn finish(&self, delivery: &Delivery) {
+        if let Some(outbox) = &self.outbox {
+            outbox.ended(&delivery.id);
+        }
+        let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
+        queue.held -= 1;
+        self.metrics.webhook_queue.set(queue.held as i64);
+        let Some(session) = &delivery.session else {
+            return;
+        };
+        let next = queue.behind.get_mut(session).and_then(VecDeque::pop_front);
+        match next {
+            Some(next) => {
+                queue.insert(next, Instant::now());
+                drop(queue);
+                self.wake.notify_one();
+            }
+            None => {
+                queue.behind.remove(session);
+            }
+        }
     }
 
     /// A worker: takes the next due delivery, waiting until one is due.
@@ -301,9 +422,7 @@ impl Shared {
                     let now = Instant::now();
                     match queue.due.keys().next().copied() {
                         Some(key) if key.0 <= now => {
-                            let delivery = queue.due.remove(&key).expect("the key was just seen");
-                            self.metrics.webhook_queue.set(queue.due.len() as i64);
-                            break delivery;
+                            break queue.due.remove(&key).expect("the key was just seen");
                         }
                         Some(key) => {
                             queue = self
@@ -327,7 +446,7 @@ impl Shared {
 
     fn attempt(&self, mut delivery: Delivery) {
         match self.claims.claim(&delivery.id, LEASE) {
-            Claim::Done => return,
+            Claim::Done => return self.finish(&delivery),
             // Another node delivers it; look again later, in case that node is gone.
             Claim::Others => return self.schedule(delivery, Instant::now() + RECHECK),
             Claim::Mine => {}
@@ -339,7 +458,7 @@ impl Shared {
         if self.send(&delivery) {
             self.metrics.webhook("delivered", 1);
             self.claims.settle(&delivery.id);
-            return;
+            return self.finish(&delivery);
         }
         let elapsed = unix_ms().saturating_sub(delivery.first_attempt_ms);
         if Duration::from_millis(elapsed) >= RETRY_FOR {
@@ -350,7 +469,7 @@ impl Shared {
                 delivery.attempts
             );
             self.claims.settle(&delivery.id);
-            return;
+            return self.finish(&delivery);
         }
         self.metrics.webhook("failed", 1);
         let delay = backoff(delivery.attempts);
@@ -397,19 +516,18 @@ mod tests {
         let shared = Shared {
             url: "http://127.0.0.1:9/".into(),
             secret: WebhookSecret::parse(&format!("whsec_{}", "A".repeat(44))).unwrap(),
-            queue: Mutex::new(Queue {
-                due: BTreeMap::new(),
-                next: 0,
-            }),
+            queue: Mutex::new(Queue::new()),
             wake: Condvar::new(),
             stopping: AtomicBool::new(false),
             metrics: metrics.clone(),
             claims: Box::new(LocalClaims),
             agent: ureq::Agent::new_with_defaults(),
+            outbox: None,
         };
         for n in 0..QUEUE_CAPACITY + 5 {
             shared.offer(Delivery {
                 id: n.to_string(),
+                session: None,
                 body: "{}".into(),
                 attempts: 0,
                 first_attempt_ms: 0,

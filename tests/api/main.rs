@@ -15,6 +15,7 @@ mod events;
 mod expiry;
 mod hardening;
 mod helpers;
+mod journal;
 mod layers;
 mod listing;
 mod login;

@@ -123,7 +123,7 @@ fn a_snapshot_that_cannot_be_read_stops_start_up_and_is_left_in_place() {
 }
 
 #[test]
-fn kill_9_under_load_loses_only_what_came_after_the_last_snapshot() {
+fn kill_9_under_load_keeps_every_acknowledged_login_snapshots_or_not() {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::{Arc, Mutex};
 
@@ -176,28 +176,15 @@ fn kill_9_under_load_loses_only_what_came_after_the_last_snapshot() {
         last.iter().map(|s| s.data.id).collect();
 
     let server = start(&dir, "1");
-    assert!(
-        server
-            .log()
-            .contains(&format!("restored {} sessions", last.len())),
-        "{}",
-        server.log()
-    );
     let created = created.lock().unwrap();
     let mut kept = 0;
     for token in created.iter() {
+        assert!(server.validates(token), "an acknowledged login is back");
         let id = sessiond::domain::PresentedToken::parse(token).unwrap().id;
-        if in_snapshot.contains(&id) {
-            assert!(
-                server.validates(token),
-                "a session in the last snapshot is back"
-            );
-            kept += 1;
-        }
+        kept += usize::from(in_snapshot.contains(&id));
     }
-    assert_eq!(kept, last.len());
     println!(
-        "kill -9 under load: {} logins made, {kept} in the last snapshot and all back",
+        "kill -9 under load: {} logins acknowledged, {kept} of them in the last snapshot, all back",
         created.len()
     );
 }

@@ -130,7 +130,7 @@ fn every_event_is_delivered_signed_and_retried_through_an_outage() {
 }
 
 #[test]
-fn queued_deliveries_survive_a_graceful_restart_with_a_data_directory() {
+fn queued_deliveries_survive_kill_9_and_arrive_created_before_ended() {
     let Some(python) = python() else { return };
     let secret = secret();
     let dir = std::env::temp_dir().join(format!("sessiond-webhooks-{}", unique()));
@@ -146,36 +146,38 @@ fn queued_deliveries_survive_a_graceful_restart_with_a_data_directory() {
         ])
         .unwrap()
     };
-    // Nobody listens yet: the deliveries wait to be retried.
+    // Nobody listens yet: every delivery waits to be retried. Each session is created and
+    // ended, so its two events must arrive in that order.
     let server = start(&dead);
     let logins: Vec<String> = (0..3)
-        .map(|n| server.login(&unique(), &format!("10.9.1.{n}")).id)
+        .map(|n| {
+            let login = server.login(&unique(), &format!("10.9.1.{n}"));
+            assert_eq!(server.delete("/sessions/current", &login.token).status, 204);
+            login.id
+        })
         .collect();
-    wait_until(Duration::from_secs(10), "the first attempts fail", || {
-        server
-            .send("GET", "/metrics", &[], b"")
-            .body
-            .contains("sessiond_webhook_deliveries_total{result=\"failed\"} 3")
-    });
-    let (status, log) = server.terminate();
-    assert!(status.success(), "{log}");
-    assert!(log.contains("saved 3 webhook deliveries"), "{log}");
+    // Acknowledged, then a crash: no chance to save anything.
+    server.kill();
 
-    let receiver = receiver(&python, &secret, 0);
+    // The receiver fails the first attempts again: retries keep the order too.
+    let receiver = receiver(&python, &secret, 2);
     let server = start(&format!("http://127.0.0.1:{}/hooks", receiver.port));
     assert!(
-        server.log().contains("resuming 3 webhook deliveries"),
+        server.log().contains("resuming 6 webhook deliveries"),
         "{}",
         server.log()
     );
-    wait_until(
-        Duration::from_secs(30),
-        "the saved deliveries arrive",
-        || {
-            let sessions = delivered_sessions(&receiver);
-            logins.iter().all(|id| sessions.contains(id))
-        },
-    );
+    wait_until(Duration::from_secs(40), "every event arrives", || {
+        accepted(&receiver).len() >= 6
+    });
+    for id in &logins {
+        let kinds: Vec<String> = accepted(&receiver)
+            .iter()
+            .filter(|d| d["event"]["data"]["id"] == id.as_str())
+            .map(|d| d["event"]["type"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(kinds, ["session-created", "session-ended"], "session {id}");
+    }
     assert!(receiver
         .deliveries
         .lock()
@@ -183,6 +185,33 @@ fn queued_deliveries_survive_a_graceful_restart_with_a_data_directory() {
         .iter()
         .all(|d| d["verified"] == true));
     drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_stop_is_prompt_whatever_the_receiver_does() {
+    // A receiver that accepts connections and never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hooks", silent.local_addr().unwrap());
+    let dir = std::env::temp_dir().join(format!("sessiond-webhooks-{}", unique()));
+    let server = crate::process::Process::start(&[
+        ("SESSIOND_DATA_DIR", dir.to_str().unwrap()),
+        ("SESSIOND_WEBHOOK_URL", &url),
+        ("SESSIOND_WEBHOOK_SECRET", &secret()),
+    ])
+    .unwrap();
+    for n in 0..8 {
+        server.login(&unique(), &format!("10.9.2.{n}"));
+    }
+    let started = std::time::Instant::now();
+    let (status, log) = server.terminate();
+    assert!(status.success(), "{log}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "stopped in {:?}",
+        started.elapsed()
+    );
+    drop(silent);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -1,18 +1,23 @@
 //! The one place every change of the memory store is said: a session created, a session ended
 //! and why, a login denied. The store's operations make a change under the user's entry and
-//! say it here before they let go, so what listens sees each session's changes in order.
+//! say it here before they let go, so the journal and the events hold each session's changes
+//! in order.
 
 use std::sync::{Arc, OnceLock};
 
 use compact_str::CompactString;
 
-use crate::domain::{EndReason, Millis, SessionData, SessionId, SessionRecord};
+use crate::domain::{EndReason, Millis, SessionData, SessionId, SessionRecord, TokenDigest};
 use crate::events::{Change, CreatedSession, Denied, DenyReason, Ended, Hub};
+use crate::persistence::journal::{Fsync, Journal};
+use crate::store::StoreError;
 
 #[derive(Default)]
 pub(super) struct Changes {
     /// Where the events of changes go, once set (a replica's changes are not its own).
     events: OnceLock<Arc<Hub>>,
+    /// Where changes are journaled, with a data directory (once replay is done).
+    journal: OnceLock<Arc<Journal>>,
 }
 
 impl Changes {
@@ -20,6 +25,34 @@ impl Changes {
         if self.events.set(hub).is_err() {
             log::warn!("the memory store's events already go to a hub");
         }
+    }
+
+    pub(super) fn journal_to(&self, journal: Arc<Journal>) {
+        if self.journal.set(journal).is_err() {
+            log::warn!("the memory store is already journaled");
+        }
+    }
+
+    pub(super) fn journal(&self) -> Option<&Journal> {
+        self.journal.get().map(|j| &**j)
+    }
+
+    /// Waits until the changes made so far are on disk, if they must be before they are
+    /// acknowledged: every change with `SESSIOND_FSYNC=always`, and ends (`ends`) always; and
+    /// their events in the webhook outbox, if there is one.
+    pub(super) async fn acknowledged(&self, ends: bool) -> Result<(), StoreError> {
+        if let Some(journal) = self.journal() {
+            if ends || journal.fsync() == Fsync::Always {
+                journal
+                    .durable(journal.appended())
+                    .await
+                    .map_err(StoreError::Unavailable)?;
+            }
+        }
+        if let Some(hub) = self.events.get() {
+            hub.kept().await;
+        }
+        Ok(())
     }
 
     /// The hub, if there is one and anyone reads its events.
@@ -35,7 +68,10 @@ impl Changes {
         self.hub().is_some()
     }
 
-    pub(super) fn created(&self, session: &SessionRecord, now: Millis) {
+    pub(super) fn created(&self, session: &SessionRecord, digest: &TokenDigest, now: Millis) {
+        if let Some(journal) = self.journal() {
+            journal.created(digest, &session.data, session.last_active_at);
+        }
         if let Some(hub) = self.hub() {
             hub.publish(Change::Created(CreatedSession::of(session)), now);
         }
@@ -45,11 +81,14 @@ impl Changes {
     /// asked for.
     pub(super) fn ended(
         &self,
-        _id: SessionId,
-        _reason: EndReason,
+        id: SessionId,
+        reason: EndReason,
         described: Option<Ended>,
         now: Millis,
     ) {
+        if let Some(journal) = self.journal() {
+            journal.ended(id, reason);
+        }
         if let (Some(hub), Some(ended)) = (self.hub(), described) {
             hub.publish(Change::Ended(ended), now);
         }

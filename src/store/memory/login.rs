@@ -114,7 +114,7 @@ impl Engine {
     ) -> SessionRecord {
         self.link(chain, &data, digest, now);
         let session = SessionRecord::new(data, now, self.max_lifetime_seconds);
-        self.changes.created(&session, now);
+        self.changes.created(&session, &digest, now);
         session
     }
 }

@@ -48,18 +48,10 @@ use super::{
     Census, Created, IndexReport, Insert, LoginRules, Page, SessionStore, StoreError, Users,
 };
 use crate::domain::{
-    EndReason, ListQuery, Millis, PresentedToken, Scope, SessionData, SessionId, SessionRecord,
-    TokenDigest,
+    EndReason, ListQuery, Millis, PresentedToken, SavedSession, Scope, SessionId, SessionRecord,
 };
 use crate::events::Hub;
-
-/// A session as a snapshot keeps it.
-#[derive(Debug)]
-pub struct SavedSession {
-    pub digest: TokenDigest,
-    pub data: SessionData,
-    pub last_active_at: Millis,
-}
+use crate::persistence::journal::{Journal, Record};
 
 /// The embedded store, shared with the threads a listing runs on.
 pub struct MemoryStore {
@@ -111,6 +103,43 @@ impl MemoryStore {
         self.engine.forget(ids)
     }
 
+    /// Removes the sessions that have expired, saying nothing (at start-up); returns how many.
+    pub fn purge_expired(&self, now: Millis) -> usize {
+        self.engine.reap(now)
+    }
+
+    /// How many sessions are stored, live or not yet reaped.
+    pub fn len(&self) -> usize {
+        (0..SHARDS)
+            .map(|n| self.engine.shard(n).occupied().count())
+            .sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// From now on, journals every change before it is acknowledged.
+    pub fn journal_to(&self, journal: Arc<Journal>) {
+        self.engine.changes.journal_to(journal);
+    }
+
+    /// Applies a journaled change (at start-up, before the store serves or journals).
+    pub fn replay(&self, record: Record) {
+        self.engine.replay(record);
+    }
+
+    /// Journals the activity of sessions active since `since`: the last-active times that a
+    /// crash would otherwise take back.
+    pub fn journal_activity(&self, since: Millis) -> usize {
+        let Some(journal) = self.engine.changes.journal() else {
+            return 0;
+        };
+        let active = self.engine.active_since(since);
+        journal.activity(&active);
+        active.len()
+    }
+
     /// Runs `work`, which reads every session for milliseconds, on the blocking pool, so that
     /// the other requests of this worker (validations) go on meanwhile.
     async fn off_the_event_loop<T: Send + 'static>(
@@ -133,7 +162,12 @@ impl SessionStore for MemoryStore {
         rules: LoginRules,
         now: Millis,
     ) -> Result<Created, StoreError> {
-        self.engine.create(insert, rules, now)
+        let created = self.engine.create(insert, rules, now)?;
+        self.engine
+            .changes
+            .acknowledged(!created.ended.is_empty())
+            .await?;
+        Ok(created)
     }
 
     async fn authenticate(
@@ -160,7 +194,9 @@ impl SessionStore for MemoryStore {
         now: Millis,
         reason: EndReason,
     ) -> Result<Vec<SessionRecord>, StoreError> {
-        Ok(self.engine.delete(ids, scope, now, reason))
+        let ended = self.engine.delete(ids, scope, now, reason);
+        self.engine.changes.acknowledged(!ended.is_empty()).await?;
+        Ok(ended)
     }
 
     async fn list(

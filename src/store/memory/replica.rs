@@ -8,6 +8,7 @@ use rayon::prelude::*;
 use super::rows::{shard_of, Shard, SHARDS};
 use super::{Engine, SavedSession};
 use crate::domain::{EndReason, Millis, SessionId};
+use crate::persistence::journal::Record;
 
 impl Engine {
     /// Inserts a saved session unless it has expired or its id is taken.
@@ -63,6 +64,37 @@ impl Engine {
         if let Some(slot) = rows.slot_of(id) {
             rows.row(slot).last_active_at.fetch_max(at.0, Relaxed);
         }
+    }
+
+    /// Applies a journaled change. Sessions are inserted whether or not they have expired (a
+    /// later activity record may extend them); start-up removes the expired after replay.
+    pub(super) fn replay(&self, record: Record) {
+        match record {
+            Record::Created(saved) => {
+                self.insert_saved(&saved, Millis(0));
+            }
+            Record::Ended { id, reason } => {
+                self.end(id, reason, Millis(0), |_, _| true);
+            }
+            Record::Activity(sessions) => {
+                for (id, at) in sessions {
+                    self.touch(id, at);
+                }
+            }
+        }
+    }
+
+    /// Sessions last active at `since` or later, with when.
+    pub(super) fn active_since(&self, since: Millis) -> Vec<(SessionId, Millis)> {
+        (0..SHARDS)
+            .flat_map(|n| {
+                let rows = self.shard(n);
+                rows.occupied()
+                    .filter(|row| row.last_active_at() >= since)
+                    .map(|row| (row.id(), row.last_active_at()))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
     }
 
     /// Removes sessions ended elsewhere (a replica says nothing of them: its source did).

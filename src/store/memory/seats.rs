@@ -118,7 +118,8 @@ impl Seats {
         let empty = seated.is_empty();
         drop(seated);
         if empty {
-            self.0.remove_if(organisation, |_, seated| seated.is_empty());
+            self.0
+                .remove_if(organisation, |_, seated| seated.is_empty());
         }
     }
 
