@@ -241,6 +241,9 @@ struct Pending {
     seq: u64,
     /// Whether a record in `bytes` waits for its flush.
     urgent: bool,
+    /// Whether the writer waits to be woken (it is woken only then, and only for what must
+    /// be flushed soon: a wake-up per record would cost a context switch per request).
+    writer_waiting: bool,
 }
 
 struct Segment {
@@ -359,12 +362,18 @@ impl Shared {
     fn run(&self) {
         loop {
             {
-                let pending = lock(&self.pending);
-                if pending.bytes.is_empty() && !self.stopping.load(Ordering::Acquire) {
-                    let (_pending, _) = self
+                let mut pending = lock(&self.pending);
+                let idle = match self.fsync {
+                    Fsync::Always => pending.bytes.is_empty(),
+                    Fsync::EverySecond => !pending.urgent,
+                };
+                if idle && !self.stopping.load(Ordering::Acquire) {
+                    pending.writer_waiting = true;
+                    let (mut pending, _) = self
                         .wake
                         .wait_timeout(pending, EVERY_SECOND)
                         .unwrap_or_else(PoisonError::into_inner);
+                    pending.writer_waiting = false;
                 }
             }
             let stopping = self.stopping.load(Ordering::Acquire);
@@ -427,8 +436,11 @@ impl Journal {
         frame(&mut pending.bytes, write);
         pending.seq += 1;
         pending.urgent |= urgent;
+        let wake = pending.writer_waiting && (urgent || self.shared.fsync == Fsync::Always);
         drop(pending);
-        self.shared.wake.notify_one();
+        if wake {
+            self.shared.wake.notify_one();
+        }
     }
 
     pub fn created(&self, digest: &TokenDigest, data: &SessionData, last_active_at: Millis) {
@@ -487,7 +499,9 @@ impl Journal {
     /// Writes and flushes what is pending, and stops the writer.
     pub fn stop(&self) {
         self.shared.stopping.store(true, Ordering::Release);
+        let _waiting = lock(&self.shared.pending);
         self.shared.wake.notify_one();
+        drop(_waiting);
         if let Some(writer) = lock(&self.writer).take() {
             let _ = writer.join();
         }

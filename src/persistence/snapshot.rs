@@ -12,15 +12,15 @@
 //! tokens carried their session's id, so its sessions cannot be validated and it is refused by
 //! name.
 
-use std::fs::{self, File};
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::fs;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use sha2::{Digest, Sha256};
 
 use super::codec::{write_session, Reader, MIN_SESSION_BYTES};
+use super::replace_file;
 use crate::domain::{Millis, SavedSession};
 
 const MAGIC: &[u8; 8] = b"SESSIOND";
@@ -118,26 +118,7 @@ impl SnapshotFile {
         let bytes = encode(sessions, journal_from, now);
         let _one_at_a_time = self.writing.lock().unwrap_or_else(PoisonError::into_inner);
         let temporary = self.path.with_extension("snapshot.tmp");
-        let write = || -> std::io::Result<()> {
-            // `remove_file` removes a link itself, and `create_new` (O_EXCL) never follows one.
-            match fs::remove_file(&temporary) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
-                _ => {}
-            }
-            let mut file = fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&temporary)?;
-            file.write_all(&bytes)?;
-            file.sync_all()?;
-            fs::rename(&temporary, &self.path)?;
-            if let Some(dir) = self.path.parent() {
-                File::open(dir)?.sync_all()?;
-            }
-            Ok(())
-        };
-        write().map_err(|source| SnapshotError::Write {
+        replace_file(&self.path, &temporary, &bytes).map_err(|source| SnapshotError::Write {
             path: self.path.clone(),
             source,
         })

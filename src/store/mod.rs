@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-pub use self::redis::{lua_prelude, RedisClock, RedisStore};
+pub use self::redis::{lua_prelude, Keys as RedisKeys, RedisClock, RedisStore};
 pub use crate::domain::SavedSession;
 pub use memory::MemoryStore;
 

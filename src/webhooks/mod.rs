@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
-pub use claims::{Claim, Claims, LocalClaims, RedisClaims};
+pub use claims::{Claim, Claims, LocalClaims, Progress, RedisClaims};
 pub use signing::{WebhookSecret, MIN_SECRET_BYTES};
 
 use crate::events::{Change, Event, Hub};
@@ -50,8 +50,10 @@ pub const RETRY_FOR: Duration = Duration::from_secs(3600);
 /// The first retry's delay (before jitter); each later one doubles, up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_secs(5);
 const MAX_BACKOFF: Duration = Duration::from_secs(600);
-/// How long a node's claim on a delivery lasts without being renewed.
-const LEASE: Duration = Duration::from_secs(60);
+/// How long a node's claim on a delivery lasts beyond an attempt's due time without being
+/// renewed: longer than an attempt can take. A failed attempt holds the claim through its
+/// backoff, so no node takes a delivery over while its holder waits to retry.
+const LEASE: Duration = Duration::from_secs(TIMEOUT.as_secs() + 50);
 /// How often a node looks again at a delivery another node holds: once that one is done, the
 /// queue slot is free again.
 const RECHECK: Duration = Duration::from_secs(10);
@@ -447,9 +449,23 @@ impl Shared {
     fn attempt(&self, mut delivery: Delivery) {
         match self.claims.claim(&delivery.id, LEASE) {
             Claim::Done => return self.finish(&delivery),
-            // Another node delivers it; look again later, in case that node is gone.
-            Claim::Others => return self.schedule(delivery, Instant::now() + RECHECK),
-            Claim::Mine => {}
+            // Another node delivers it, or who does cannot be known now; look again later, in
+            // case that node is gone.
+            Claim::Others | Claim::Unknown => {
+                return self.schedule(delivery, Instant::now() + RECHECK)
+            }
+            Claim::Mine(progress) => {
+                // Taken over from a node that made attempts already: go on with its backoff.
+                if progress.attempts > delivery.attempts {
+                    delivery.attempts = progress.attempts;
+                    delivery.first_attempt_ms = progress.first_attempt_ms;
+                    let wait = progress.due_ms.saturating_sub(unix_ms());
+                    if wait > 0 {
+                        let due = Instant::now() + Duration::from_millis(wait);
+                        return self.schedule(delivery, due);
+                    }
+                }
+            }
         }
         if delivery.first_attempt_ms == 0 {
             delivery.first_attempt_ms = unix_ms();
@@ -473,6 +489,12 @@ impl Shared {
         }
         self.metrics.webhook("failed", 1);
         let delay = backoff(delivery.attempts);
+        let progress = Progress {
+            attempts: delivery.attempts,
+            first_attempt_ms: delivery.first_attempt_ms,
+            due_ms: unix_ms() + delay.as_millis() as u64,
+        };
+        self.claims.progress(&delivery.id, progress, LEASE);
         self.schedule(delivery, Instant::now() + delay);
     }
 

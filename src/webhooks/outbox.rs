@@ -11,11 +11,11 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 
 use crate::persistence::frames::{self, frame};
+use crate::persistence::replace_file;
 
 const FILE_NAME: &str = "webhooks.log";
 const QUEUED: u8 = 1;
@@ -216,22 +216,7 @@ fn rewrite<'a>(path: &Path, pending: impl Iterator<Item = &'a Kept>) -> std::io:
     for kept in pending {
         write_queued(&mut bytes, kept);
     }
-    let temporary = path.with_extension("log.tmp");
-    match fs::remove_file(&temporary) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
-        _ => {}
-    }
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&temporary)?;
-    file.write_all(&bytes)?;
-    file.sync_all()?;
-    fs::rename(&temporary, path)?;
-    if let Some(dir) = path.parent() {
-        File::open(dir)?.sync_all()?;
-    }
+    replace_file(path, &path.with_extension("log.tmp"), &bytes)?;
     OpenOptions::new().append(true).open(path)
 }
 

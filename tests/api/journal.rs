@@ -12,6 +12,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::helpers::{unique, wait_until, Client, Login};
+use crate::model::Rng;
 use crate::process::Process;
 
 fn data_dir() -> PathBuf {
@@ -60,18 +61,6 @@ impl Ledger {
     }
 }
 
-/// A small deterministic random source, so a failing round can be read again.
-struct Dice(u64);
-
-impl Dice {
-    fn roll(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
-
 /// One client's mixed load over its own users until the server is gone: logins (allow and
 /// replace, beyond the per-user limit of 3), logouts, administrator deletes and bulk deletes.
 fn load(
@@ -82,15 +71,15 @@ fn load(
     ledger: Arc<Mutex<Ledger>>,
     done: Arc<AtomicUsize>,
 ) {
-    let mut dice = Dice(seed);
+    let mut dice = Rng(seed);
     loop {
-        let user = &users[dice.roll(users.len() as u64) as usize];
+        let user = &users[dice.next(users.len())];
         let live = ledger.lock().unwrap().live_of(user);
         let token_of = |id: &String| ledger.lock().unwrap().created[id].0.clone();
-        let roll = dice.roll(10);
+        let roll = dice.next(10);
         let cut_off = |ids: &[String]| ledger.lock().unwrap().uncertain.extend(ids.iter().cloned());
         if roll < 5 || live.is_empty() {
-            let policy = ["allow", "replace"][dice.roll(2) as usize];
+            let policy = ["allow", "replace"][dice.next(2)];
             let body = json!({"user_id": user, "name": format!("Student {user}"), "ip_address": "10.0.0.7",
                 "concurrent_sessions": policy, "timeout_seconds": 3600});
             let Some(response) = client.try_create(&body) else {
@@ -108,7 +97,7 @@ fn load(
                 ledger.ended.insert(ended.as_str().unwrap().to_string());
             }
         } else {
-            let id = live[dice.roll(live.len() as u64) as usize].clone();
+            let id = live[dice.next(live.len())].clone();
             let (method, path, token, body) = match roll {
                 5 | 6 => (
                     "DELETE",
@@ -229,7 +218,7 @@ fn check(server: &Process, admin: &Login, ledger: &mut Ledger, round: usize) {
 fn kill_9_during_mixed_load_loses_nothing_acknowledged_and_undoes_no_end() {
     let dir = data_dir();
     let ledger = Arc::new(Mutex::new(Ledger::default()));
-    let mut dice = Dice(0x9e37_79b9_7f4a_7c15);
+    let mut dice = Rng(0x9e37_79b9_7f4a_7c15);
     let admin = {
         let server = start(&dir, &[]);
         let admin = server.login_as(&json!({"user_id": "root", "name": "Ada",
@@ -262,12 +251,12 @@ fn kill_9_during_mixed_load_loses_nothing_acknowledged_and_undoes_no_end() {
                     .map(|u| format!("r{round}-w{w}-u{u}-{}", unique()))
                     .collect();
                 let (client, ledger, done) = (Client::new(address), ledger.clone(), done.clone());
-                let (admin, seed) = (admin.token.clone(), dice.roll(u64::MAX) | 1);
+                let (admin, seed) = (admin.token.clone(), dice.next(usize::MAX) as u64 | 1);
                 thread::spawn(move || load(client, admin, users, seed, ledger, done))
             })
             .collect();
         // Killed at a random point of the load, while every client has requests in flight.
-        let kill_after = 100 + dice.roll(400) as usize;
+        let kill_after = 100 + dice.next(400);
         wait_until(Duration::from_secs(30), "the load is under way", || {
             done.load(Ordering::Relaxed) >= kill_after
         });

@@ -14,10 +14,10 @@ const WORKERS: usize = 6;
 const RUN_FOR: Duration = Duration::from_secs(3);
 
 /// A small deterministic generator, so a failing interleaving of choices can be replayed.
-struct Rng(u64);
+pub struct Rng(pub u64);
 
 impl Rng {
-    fn next(&mut self, below: usize) -> usize {
+    pub fn next(&mut self, below: usize) -> usize {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;

@@ -326,3 +326,44 @@ fn a_node_that_stops_hands_its_deliveries_to_the_other_at_once() {
     );
     drop(other);
 }
+
+/// A delivery's claim on Redis carries its progress and holds through its backoff: another
+/// node neither takes it over while its holder waits to retry, nor starts its backoff again
+/// when it does take over; and while Redis is unreachable nobody delivers.
+#[test]
+fn a_claim_holds_through_the_backoff_and_hands_over_its_progress() {
+    use sessiond::webhooks::{Claim, Claims, Progress, RedisClaims};
+    let Some(redis) = crate::redis_server::RedisServer::start() else {
+        return;
+    };
+    let prefix = format!("claims-{}:", unique());
+    let a = RedisClaims::new(&redis.url(), &prefix, "a".into()).unwrap();
+    let b = RedisClaims::new(&redis.url(), &prefix, "b".into()).unwrap();
+    let lease = Duration::from_millis(200);
+    assert_eq!(a.claim("e1", lease), Claim::Mine(Progress::default()));
+    assert_eq!(b.claim("e1", lease), Claim::Others);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let progress = Progress {
+        attempts: 7,
+        first_attempt_ms: now - 1_000_000,
+        due_ms: now + 600_000,
+    };
+    a.progress("e1", progress, lease);
+    // Far beyond the lease of an attempt, but within the backoff: still a's.
+    std::thread::sleep(lease * 2);
+    assert_eq!(b.claim("e1", lease), Claim::Others);
+    // a stops and gives it up: b goes on from attempt 7, not from the first.
+    a.release("e1");
+    assert_eq!(b.claim("e1", lease), Claim::Mine(progress));
+    b.settle("e1");
+    assert_eq!(a.claim("e1", lease), Claim::Done);
+    drop(redis);
+    assert_eq!(
+        a.claim("e2", lease),
+        Claim::Unknown,
+        "no claim, no delivery"
+    );
+}

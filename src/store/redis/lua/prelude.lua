@@ -31,8 +31,8 @@ end
 
 -- Whether a user has a live session in an organisation: holds one of its seats.
 local function seated(prefix, user, organisation, now, max_ms)
-  for _, sid in ipairs(redis.call('SMEMBERS', prefix .. 'u:' .. user)) do
-    local s = read_session(prefix .. 's:' .. sid)
+  for _, sid in ipairs(redis.call('SMEMBERS', user_key(prefix, user))) do
+    local s = read_session(session_key(prefix, sid))
     if s[USER_ID] and s[ORGANISATION] == organisation and session_expires_at(s, max_ms) > now then
       return true
     end

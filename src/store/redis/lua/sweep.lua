@@ -4,11 +4,11 @@
 -- ARGV: now ('' = Redis' clock), max lifetime ms, prefix, channel, cursor, count.
 -- Returns the next cursor and the number of sessions ended.
 local now, max_ms, prefix, channel = clock(ARGV[1]), tonumber(ARGV[2]), ARGV[3], ARGV[4]
-local step = redis.call('SCAN', ARGV[5], 'MATCH', prefix .. 'u:*', 'COUNT', ARGV[6])
+local step = redis.call('SCAN', ARGV[5], 'MATCH', user_key(prefix, '*'), 'COUNT', ARGV[6])
 local ended = 0
 for _, set in ipairs(step[2]) do
   for _, id in ipairs(redis.call('SMEMBERS', set)) do
-    local key = prefix .. 's:' .. id
+    local key = session_key(prefix, id)
     local s = read_session(key)
     if not s[USER_ID] then
       redis.call('SREM', set, id)

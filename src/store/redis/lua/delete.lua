@@ -8,12 +8,12 @@ local reason = ARGV[6]
 local ended = {}
 for n = 7, #ARGV do
   local id = ARGV[n]
-  local key = prefix .. 's:' .. id
+  local key = session_key(prefix, id)
   local s = read_session(key)
   local in_scope = scope == '' or (s[ORGANISATION] == scope and not holds_admin(s[ROLES]))
   if s[USER_ID] and in_scope and session_expires_at(s, max_ms) > now then
     redis.call('DEL', key)
-    redis.call('SREM', prefix .. 'u:' .. s[USER_ID], id)
+    redis.call('SREM', user_key(prefix, s[USER_ID]), id)
     redis.call('PUBLISH', channel, cjson.encode({op = 'd', id = id}))
     emit(prefix, 'ended', reason, now, id, s)
     table.insert(ended, id)

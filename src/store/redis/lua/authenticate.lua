@@ -19,7 +19,7 @@ if now > last then
   -- Other nodes' copies learn of activity at most once a second (when the touch enters a new
   -- second): enough for listing.
   if math.floor(now / 1000) > math.floor(last / 1000) then
-    redis.call('PUBLISH', ARGV[4], cjson.encode({op = 't', id = string.sub(key, string.len(ARGV[3]) + 3), l = now_text}))
+    redis.call('PUBLISH', ARGV[4], cjson.encode({op = 't', id = session_id_of(ARGV[3], key), l = now_text}))
   end
 end
-return {string.sub(key, string.len(ARGV[3]) + 3), unpack(s)}
+return {session_id_of(ARGV[3], key), unpack(s)}

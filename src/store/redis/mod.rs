@@ -1,0 +1,482 @@
+//! The Redis store: several sessiond nodes share their sessions through one Redis.
+//!
+//! Every rule is decided in Redis, atomically, by a Lua script: the login rule's check-and-insert
+//! (`create.lua`, checked against `domain::login::decide`), validation with its touch (one
+//! round trip: a token carries its session's id, so the script reads that session's hash and
+//! compares the digest of the token's secret), and deletes. The keys are laid out in
+//! [`keys`], a session's fields in [`fields`], the scripts' arguments and replies typed in
+//! [`scripts`].
+//!
+//! Listing needs a scan-friendly layout, so each node keeps a replica of the sessions in a
+//! [`MemoryStore`], loaded at start-up and kept current by the change events the scripts
+//! publish. Before it answers a list, a node publishes a marker and waits to receive it back:
+//! Redis delivers messages in order, so every change made before the request has reached the
+//! replica by then, on whichever node it was made ([`replica`]). Events come to each node's hub
+//! from a shared log ([`event_log`]).
+
+mod event_log;
+mod fields;
+pub mod keys;
+mod replica;
+mod scripts;
+
+pub use fields::lua_prelude;
+pub use keys::Keys;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::streams::StreamRangeReply;
+use redis::{AsyncCommands, Script};
+
+use super::{
+    Census, Created, IndexReport, Insert, LoginRules, MemoryStore, Page, SavedSession,
+    SessionStore, StoreError, Users,
+};
+use crate::domain::{
+    EndReason, ListQuery, Millis, PresentedToken, Scope, SessionId, SessionRecord,
+};
+use crate::events::Hub;
+use event_log::EventReader;
+use fields::{field, field_names, parse, script, to_hex, FIELDS};
+use replica::Markers;
+use scripts::{LoginArgs, LoginReply};
+
+/// How long a request waits for Redis before answering `503`.
+const TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The event log (a stream under the prefix) keeps about this many of the newest events:
+/// what a node starting, or a reader resuming on another node, can catch up from.
+const EVENT_LOG_LENGTH: usize = 20_000;
+
+/// How long a session's hash outlives its expiry, so that the reaper (every 10 s, on every
+/// node) can end it and say so; the expiry rule, not the hash's presence, decides liveness.
+const EXPIRED_KEPT: Duration = Duration::from_secs(300);
+
+/// How long one read of the event log waits for new events before asking again.
+const EVENT_WAIT: Duration = Duration::from_secs(5);
+
+/// Whose clock the scripts decide expiry by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RedisClock {
+    /// Redis' own (`TIME`): nodes whose clocks disagree still agree on every expiry. What
+    /// sessiond runs with.
+    Redis,
+    /// The time each call passes: for tests that travel in time.
+    Caller,
+}
+
+impl RedisClock {
+    fn arg(self, now: Millis) -> String {
+        match self {
+            RedisClock::Redis => String::new(),
+            RedisClock::Caller => now.0.to_string(),
+        }
+    }
+}
+
+pub struct RedisStore {
+    clock: RedisClock,
+    client: redis::Client,
+    conn: ConnectionManager,
+    keys: Keys,
+    max_lifetime_seconds: u64,
+    replica: Arc<MemoryStore>,
+    markers: Arc<Markers>,
+    create: Script,
+    authenticate: Script,
+    delete: Script,
+    seats: Script,
+    sweep: Script,
+}
+
+fn unavailable(e: redis::RedisError) -> StoreError {
+    StoreError::Unavailable(format!("Redis: {e}"))
+}
+
+impl RedisStore {
+    /// Connects to Redis and starts following its change feed. `url` is a `redis://` or
+    /// `rediss://` URL, with a user and password for Redis AUTH/ACL if it has them.
+    pub async fn connect(
+        url: &str,
+        prefix: &str,
+        max_lifetime_seconds: u64,
+    ) -> Result<Arc<Self>, StoreError> {
+        Self::connect_with_clock(url, prefix, max_lifetime_seconds, RedisClock::Redis).await
+    }
+
+    /// [`RedisStore::connect`], deciding expiry by `clock`.
+    pub async fn connect_with_clock(
+        url: &str,
+        prefix: &str,
+        max_lifetime_seconds: u64,
+        clock: RedisClock,
+    ) -> Result<Arc<Self>, StoreError> {
+        let client = redis::Client::open(url).map_err(unavailable)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(TIMEOUT))
+            .set_response_timeout(Some(TIMEOUT))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(500));
+        let conn = client
+            .get_connection_manager_with_config(config)
+            .await
+            .map_err(unavailable)?;
+        let store = Arc::new(RedisStore {
+            clock,
+            client: client.clone(),
+            conn,
+            keys: Keys::new(prefix),
+            max_lifetime_seconds,
+            replica: Arc::new(MemoryStore::new(max_lifetime_seconds)),
+            markers: Arc::new(Markers {
+                node: SessionId::generate().to_string(),
+                next: AtomicU64::new(0),
+                waiting: Mutex::new(HashMap::new()),
+                following: AtomicBool::new(false),
+            }),
+            create: scripts::login_script(),
+            authenticate: script(include_str!("lua/authenticate.lua")),
+            delete: script(include_str!("lua/delete.lua")),
+            seats: script(include_str!("lua/seats.lua")),
+            sweep: script(include_str!("lua/sweep.lua")),
+        });
+        store.clone().follow(client);
+        // Serve only once the replica is loaded, so the first list is complete.
+        for _ in 0..100 {
+            if store.markers.following.load(Ordering::SeqCst) {
+                return Ok(store);
+            }
+            actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+        }
+        Err(StoreError::Unavailable(
+            "the sessions in Redis could not be loaded within 10 seconds".into(),
+        ))
+    }
+
+    fn max_ms(&self) -> u64 {
+        self.max_lifetime_seconds.saturating_mul(1000)
+    }
+
+    fn record(&self, saved: SavedSession) -> SessionRecord {
+        SessionRecord::new(saved.data, saved.last_active_at, self.max_lifetime_seconds)
+    }
+}
+
+#[async_trait]
+impl SessionStore for RedisStore {
+    async fn create(
+        &self,
+        insert: Insert,
+        rules: LoginRules,
+        now: Millis,
+    ) -> Result<Created, StoreError> {
+        let Insert {
+            id,
+            digest,
+            session,
+        } = insert;
+        let args = LoginArgs {
+            rules: &rules,
+            now: self.clock.arg(now),
+            max_ms: self.max_ms(),
+            keys: &self.keys,
+            id,
+            digest: &digest,
+            session: &session,
+        };
+        let reply: Vec<String> = args
+            .invocation(&self.create)
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(unavailable)?;
+        let (made_at, ended) = match LoginReply::parse(reply)? {
+            LoginReply::SeatLimit => {
+                return Err(StoreError::SeatLimit {
+                    organisation: session.organisation.clone(),
+                    limit: rules.seats.unwrap_or_default(),
+                })
+            }
+            LoginReply::Denied(existing) => return Err(StoreError::LoginDenied(existing)),
+            LoginReply::Admitted { made_at, ended } => (made_at, ended),
+        };
+        // The session was made at Redis' time, which every node goes by.
+        let saved = SavedSession {
+            digest,
+            data: session.into_data(id, made_at),
+            last_active_at: made_at,
+        };
+        // The replica learns of the new session from the change feed, in order with every
+        // other change; importing it here could resurrect it after a concurrent delete.
+        let ended_ids: Vec<SessionId> = ended.iter().map(|(id, _)| *id).collect();
+        self.replica.forget(&ended_ids);
+        Ok(Created {
+            session: self.record(saved),
+            ended,
+        })
+    }
+
+    async fn authenticate(
+        &self,
+        token: &PresentedToken,
+        now: Millis,
+    ) -> Result<Option<SessionRecord>, StoreError> {
+        let reply: Option<Vec<Option<String>>> = self
+            .authenticate
+            .key(self.keys.session(token.id))
+            .arg(self.clock.arg(now))
+            .arg(self.max_ms())
+            .arg(self.keys.prefix())
+            .arg(self.keys.changes())
+            .arg(to_hex(&token.digest.0))
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(unavailable)?;
+        Ok(reply.and_then(|row| parse(&row)).map(|saved| {
+            self.replica.touch(saved.data.id, saved.last_active_at);
+            self.record(saved)
+        }))
+    }
+
+    async fn get(
+        &self,
+        id: SessionId,
+        scope: &Scope,
+        now: Millis,
+    ) -> Result<Option<SessionRecord>, StoreError> {
+        // Read with Redis' time, by which every node decides expiry (a hash outlives its
+        // session until the reaper ends it).
+        let (fields, (seconds, micros)): (Vec<Option<String>>, (u64, u64)) = redis::pipe()
+            .cmd("HMGET")
+            .arg(self.keys.session(id))
+            .arg(&field_names())
+            .cmd("TIME")
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(unavailable)?;
+        let now = match self.clock {
+            RedisClock::Redis => Millis(seconds * 1000 + micros / 1000),
+            RedisClock::Caller => now,
+        };
+        let mut row = vec![Some(id.to_string())];
+        row.extend(fields);
+        let live = |r: &SessionRecord| now < r.expires_at;
+        Ok(parse(&row)
+            .map(|saved| self.record(saved))
+            .filter(|r| live(r) && scope.admits(&r.data.organisation, r.data.holds_admin())))
+    }
+
+    async fn delete(
+        &self,
+        ids: &[SessionId],
+        scope: &Scope,
+        now: Millis,
+        reason: EndReason,
+    ) -> Result<Vec<SessionRecord>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let organisation = match scope {
+            Scope::All => String::new(),
+            Scope::Organisation(org) => org.to_string(),
+        };
+        let mut invocation = self.delete.prepare_invoke();
+        invocation
+            .arg(self.clock.arg(now))
+            .arg(self.max_ms())
+            .arg(self.keys.prefix())
+            .arg(self.keys.changes())
+            .arg(organisation)
+            .arg(reason.as_str());
+        for id in ids {
+            invocation.arg(id.to_string());
+        }
+        let reply: Vec<Option<String>> = invocation
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(unavailable)?;
+        let ended: Vec<SessionRecord> = reply
+            .chunks(FIELDS.len() + 1)
+            .filter_map(parse)
+            .map(|saved| self.record(saved))
+            .collect();
+        let ended_ids: Vec<SessionId> = ended.iter().map(|r| r.data.id).collect();
+        self.replica.forget(&ended_ids);
+        Ok(ended)
+    }
+
+    async fn list(
+        &self,
+        query: &ListQuery,
+        scope: &Scope,
+        now: Millis,
+    ) -> Result<Page, StoreError> {
+        self.catch_up().await?;
+        self.replica.list(query, scope, now).await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        let _: String = redis::cmd("PING")
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(unavailable)?;
+        if !self.markers.following.load(Ordering::SeqCst) {
+            return Err(StoreError::Unavailable(
+                "not following the Redis change feed yet".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    async fn census(&self, now: Millis) -> Result<Vec<Census>, StoreError> {
+        self.replica.census(now).await
+    }
+
+    async fn users(&self, now: Millis) -> Result<Users, StoreError> {
+        self.replica.users(now).await
+    }
+
+    async fn seats_in_use(&self, organisation: &str, now: Millis) -> Result<u64, StoreError> {
+        self.seats
+            .key(self.keys.organisation(organisation))
+            .arg(self.clock.arg(now))
+            .arg(self.max_ms())
+            .arg(self.keys.prefix())
+            .arg(organisation)
+            .invoke_async(&mut self.conn.clone())
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn check_indexes(&self) -> Result<IndexReport, StoreError> {
+        let mut conn = self.conn.clone();
+        let scan = |pattern: String| {
+            let mut conn = conn.clone();
+            async move {
+                let mut all = Vec::new();
+                let mut iter = conn
+                    .scan_match::<_, String>(pattern)
+                    .await
+                    .map_err(unavailable)?;
+                while let Some(key) = iter.next_item().await {
+                    all.push(key.map_err(unavailable)?);
+                }
+                Ok::<_, StoreError>(all)
+            }
+        };
+        let sessions = scan(self.keys.every_session()).await?;
+        let users = scan(self.keys.every_user()).await?;
+        let mut orphans = 0;
+        let mut by_user = 0;
+        for user in &users {
+            let members: Vec<String> = conn.smembers(user).await.map_err(unavailable)?;
+            let name = self.keys.user_id(user).unwrap_or_default();
+            for id in &members {
+                let owner: Option<String> = conn
+                    .hget(self.keys.session(id), field("user_id"))
+                    .await
+                    .map_err(unavailable)?;
+                orphans += usize::from(owner.as_deref() != Some(name));
+            }
+            by_user += members.len();
+        }
+        Ok(IndexReport {
+            rows: sessions.len(),
+            by_id: sessions.len(),
+            by_user,
+            orphans,
+        })
+    }
+
+    async fn reap(&self, now: Millis) -> Result<usize, StoreError> {
+        // Expired sessions are ended (and announced) by the sweep, a step at a time; Redis
+        // removes any hash left past EXPIRED_KEPT itself.
+        let mut cursor = "0".to_string();
+        let mut ended = 0;
+        loop {
+            let (next, swept): (String, usize) = self
+                .sweep
+                .arg(self.clock.arg(now))
+                .arg(self.max_ms())
+                .arg(self.keys.prefix())
+                .arg(self.keys.changes())
+                .arg(&cursor)
+                .arg(500)
+                .invoke_async(&mut self.conn.clone())
+                .await
+                .map_err(unavailable)?;
+            ended += swept;
+            if next == "0" {
+                break;
+            }
+            cursor = next;
+        }
+        self.replica.reap(now).await?;
+        Ok(ended)
+    }
+
+    fn keeps_audit(&self) -> bool {
+        true
+    }
+
+    async fn append_audit(&self, record: &str, capacity: usize) -> Result<String, StoreError> {
+        redis::cmd("XADD")
+            .arg(self.keys.audit_log())
+            // Exactly the capacity: the trail is bounded as SESSIOND_AUDIT_CAPACITY says.
+            .arg("MAXLEN")
+            .arg(capacity.max(1))
+            .arg("*")
+            .arg("e")
+            .arg(record)
+            .query_async::<String>(&mut self.conn.clone())
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn audit_before(
+        &self,
+        before: Option<&str>,
+        count: usize,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let end = before.map_or("+".to_string(), |id| format!("({id}"));
+        let entries: StreamRangeReply = redis::cmd("XREVRANGE")
+            .arg(self.keys.audit_log())
+            .arg(end)
+            .arg("-")
+            .arg("COUNT")
+            .arg(count)
+            .query_async(&mut self.conn.clone())
+            .await
+            .map_err(unavailable)?;
+        Ok(entries
+            .ids
+            .into_iter()
+            .filter_map(|entry| {
+                let record: String = entry.get("e")?;
+                Some((entry.id, record))
+            })
+            .collect())
+    }
+
+    fn publish_events(&self, hub: Arc<Hub>) {
+        hub.fed_elsewhere();
+        let reader = EventReader {
+            client: self.client.clone(),
+            key: self.keys.event_log(),
+            max_lifetime_seconds: self.max_lifetime_seconds,
+            hub,
+        };
+        actix_web::rt::spawn(async move {
+            loop {
+                if let Err(e) = reader.follow().await {
+                    log::warn!("reading the Redis event log stopped: {e}; reconnecting");
+                }
+                actix_web::rt::time::sleep(Duration::from_millis(250)).await;
+            }
+        });
+    }
+}

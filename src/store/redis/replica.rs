@@ -1,0 +1,204 @@
+//! Each node's replica of the sessions, for listing: loaded from Redis, then kept current by
+//! the change feed the scripts publish to; a marker a node publishes and sees come back tells
+//! it every earlier change has arrived.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use redis::AsyncCommands;
+use serde::Deserialize;
+use tokio::sync::oneshot;
+
+use super::fields::{field_names, parse};
+use super::{unavailable, RedisStore, TIMEOUT};
+use crate::domain::{Millis, SessionId};
+use crate::store::StoreError;
+
+/// Markers this node published and is waiting to see come back.
+pub(super) struct Markers {
+    pub(super) node: String,
+    pub(super) next: AtomicU64,
+    pub(super) waiting: Mutex<HashMap<u64, oneshot::Sender<()>>>,
+    /// Whether the change feed is subscribed and the replica caught up.
+    pub(super) following: AtomicBool,
+}
+
+impl RedisStore {
+    /// Follows the change feed for as long as the process runs: subscribes, reloads the
+    /// replica, applies events in order, and starts over whenever the connection drops.
+    pub(super) fn follow(self: Arc<Self>, client: redis::Client) {
+        actix_web::rt::spawn(async move {
+            loop {
+                if let Err(e) = self.follow_once(&client).await {
+                    log::warn!("the Redis change feed stopped: {e}; reconnecting");
+                }
+                self.markers.following.store(false, Ordering::SeqCst);
+                actix_web::rt::time::sleep(Duration::from_millis(250)).await;
+            }
+        });
+    }
+
+    async fn follow_once(&self, client: &redis::Client) -> Result<(), StoreError> {
+        let mut pubsub = client.get_async_pubsub().await.map_err(unavailable)?;
+        pubsub
+            .subscribe(self.keys.changes())
+            .await
+            .map_err(unavailable)?;
+        // Subscribed first, reloaded second: no change can fall between the two.
+        let loaded = self.reload().await?;
+        log::info!("replica loaded with {loaded} sessions from Redis; following changes");
+        self.markers.following.store(true, Ordering::SeqCst);
+        let mut messages = pubsub.into_on_message();
+        while let Some(message) = messages.next().await {
+            match message.get_payload::<String>() {
+                Ok(payload) => self.apply(&payload),
+                Err(e) => log::warn!("unreadable change event: {e}"),
+            }
+        }
+        Err(StoreError::Unavailable("the subscription ended".into()))
+    }
+
+    /// Loads every session from Redis into the replica.
+    async fn reload(&self) -> Result<usize, StoreError> {
+        let mut conn = self.conn.clone();
+        let pattern = self.keys.every_session();
+        let mut cursor: u64 = 0;
+        let mut saved = Vec::new();
+        loop {
+            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut conn)
+                .await
+                .map_err(unavailable)?;
+            cursor = next;
+            if keys.is_empty() {
+                if cursor == 0 {
+                    break;
+                }
+                continue;
+            }
+            let mut pipe = redis::pipe();
+            for key in &keys {
+                pipe.cmd("HMGET").arg(key).arg(&field_names());
+            }
+            let rows: Vec<Vec<Option<String>>> =
+                pipe.query_async(&mut conn).await.map_err(unavailable)?;
+            for (key, fields) in keys.iter().zip(rows) {
+                let id = self.keys.session_id(key).unwrap_or_default().to_string();
+                let mut row = vec![Some(id)];
+                row.extend(fields);
+                if let Some(s) = parse(&row) {
+                    saved.push(s);
+                }
+            }
+            if cursor == 0 {
+                break;
+            }
+        }
+        Ok(self.replica.replace_all(saved, Millis::now()))
+    }
+
+    /// Applies one change event to the replica.
+    fn apply(&self, payload: &str) {
+        let message: FeedMessage = match serde_json::from_str(payload) {
+            Ok(event) => event,
+            Err(e) => return log::warn!("unreadable change event: {e}"),
+        };
+        match message {
+            FeedMessage::Created { id, row } => {
+                // The row's values in FIELDS order; `false` for a field not given.
+                let row: Vec<Option<String>> = std::iter::once(Some(id))
+                    .chain(row.into_iter().map(|v| match v {
+                        serde_json::Value::String(s) => Some(s),
+                        _ => None,
+                    }))
+                    .collect();
+                if let Some(saved) = parse(&row) {
+                    self.replica.import(vec![saved], Millis::now());
+                }
+            }
+            FeedMessage::Touched { id, l } => {
+                if let (Some(id), Ok(at)) = (SessionId::parse(&id), l.parse()) {
+                    self.replica.touch(id, Millis(at));
+                }
+            }
+            FeedMessage::Deleted { id } => {
+                if let Some(id) = SessionId::parse(&id) {
+                    self.replica.forget(&[id]);
+                }
+            }
+            FeedMessage::Marker { node, n } => {
+                if node == self.markers.node {
+                    let waiting = n.parse().ok().and_then(|n| {
+                        self.markers
+                            .waiting
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .remove(&n)
+                    });
+                    if let Some(sender) = waiting {
+                        let _ = sender.send(());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Returns once every change published before this call has reached the replica.
+    pub(super) async fn catch_up(&self) -> Result<(), StoreError> {
+        if !self.markers.following.load(Ordering::SeqCst) {
+            return Err(StoreError::Unavailable(
+                "not following the Redis change feed".into(),
+            ));
+        }
+        let n = self.markers.next.fetch_add(1, Ordering::Relaxed);
+        let (sender, receiver) = oneshot::channel();
+        self.markers
+            .waiting
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(n, sender);
+        let marker = serde_json::json!({"op": "m", "node": self.markers.node, "n": n.to_string()});
+        let mut conn = self.conn.clone();
+        let published: Result<(), _> = conn.publish(self.keys.changes(), marker.to_string()).await;
+        let outcome = match published {
+            Err(e) => Err(unavailable(e)),
+            Ok(()) => match actix_web::rt::time::timeout(TIMEOUT, receiver).await {
+                Ok(Ok(())) => Ok(()),
+                _ => Err(StoreError::Unavailable(
+                    "the Redis change feed did not answer in time".into(),
+                )),
+            },
+        };
+        self.markers
+            .waiting
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&n);
+        outcome
+    }
+}
+
+/// A change event, as the scripts publish it (all numbers as strings).
+#[derive(Deserialize)]
+#[serde(tag = "op")]
+enum FeedMessage {
+    #[serde(rename = "c")]
+    Created {
+        id: String,
+        row: Vec<serde_json::Value>,
+    },
+    #[serde(rename = "t")]
+    Touched { id: String, l: String },
+    #[serde(rename = "d")]
+    Deleted { id: String },
+    #[serde(rename = "m")]
+    Marker { node: String, n: String },
+}

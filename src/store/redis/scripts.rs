@@ -1,0 +1,216 @@
+//! The login script's boundary, typed: its arguments go by name (one list, [`LoginArgs::pairs`],
+//! from which `create.lua`'s `ARG` table is generated, so Rust and Lua cannot disagree on an
+//! order), and its reply is parsed into [`LoginReply`], refusing anything it does not know.
+
+use redis::{Script, ScriptInvocation};
+
+use super::fields::{lua_prelude, to_hex};
+use super::keys::Keys;
+use crate::domain::{EndReason, Millis, NewSession, SessionId, TokenDigest};
+use crate::store::{BlockingSession, LoginRules, StoreError};
+
+/// What `create.lua` is called with.
+pub(super) struct LoginArgs<'a> {
+    pub rules: &'a LoginRules,
+    /// `''` for Redis' clock, or the caller's time.
+    pub now: String,
+    pub max_ms: u64,
+    pub keys: &'a Keys,
+    pub id: SessionId,
+    pub digest: &'a TokenDigest,
+    pub session: &'a NewSession,
+}
+
+/// The argument names, in `ARGV` order.
+const LOGIN_ARGS: [&str; 17] = [
+    "policy",
+    "now",
+    "max_ms",
+    "prefix",
+    "channel",
+    "id",
+    "digest",
+    "user_id",
+    "name",
+    "organisation",
+    "ip",
+    "server",
+    "roles",
+    "timeout",
+    "user_agent",
+    "max_per_user",
+    "seats",
+];
+
+impl LoginArgs<'_> {
+    /// Each argument with its name, in the order of [`LOGIN_ARGS`] (a unit test holds them
+    /// to it).
+    fn pairs(&self) -> [(&'static str, String); 17] {
+        let s = self.session;
+        let roles: Vec<&str> = s.roles.iter().map(|r| &**r).collect();
+        [
+            ("policy", self.rules.policy.name().to_string()),
+            ("now", self.now.clone()),
+            ("max_ms", self.max_ms.to_string()),
+            ("prefix", self.keys.prefix().to_string()),
+            ("channel", self.keys.changes()),
+            ("id", self.id.to_string()),
+            ("digest", to_hex(&self.digest.0)),
+            ("user_id", s.user_id.to_string()),
+            ("name", s.name.to_string()),
+            ("organisation", s.organisation.to_string()),
+            ("ip", s.ip_address.to_string()),
+            ("server", s.server_name.to_string()),
+            (
+                "roles",
+                serde_json::to_string(&roles).expect("roles serialise"),
+            ),
+            ("timeout", s.timeout_seconds.to_string()),
+            // `false` in Lua when absent (nil would end ARGV).
+            (
+                "user_agent",
+                s.user_agent.as_deref().unwrap_or_default().to_string(),
+            ),
+            ("max_per_user", self.rules.max_per_user.to_string()),
+            (
+                "seats",
+                self.rules.seats.map(|n| n.to_string()).unwrap_or_default(),
+            ),
+        ]
+    }
+
+    /// The call of `script` (the login script) with these arguments and their keys.
+    pub fn invocation<'s>(&self, script: &'s Script) -> ScriptInvocation<'s> {
+        let mut invocation = script.prepare_invoke();
+        invocation
+            .key(self.keys.user(&self.session.user_id))
+            .key(self.keys.session(self.id))
+            .key(self.keys.organisation(&self.session.organisation));
+        for (_, value) in self.pairs() {
+            invocation.arg(value);
+        }
+        invocation.arg(if self.session.user_agent.is_some() {
+            "1"
+        } else {
+            "0"
+        });
+        invocation
+    }
+}
+
+/// `create.lua`, after the prelude and its `ARG` table: `ARG.user_id` and so on, and
+/// `ARG.has_user_agent`.
+pub(super) fn login_script() -> Script {
+    let names: Vec<String> = LOGIN_ARGS.iter().map(|n| format!("'{n}'")).collect();
+    let header = format!(
+        "local ARG = {{}}\nfor i, name in ipairs({{{}, 'has_user_agent'}}) do ARG[name] = ARGV[i] end\n",
+        names.join(", ")
+    );
+    Script::new(&format!(
+        "{}{header}{}",
+        lua_prelude(),
+        include_str!("lua/create.lua")
+    ))
+}
+
+/// What `create.lua` answers.
+#[derive(Debug, PartialEq)]
+pub(super) enum LoginReply {
+    /// The policy refused it; the user's live sessions that stood in the way.
+    Denied(Vec<BlockingSession>),
+    SeatLimit,
+    /// Made at Redis' time, ending these sessions.
+    Admitted {
+        made_at: Millis,
+        ended: Vec<(SessionId, EndReason)>,
+    },
+}
+
+impl LoginReply {
+    pub fn parse(reply: Vec<String>) -> Result<Self, StoreError> {
+        let bad = |what: &str| StoreError::Unavailable(format!("Redis answered a login {what}"));
+        let (status, rest) = reply.split_first().ok_or_else(|| bad("with nothing"))?;
+        match status.as_str() {
+            "seat-limit" => Ok(LoginReply::SeatLimit),
+            "denied" => rest
+                .chunks(3)
+                .map(|c| {
+                    Some(BlockingSession {
+                        id: SessionId::parse(c.first()?)?,
+                        ip_address: c.get(1)?.parse().ok()?,
+                        server_name: c.get(2)?.as_str().into(),
+                    })
+                })
+                .collect::<Option<Vec<_>>>()
+                .map(LoginReply::Denied)
+                .ok_or_else(|| bad("denied with an unreadable session")),
+            "ok" => {
+                let (made_at, ended) = rest.split_first().ok_or_else(|| bad("without a time"))?;
+                let made_at = made_at
+                    .parse()
+                    .map(Millis)
+                    .map_err(|_| bad("with a bad time"))?;
+                let ended = ended
+                    .chunks(2)
+                    .map(|pair| {
+                        let reason = match pair.first()?.as_str() {
+                            "replaced" => EndReason::Replaced,
+                            "evicted" => EndReason::Evicted,
+                            _ => return None,
+                        };
+                        Some((SessionId::parse(pair.get(1)?)?, reason))
+                    })
+                    .collect::<Option<Vec<_>>>()
+                    .ok_or_else(|| bad("with an unreadable ended session"))?;
+                Ok(LoginReply::Admitted { made_at, ended })
+            }
+            other => Err(bad(&format!("with {other:?}"))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arguments_go_in_the_order_of_their_names() {
+        let keys = Keys::new("p:");
+        let session = NewSession {
+            user_id: "u".into(),
+            name: "N".into(),
+            organisation: "O".into(),
+            ip_address: "10.0.0.1".parse().unwrap(),
+            server_name: "S".into(),
+            roles: vec![],
+            user_agent: None,
+            timeout_seconds: 60,
+        };
+        let rules = LoginRules::from(crate::domain::ConcurrentSessions::Allow);
+        let args = LoginArgs {
+            rules: &rules,
+            now: String::new(),
+            max_ms: 1,
+            keys: &keys,
+            id: SessionId::generate(),
+            digest: &TokenDigest([0; 32]),
+            session: &session,
+        };
+        let names: Vec<&str> = args.pairs().iter().map(|(name, _)| *name).collect();
+        assert_eq!(names, LOGIN_ARGS);
+    }
+
+    #[test]
+    fn a_reply_it_does_not_know_is_refused() {
+        let id = SessionId::generate().to_string();
+        let ok = |v: &[&str]| LoginReply::parse(v.iter().map(|s| s.to_string()).collect());
+        assert!(matches!(
+            ok(&["ok", "5", "evicted", &id]),
+            Ok(LoginReply::Admitted { made_at: Millis(5), ended }) if ended.len() == 1
+        ));
+        assert!(ok(&["ok", "5", "vanished", &id]).is_err());
+        assert!(ok(&["maybe"]).is_err());
+        assert!(ok(&[]).is_err());
+        assert_eq!(ok(&["seat-limit"]).unwrap(), LoginReply::SeatLimit);
+    }
+}
