@@ -21,7 +21,8 @@ use crate::error::{json_error, path_error, query_error};
 use crate::events::Hub;
 use crate::metrics::Metrics;
 use crate::middleware::{access_log, header_limits, problem_bodies};
-use crate::persistence::journal::{self, Fsync, Journal, JournalError};
+use crate::persistence::journal::{self, Journal, JournalError};
+use crate::persistence::recovery::{self, RecoveryError};
 use crate::persistence::snapshot::{SnapshotError, SnapshotFile};
 use crate::route_table::RouteTable;
 use crate::routes;
@@ -46,6 +47,8 @@ pub enum StartupError {
     Snapshot(#[from] SnapshotError),
     #[error("{0} (SESSIOND_DATA_DIR)")]
     Journal(#[from] JournalError),
+    #[error("{0} (SESSIOND_DATA_DIR)")]
+    Recovery(#[from] RecoveryError),
     #[error("the webhook outbox: {0} (SESSIOND_DATA_DIR)")]
     Outbox(String),
     #[error("cannot open the audit trail {0} (SESSIOND_DATA_DIR): {1}")]
@@ -196,12 +199,11 @@ fn bind(address: SocketAddr) -> Result<(TcpListener, SocketAddr), StartupError> 
 async fn open_store(settings: &Settings) -> Result<(SharedStore, Snapshots), StartupError> {
     match &settings.store {
         StoreSetting::Memory => {
-            let memory = Arc::new(MemoryStore::new(settings.max_lifetime));
-            let snapshots = match &settings.data_dir {
-                None => None,
-                Some(dir) => Some(restore(dir, memory.clone(), settings.fsync)?),
+            let Some(dir) = &settings.data_dir else {
+                return Ok((Arc::new(MemoryStore::new(settings.max_lifetime)), None));
             };
-            Ok((memory, snapshots))
+            let persistence = restore(dir, settings)?;
+            Ok((persistence.memory.clone(), Some(persistence)))
         }
         StoreSetting::Redis(url) => {
             if settings.data_dir.is_some() {
@@ -373,36 +375,34 @@ fn serve(
     Ok(server)
 }
 
-/// Loads the snapshot in `dir` into `store` and replays the journal after it, then journals
+/// The memory store as the snapshot in `dir` and the journal after it left it, journaling
 /// every change from here on. A snapshot or journal that cannot be read stops start-up and is
 /// left where it is.
-fn restore(dir: &Path, store: Arc<MemoryStore>, fsync: Fsync) -> Result<Persistence, StartupError> {
+fn restore(dir: &Path, settings: &Settings) -> Result<Persistence, StartupError> {
     let started = std::time::Instant::now();
     let file = SnapshotFile::in_dir(dir)?;
-    let (from, written_at) = match file.load()? {
-        Some(snapshot) => {
-            // Expired or not: a journaled activity after the snapshot may extend a session.
-            store.import(snapshot.sessions, Millis(0));
-            (snapshot.journal_from, Some(snapshot.written_at))
-        }
-        None => (0, None),
-    };
-    let replayed = journal::replay(dir, from, |record| store.replay(record))?;
+    let recovered = recovery::recover(dir, &file)?;
+    let store = Arc::new(MemoryStore::with_capacity(
+        settings.max_lifetime,
+        recovered.sessions.len(),
+    ));
     let now = Millis::now();
-    let expired = store.purge_expired(now);
-    journal::remove_segments_before(dir, from)?;
-    let journal = Journal::open(dir, replayed.next_segment, fsync)?;
+    let restored = store.restore(&recovered.sessions, now);
+    journal::remove_segments_before(dir, recovered.journal_from)?;
+    let journal = Journal::open(dir, recovered.replayed.next_segment, settings.fsync)?;
     store.journal_to(journal.clone());
-    let snapshot = match written_at {
+    let snapshot = match recovered.snapshot_written_at {
         Some(at) => format!("a snapshot written {} s ago", now.seconds_since(at)),
         None => "no snapshot".into(),
     };
+    let expired = recovered.sessions.len() - restored;
+    // Freeing what was read takes a while at a million sessions: not on the way to serving.
+    std::thread::spawn(move || drop(recovered.sessions));
     log::info!(
-        "restored {} sessions from {} ({snapshot}, then {} journal records in {} segments) in {} ms; {expired} had expired meanwhile",
-        store.len(),
+        "restored {restored} sessions from {} ({snapshot}, then {} journal records in {} segments) in {} ms; {expired} had expired meanwhile",
         dir.display(),
-        replayed.records,
-        replayed.segments,
+        recovered.replayed.records,
+        recovered.replayed.segments,
         started.elapsed().as_millis(),
     );
     Ok(Persistence {

@@ -9,6 +9,8 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
+use hashbrown::{HashMap, HashSet};
+
 use crate::domain::new_session::check_saved;
 use crate::domain::{Millis, SavedSession, SessionData, SessionId, TokenDigest};
 
@@ -103,31 +105,65 @@ impl<'a> Reader<'a> {
         Ok(u128::from_le_bytes(self.array()?))
     }
 
-    fn text(&mut self) -> Result<Arc<str>, String> {
+    fn str(&mut self) -> Result<&'a str, String> {
         let len = self.u32()? as usize;
         let bytes = self.take(len)?;
-        std::str::from_utf8(bytes)
-            .map(Arc::from)
-            .map_err(|_| "a text field is not UTF-8".to_string())
+        std::str::from_utf8(bytes).map_err(|_| "a text field is not UTF-8".to_string())
+    }
+
+    fn text(&mut self) -> Result<Arc<str>, String> {
+        self.str().map(Arc::from)
+    }
+
+    /// Passes over a session as [`write_session`] wrote it, reading only its lengths: where
+    /// the next one starts, so that sessions can be read in parallel.
+    pub fn skip_session(&mut self) -> Result<(), String> {
+        self.take(16 + 32)?;
+        for _ in 0..4 {
+            self.str()?;
+        }
+        if self.u8()? == 1 {
+            self.str()?;
+        }
+        for _ in 0..self.u8()? {
+            self.str()?;
+        }
+        let address = if self.u8()? == 4 { 4 } else { 16 };
+        self.take(address + 4 + 8 + 8)?;
+        Ok(())
+    }
+
+    /// Where the next byte is read.
+    pub fn at(&self) -> usize {
+        self.at
     }
 
     /// A session as [`write_session`] wrote it. A file with the right checksum can still have
     /// been crafted: every field is held to the rules a login is.
     pub fn session(&mut self) -> Result<SavedSession, String> {
+        self.session_sharing(&mut Shared::default())
+    }
+
+    /// [`Reader::session`], taking the values many sessions repeat (organisation, server name,
+    /// user agent, roles) from `shared`: one allocation each, not one per session.
+    pub fn session_sharing(&mut self, shared: &mut Shared) -> Result<SavedSession, String> {
         let id = SessionId::from_u128(self.u128()?);
         let digest = TokenDigest(self.array()?);
         let user_id = self.text()?;
         let name = self.text()?;
-        let organisation = self.text()?;
-        let server_name = self.text()?;
+        let organisation = shared.text(self.str()?);
+        let server_name = shared.text(self.str()?);
         let user_agent = match self.u8()? {
             0 => None,
-            1 => Some(self.text()?),
+            1 => Some(shared.text(self.str()?)),
             other => return Err(format!("bad user-agent marker {other}")),
         };
-        let roles = (0..self.u8()?)
-            .map(|_| self.text())
-            .collect::<Result<Vec<_>, _>>()?;
+        let count = self.u8()?;
+        let mut roles = Vec::with_capacity(count as usize);
+        for _ in 0..count {
+            roles.push(self.str()?);
+        }
+        let roles = shared.roles(&roles);
         let ip_address = match self.u8()? {
             4 => IpAddr::V4(Ipv4Addr::from(self.array::<4>()?)),
             6 => IpAddr::V6(Ipv6Addr::from(self.array::<16>()?)),
@@ -143,7 +179,7 @@ impl<'a> Reader<'a> {
             organisation,
             ip_address,
             server_name,
-            roles: roles.into(),
+            roles,
             user_agent,
             timeout_seconds,
             created_at,
@@ -154,5 +190,31 @@ impl<'a> Reader<'a> {
             data,
             last_active_at,
         })
+    }
+}
+
+/// Values that many sessions repeat, each kept once while a run of sessions is read.
+#[derive(Default)]
+pub struct Shared {
+    texts: HashSet<Arc<str>>,
+    roles: HashMap<Vec<Arc<str>>, Arc<[Arc<str>]>>,
+}
+
+impl Shared {
+    fn text(&mut self, text: &str) -> Arc<str> {
+        if let Some(kept) = self.texts.get(text) {
+            return kept.clone();
+        }
+        let kept: Arc<str> = Arc::from(text);
+        self.texts.insert(kept.clone());
+        kept
+    }
+
+    fn roles(&mut self, roles: &[&str]) -> Arc<[Arc<str>]> {
+        let roles: Vec<Arc<str>> = roles.iter().map(|r| self.text(r)).collect();
+        self.roles
+            .entry(roles)
+            .or_insert_with_key(|roles| roles.iter().cloned().collect())
+            .clone()
     }
 }

@@ -4,6 +4,7 @@
 pub mod codec;
 pub mod frames;
 pub mod journal;
+pub mod recovery;
 pub mod snapshot;
 
 use std::fs::{self, File, OpenOptions};

@@ -17,9 +17,10 @@ use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
-use super::codec::{write_session, Reader, MIN_SESSION_BYTES};
+use super::codec::{write_session, Reader, Shared, MIN_SESSION_BYTES};
 use super::replace_file;
 use crate::domain::{Millis, SavedSession};
 
@@ -169,19 +170,41 @@ pub fn decode(bytes: &[u8]) -> Result<Snapshot, String> {
     let written_at = Millis(r.u64()?);
     let journal_from = if version >= 3 { r.u64()? } else { 0 };
     let count = r.u64()?;
-    // The count is only a claim until the sessions are read: it sizes nothing larger than the
-    // file could hold.
-    let mut sessions =
+    // The count is only a claim until the sessions are found: it sizes nothing larger than
+    // the file could hold. Their starts are found first (lengths only), then they are read in
+    // parallel.
+    let mut starts =
         Vec::with_capacity(count.min((body.len() / MIN_SESSION_BYTES) as u64) as usize);
     for n in 0..count {
-        let session = r
-            .session()
+        starts.push(r.at());
+        r.skip_session()
             .map_err(|reason| format!("session {} of {count}: {reason}", n + 1))?;
-        sessions.push(session);
     }
     if !r.done() {
         return Err("it has trailing bytes".into());
     }
+    const CHUNK: usize = 4096;
+    let sessions = starts
+        .par_chunks(CHUNK)
+        .enumerate()
+        .map(|(chunk, starts)| {
+            let mut shared = Shared::default();
+            starts
+                .iter()
+                .enumerate()
+                .map(|(n, &start)| {
+                    Reader::new(body, start)
+                        .session_sharing(&mut shared)
+                        .map_err(|reason| {
+                            format!("session {} of {count}: {reason}", chunk * CHUNK + n + 1)
+                        })
+                })
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .collect::<Result<Vec<Vec<_>>, _>>()?
+        .into_iter()
+        .flatten()
+        .collect();
     Ok(Snapshot {
         written_at,
         journal_from,

@@ -54,12 +54,24 @@ impl Engine {
         digest: TokenDigest,
         last_active_at: Millis,
     ) -> RowRef {
+        let at = self.link_unseated(chain, data, digest, last_active_at);
+        self.seats.hold(&data.organisation, &data.user_id, at);
+        at
+    }
+
+    /// [`Engine::link`] without the seats: for a restore, which fills them afterwards.
+    pub(super) fn link_unseated(
+        &self,
+        chain: &mut UserChain,
+        data: &SessionData,
+        digest: TokenDigest,
+        last_active_at: Millis,
+    ) -> RowRef {
         let shard = shard_of(data.id);
         let slot = self
             .shard_mut(shard)
             .insert(data, digest, last_active_at, chain.head);
         let at = RowRef::new(shard, slot);
-        self.seats.hold(&data.organisation, &data.user_id, at);
         if chain.head != RowRef::END {
             self.shard_mut(chain.head.shard())
                 .row_mut(chain.head.slot())

@@ -51,7 +51,7 @@ use crate::domain::{
     EndReason, ListQuery, Millis, PresentedToken, SavedSession, Scope, SessionId, SessionRecord,
 };
 use crate::events::Hub;
-use crate::persistence::journal::{Journal, Record};
+use crate::persistence::journal::Journal;
 
 /// The embedded store, shared with the threads a listing runs on.
 pub struct MemoryStore {
@@ -71,8 +71,13 @@ struct Engine {
 
 impl MemoryStore {
     pub fn new(max_lifetime_seconds: u64) -> Self {
+        Self::with_capacity(max_lifetime_seconds, 0)
+    }
+
+    /// A store with room for `sessions` already made (a restore then grows nothing).
+    pub fn with_capacity(max_lifetime_seconds: u64, sessions: usize) -> Self {
         MemoryStore {
-            engine: Arc::new(Engine::new(max_lifetime_seconds)),
+            engine: Arc::new(Engine::new(max_lifetime_seconds, sessions)),
         }
     }
 
@@ -85,6 +90,12 @@ impl MemoryStore {
     /// returns how many it inserted.
     pub fn import(&self, saved: Vec<SavedSession>, now: Millis) -> usize {
         self.engine.import(saved, now)
+    }
+
+    /// Restores `saved` (those still live) into an empty store that serves nothing yet:
+    /// start-up, after recovery. Faster than [`MemoryStore::import`]; returns how many.
+    pub fn restore(&self, saved: &[SavedSession], now: Millis) -> usize {
+        self.engine.restore(saved, now)
     }
 
     /// Replaces every session with `saved` (the live ones): a replica catching up with its
@@ -103,30 +114,9 @@ impl MemoryStore {
         self.engine.forget(ids)
     }
 
-    /// Removes the sessions that have expired, saying nothing (at start-up); returns how many.
-    pub fn purge_expired(&self, now: Millis) -> usize {
-        self.engine.reap(now)
-    }
-
-    /// How many sessions are stored, live or not yet reaped.
-    pub fn len(&self) -> usize {
-        (0..SHARDS)
-            .map(|n| self.engine.shard(n).occupied().count())
-            .sum()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// From now on, journals every change before it is acknowledged.
     pub fn journal_to(&self, journal: Arc<Journal>) {
         self.engine.changes.journal_to(journal);
-    }
-
-    /// Applies a journaled change (at start-up, before the store serves or journals).
-    pub fn replay(&self, record: Record) {
-        self.engine.replay(record);
     }
 
     /// Journals the activity of sessions active since `since`: the last-active times that a
@@ -244,10 +234,16 @@ impl SessionStore for MemoryStore {
 }
 
 impl Engine {
-    fn new(max_lifetime_seconds: u64) -> Self {
+    fn new(max_lifetime_seconds: u64, capacity: usize) -> Self {
         Engine {
-            shards: (0..SHARDS).map(|_| RwLock::default()).collect(),
-            users: DashMap::with_hasher_and_shard_amount(DefaultHashBuilder::default(), SHARDS),
+            shards: (0..SHARDS)
+                .map(|_| RwLock::new(Shard::with_capacity(capacity / SHARDS)))
+                .collect(),
+            users: DashMap::with_capacity_and_hasher_and_shard_amount(
+                capacity,
+                DefaultHashBuilder::default(),
+                SHARDS,
+            ),
             seats: Seats::default(),
             max_lifetime_seconds,
             changes: Changes::default(),

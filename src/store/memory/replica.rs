@@ -5,10 +5,11 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use rayon::prelude::*;
 
-use super::rows::{shard_of, Shard, SHARDS};
+use hashbrown::HashMap;
+
+use super::rows::{shard_of, RowRef, Shard, SHARDS};
 use super::{Engine, SavedSession};
 use crate::domain::{EndReason, Millis, SessionId};
-use crate::persistence::journal::Record;
 
 impl Engine {
     /// Inserts a saved session unless it has expired or its id is taken.
@@ -24,6 +25,40 @@ impl Engine {
         }
         self.link(&mut chain, data, saved.digest, saved.last_active_at);
         true
+    }
+
+    /// Inserts the live ones of `saved` in parallel, then their seats one organisation at a
+    /// time (taking each organisation's entry once, not once per session). Only while nothing
+    /// else uses the store: start-up.
+    pub(super) fn restore(&self, saved: &[SavedSession], now: Millis) -> usize {
+        let placed: Vec<(&SavedSession, RowRef)> = saved
+            .par_iter()
+            .filter_map(|s| {
+                let data = &s.data;
+                if now >= data.expires_at(s.last_active_at, self.max_lifetime_seconds) {
+                    return None;
+                }
+                let mut chain = self.hold_user(&data.user_id);
+                if self.shard(shard_of(data.id)).slot_of(data.id).is_some() {
+                    return None;
+                }
+                let at = self.link_unseated(&mut chain, data, s.digest, s.last_active_at);
+                Some((s, at))
+            })
+            .collect();
+        let mut by_organisation: HashMap<&str, Vec<(&str, RowRef)>> = HashMap::new();
+        for (s, at) in &placed {
+            by_organisation
+                .entry(&s.data.organisation)
+                .or_default()
+                .push((&s.data.user_id, *at));
+        }
+        let by_organisation: Vec<(&str, Vec<(&str, RowRef)>)> =
+            by_organisation.into_iter().collect();
+        by_organisation
+            .into_par_iter()
+            .for_each(|(organisation, rows)| self.seats.hold_all(organisation, rows));
+        placed.len()
     }
 
     pub(super) fn export(&self, now: Millis) -> Vec<SavedSession> {
@@ -63,24 +98,6 @@ impl Engine {
         let rows = self.shard(shard_of(id));
         if let Some(slot) = rows.slot_of(id) {
             rows.row(slot).last_active_at.fetch_max(at.0, Relaxed);
-        }
-    }
-
-    /// Applies a journaled change. Sessions are inserted whether or not they have expired (a
-    /// later activity record may extend them); start-up removes the expired after replay.
-    pub(super) fn replay(&self, record: Record) {
-        match record {
-            Record::Created(saved) => {
-                self.insert_saved(&saved, Millis(0));
-            }
-            Record::Ended { id, reason } => {
-                self.end(id, reason, Millis(0), |_, _| true);
-            }
-            Record::Activity(sessions) => {
-                for (id, at) in sessions {
-                    self.touch(id, at);
-                }
-            }
         }
     }
 

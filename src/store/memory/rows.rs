@@ -111,6 +111,15 @@ pub(super) struct Shard {
 }
 
 impl Shard {
+    /// A shard with room for `rows` rows.
+    pub(super) fn with_capacity(rows: usize) -> Self {
+        Shard {
+            rows: Vec::with_capacity(rows),
+            by_id: HashTable::with_capacity(rows),
+            ..Shard::default()
+        }
+    }
+
     pub(super) fn row(&self, slot: u32) -> &Row {
         self.rows[slot as usize]
             .as_ref()

@@ -26,6 +26,19 @@ enum Seated {
 }
 
 impl Seated {
+    /// The seat with row `at` added (taking up a reservation).
+    fn with(self, at: RowRef) -> Seated {
+        match self {
+            Seated::Reserved => Seated::One(at),
+            Seated::One(first) => Seated::Many(Box::new([first, at])),
+            Seated::Many(rows) => {
+                let mut rows = rows.into_vec();
+                rows.push(at);
+                Seated::Many(rows.into_boxed_slice())
+            }
+        }
+    }
+
     /// The seat without row `at`; `None` when nothing holds it any more.
     fn without(self, at: RowRef) -> Option<Seated> {
         match self {
@@ -94,15 +107,22 @@ impl Seats {
         let seat = seated
             .entry(CompactString::from(user))
             .or_insert(Seated::Reserved);
-        *seat = match std::mem::replace(seat, Seated::Reserved) {
-            Seated::Reserved => Seated::One(at),
-            Seated::One(first) => Seated::Many(Box::new([first, at])),
-            Seated::Many(rows) => {
-                let mut rows = rows.into_vec();
-                rows.push(at);
-                Seated::Many(rows.into_boxed_slice())
-            }
-        };
+        *seat = std::mem::replace(seat, Seated::Reserved).with(at);
+    }
+
+    /// [`Seats::hold`] for many rows of one organisation, taking its entry once.
+    pub(super) fn hold_all<'a>(
+        &self,
+        organisation: &str,
+        rows: impl IntoIterator<Item = (&'a str, RowRef)>,
+    ) {
+        let mut seated = self.0.entry(CompactString::from(organisation)).or_default();
+        for (user, at) in rows {
+            let seat = seated
+                .entry(CompactString::from(user))
+                .or_insert(Seated::Reserved);
+            *seat = std::mem::replace(seat, Seated::Reserved).with(at);
+        }
     }
 
     /// Forgets `user`'s row `at` in `organisation`, before the row is freed.
