@@ -8,7 +8,7 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -17,7 +17,7 @@ use utoipa::ToSchema;
 
 use crate::domain::{Millis, Scope, SessionData};
 use crate::error::ApiError;
-use crate::store::SharedStore;
+use crate::store::AuditTrail;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "kebab-case")]
@@ -146,7 +146,7 @@ enum Keeper {
     /// Appended to a file in the data directory, and read back at start-up.
     File(Mutex<TrailFile>),
     /// In the shared store (Redis), so every node answers with every node's events.
-    Store(SharedStore),
+    Store(Arc<dyn AuditTrail>),
 }
 
 pub struct AuditLog {
@@ -176,9 +176,9 @@ impl AuditLog {
         Ok(Self::kept(capacity, Keeper::File(Mutex::new(file)), kept))
     }
 
-    /// A trail kept in `store` (which must keep one: Redis).
-    pub fn in_store(capacity: usize, store: SharedStore) -> Self {
-        Self::kept(capacity, Keeper::Store(store), VecDeque::new())
+    /// A trail kept in the store (Redis).
+    pub fn in_store(capacity: usize, trail: Arc<dyn AuditTrail>) -> Self {
+        Self::kept(capacity, Keeper::Store(trail), VecDeque::new())
     }
 
     fn kept(capacity: usize, keeper: Keeper, events: VecDeque<(u64, AuditEvent)>) -> Self {
@@ -222,7 +222,7 @@ impl AuditLog {
         let kept = match &self.keeper {
             Keeper::Store(store) => {
                 let appended = store
-                    .append_audit(&Stored::json(None, &event), self.capacity)
+                    .append(&Stored::json(None, &event), self.capacity)
                     .await;
                 appended.map(|id| event.id = id).map_err(|e| e.to_string())
             }
@@ -306,7 +306,7 @@ impl AuditLog {
 /// A page of the trail the store keeps: its entries are read newest first, a batch at a time,
 /// until the page is full. Each event's id is its entry's.
 async fn shared_page(
-    store: &SharedStore,
+    store: &Arc<dyn AuditTrail>,
     scope: &Scope,
     mut before: Option<String>,
     limit: usize,
@@ -314,7 +314,7 @@ async fn shared_page(
     let mut items: Vec<AuditEvent> = Vec::new();
     let mut more = false;
     'reading: loop {
-        let batch = store.audit_before(before.as_deref(), SHARED_BATCH).await?;
+        let batch = store.before(before.as_deref(), SHARED_BATCH).await?;
         let exhausted = batch.len() < SHARED_BATCH;
         for (id, json) in batch {
             before = Some(id.clone());

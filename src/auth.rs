@@ -14,6 +14,7 @@ use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 
+use crate::domain::session::Privilege;
 use crate::domain::{Millis, PresentedToken, Scope, SessionData, SessionId, SessionRecord};
 use crate::error::{ApiError, Challenge, Code};
 use crate::service::{Acting, Reach};
@@ -124,12 +125,10 @@ impl FromRequest for Caller {
 /// What a session holder's roles let it reach of other sessions: `admin` every session,
 /// `org_admin` its organisation's, anyone else its own user's.
 fn reach_of(data: &SessionData) -> Reach {
-    if data.holds_admin() {
-        Reach::Administers(Scope::All)
-    } else if data.has_role("org_admin") {
-        Reach::Administers(Scope::Organisation(data.organisation.clone()))
-    } else {
-        Reach::OwnUser
+    match Privilege::of(&data.roles) {
+        Privilege::Admin => Reach::Administers(Scope::All),
+        Privilege::OrgAdmin => Reach::Administers(Scope::Organisation(data.organisation.clone())),
+        Privilege::None => Reach::OwnUser,
     }
 }
 

@@ -5,6 +5,7 @@
 //! the bottom of this file, so no plain-text error ever reaches a client.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use actix_web::body::BoxBody;
 use actix_web::error::{JsonPayloadError, QueryPayloadError};
@@ -13,6 +14,8 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
 use serde::Serialize;
 use utoipa::ToSchema;
+
+use crate::domain::login::BlockingSession;
 
 /// Declares [`Code`] from one table: each code's variant, HTTP status, wire name and title are
 /// written once, on one line.
@@ -382,4 +385,41 @@ pub fn query_error(error: QueryPayloadError, _: &HttpRequest) -> actix_web::Erro
 /// Turns actix's path errors into problems (installed with `PathConfig::error_handler`).
 pub fn path_error(_: actix_web::error::PathError, req: &HttpRequest) -> actix_web::Error {
     ApiError::not_found(format!("nothing is at {}", req.path())).into()
+}
+
+/// What a store can answer instead of a result; mapped to the API's problems below, so stores
+/// know nothing of HTTP.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The login was refused by the concurrent-session policy.
+    #[error("the user already has a session from another IP address")]
+    LoginDenied(Vec<BlockingSession>),
+    /// Every seat of the organisation is taken by other users.
+    #[error("all {limit} seats of {organisation} are taken")]
+    SeatLimit { organisation: Arc<str>, limit: u32 },
+    /// The store cannot be reached; the request may succeed later.
+    #[error("the session store is unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::LoginDenied(sessions) => ApiError::login_denied(
+                sessions
+                    .into_iter()
+                    .map(|s| ExistingSession {
+                        id: s.id.to_string(),
+                        ip_address: s.ip_address,
+                        server_name: s.server_name.to_string(),
+                    })
+                    .collect(),
+            ),
+            StoreError::SeatLimit {
+                organisation,
+                limit,
+            } => ApiError::seat_limit(&organisation, limit),
+            StoreError::Unavailable(reason) => ApiError::unavailable(&reason),
+        }
+    }
 }

@@ -46,127 +46,142 @@ pub struct Metrics {
     pub event_streams: IntGauge,
 }
 
-/// The results a webhook delivery is counted under.
-pub const WEBHOOK_RESULTS: [&str; 4] = ["delivered", "failed", "abandoned", "dropped"];
+/// What became of a webhook delivery (an attempt, or the delivery as a whole).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeliveryResult {
+    /// The receiver took it.
+    Delivered,
+    /// An attempt failed; it will be retried.
+    Failed,
+    /// Retried for an hour without success.
+    Abandoned,
+    /// Never queued: the queue was full.
+    Dropped,
+}
+
+impl DeliveryResult {
+    pub const ALL: [DeliveryResult; 4] = [
+        DeliveryResult::Delivered,
+        DeliveryResult::Failed,
+        DeliveryResult::Abandoned,
+        DeliveryResult::Dropped,
+    ];
+
+    /// The `result` label it is counted under.
+    pub fn label(self) -> &'static str {
+        match self {
+            DeliveryResult::Delivered => "delivered",
+            DeliveryResult::Failed => "failed",
+            DeliveryResult::Abandoned => "abandoned",
+            DeliveryResult::Dropped => "dropped",
+        }
+    }
+}
+
+/// Registers each metric as it is made.
+struct Registrar<'a>(&'a Registry);
+
+impl Registrar<'_> {
+    fn add<M: prometheus::core::Collector + Clone + 'static>(
+        &self,
+        made: prometheus::Result<M>,
+    ) -> M {
+        let metric = made.expect("a valid metric");
+        self.0
+            .register(Box::new(metric.clone()))
+            .expect("metric names are distinct");
+        metric
+    }
+
+    fn gauges(&self, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+        self.add(IntGaugeVec::new(Opts::new(name, help), labels))
+    }
+
+    fn counters(&self, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+        self.add(IntCounterVec::new(Opts::new(name, help), labels))
+    }
+}
 
 impl Metrics {
     #[allow(clippy::new_without_default)]
     pub fn new() -> Self {
         let registry =
             Registry::new_custom(Some("sessiond".into()), None).expect("a valid metric prefix");
-        let sessions_active = IntGaugeVec::new(
-            Opts::new(
-                "sessions_active",
-                "Live sessions by organisation and server name",
-            ),
-            &["organisation", "server_name"],
-        )
-        .expect("a valid metric");
-        let seats_used = IntGaugeVec::new(
-            Opts::new(
-                "organisation_seats_used",
-                "Distinct users with live sessions, for organisations with seats",
-            ),
-            &["organisation"],
-        )
-        .expect("a valid metric");
-        let seats_limit = IntGaugeVec::new(
-            Opts::new(
-                "organisation_seats_limit",
-                "The seats of each organisation that has a limit",
-            ),
-            &["organisation"],
-        )
-        .expect("a valid metric");
-        let sessions_created =
-            IntCounter::new("sessions_created_total", "Sessions created").expect("a valid metric");
-        let logins_denied = IntCounter::new(
-            "logins_denied_total",
-            "Logins refused by the concurrent-session policy",
-        )
-        .expect("a valid metric");
-        let sessions_ended = IntCounterVec::new(
-            Opts::new("sessions_ended_total", "Sessions ended, by reason"),
+        let r = Registrar(&registry);
+        let sessions_ended = r.counters(
+            "sessions_ended_total",
+            "Sessions ended, by reason",
             &["reason"],
-        )
-        .expect("a valid metric");
-        let http_requests = IntCounterVec::new(
-            Opts::new("http_requests_total", "HTTP requests by route and status"),
-            &["method", "route", "status"],
-        )
-        .expect("a valid metric");
-        let http_duration = HistogramVec::new(
-            HistogramOpts::new(
-                "http_request_duration_seconds",
-                "HTTP request latency by route and status",
-            )
-            .buckets(vec![
-                0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
-                1.0, 2.5,
-            ]),
-            &["method", "route", "status"],
-        )
-        .expect("a valid metric");
-        let webhook_deliveries = IntCounterVec::new(
-            Opts::new(
-                "webhook_deliveries_total",
-                "Webhook delivery attempts by result",
-            ),
-            &["result"],
-        )
-        .expect("a valid metric");
-        let webhook_queue = IntGauge::new(
-            "webhook_queue_depth",
-            "Webhook deliveries waiting in this node's queue",
-        )
-        .expect("a valid metric");
-        let event_streams = IntGauge::new(
-            "event_streams",
-            "Readers of GET /events connected to this node",
-        )
-        .expect("a valid metric");
-        for collector in [
-            Box::new(sessions_active.clone()) as Box<dyn prometheus::core::Collector>,
-            Box::new(seats_used.clone()),
-            Box::new(seats_limit.clone()),
-            Box::new(sessions_created.clone()),
-            Box::new(logins_denied.clone()),
-            Box::new(sessions_ended.clone()),
-            Box::new(http_requests.clone()),
-            Box::new(http_duration.clone()),
-            Box::new(webhook_deliveries.clone()),
-            Box::new(webhook_queue.clone()),
-            Box::new(event_streams.clone()),
-        ] {
-            registry
-                .register(collector)
-                .expect("metric names are distinct");
-        }
+        );
         for reason in EndReason::ALL {
             sessions_ended.with_label_values(&[reason.as_str()]);
         }
-        for result in WEBHOOK_RESULTS {
-            webhook_deliveries.with_label_values(&[result]);
+        let webhook_deliveries = r.counters(
+            "webhook_deliveries_total",
+            "Webhook delivery attempts by result",
+            &["result"],
+        );
+        for result in DeliveryResult::ALL {
+            webhook_deliveries.with_label_values(&[result.label()]);
         }
+        let http = ["method", "route", "status"];
         Metrics {
-            registry,
-            sessions_active,
-            seats_used,
-            seats_limit,
-            sessions_created,
-            logins_denied,
+            sessions_active: r.gauges(
+                "sessions_active",
+                "Live sessions by organisation and server name",
+                &["organisation", "server_name"],
+            ),
+            seats_used: r.gauges(
+                "organisation_seats_used",
+                "Distinct users with live sessions, for organisations with seats",
+                &["organisation"],
+            ),
+            seats_limit: r.gauges(
+                "organisation_seats_limit",
+                "The seats of each organisation that has a limit",
+                &["organisation"],
+            ),
+            sessions_created: r.add(IntCounter::new(
+                "sessions_created_total",
+                "Sessions created",
+            )),
+            logins_denied: r.add(IntCounter::new(
+                "logins_denied_total",
+                "Logins refused by the concurrent-session policy",
+            )),
             sessions_ended,
-            http_requests,
-            http_duration,
+            http_requests: r.counters(
+                "http_requests_total",
+                "HTTP requests by route and status",
+                &http,
+            ),
+            http_duration: r.add(HistogramVec::new(
+                HistogramOpts::new(
+                    "http_request_duration_seconds",
+                    "HTTP request latency by route and status",
+                )
+                .buckets(vec![
+                    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                    0.5, 1.0, 2.5,
+                ]),
+                &http,
+            )),
             webhook_deliveries,
-            webhook_queue,
-            event_streams,
+            webhook_queue: r.add(IntGauge::new(
+                "webhook_queue_depth",
+                "Webhook deliveries waiting in this node's queue",
+            )),
+            event_streams: r.add(IntGauge::new(
+                "event_streams",
+                "Readers of GET /events connected to this node",
+            )),
+            registry,
         }
     }
 
-    pub fn webhook(&self, result: &str, count: u64) {
+    pub fn webhook(&self, result: DeliveryResult, count: u64) {
         self.webhook_deliveries
-            .with_label_values(&[result])
+            .with_label_values(&[result.label()])
             .inc_by(count);
     }
 

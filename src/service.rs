@@ -62,6 +62,40 @@ pub struct LoggedIn {
     pub ended: Vec<(SessionId, EndReason)>,
 }
 
+/// A login being tried, kept (as shared pointers) only to describe it in the audit trail if
+/// it is refused.
+struct Attempt {
+    user_id: Arc<str>,
+    organisation: Arc<str>,
+    ip_address: std::net::IpAddr,
+    server_name: Arc<str>,
+    holds_admin: bool,
+}
+
+impl Attempt {
+    fn of(session: &NewSession) -> Self {
+        Attempt {
+            user_id: session.user_id.clone(),
+            organisation: session.organisation.clone(),
+            ip_address: session.ip_address,
+            server_name: session.server_name.clone(),
+            holds_admin: holds_admin(&session.roles),
+        }
+    }
+
+    /// The refused login as the audit trail names it (no session id: none was made).
+    fn subject(self) -> Subject {
+        Subject {
+            id: None,
+            user_id: self.user_id.to_string(),
+            organisation: self.organisation.to_string(),
+            ip_address: self.ip_address,
+            server_name: self.server_name.to_string(),
+            holds_admin: self.holds_admin,
+        }
+    }
+}
+
 /// One page of the Session Management list.
 pub struct Listing {
     pub items: Vec<SessionRecord>,
@@ -151,14 +185,7 @@ impl Sessions {
             seats: self.seats.of(&session.organisation),
             ..self.rules
         };
-        // Kept (as shared pointers) only to describe a denied login in the audit trail.
-        let attempt = (
-            session.user_id.clone(),
-            session.organisation.clone(),
-            session.ip_address,
-            session.server_name.clone(),
-            holds_admin(&session.roles),
-        );
+        let attempt = Attempt::of(&session);
         let token = Token::issue();
         let insert = Insert {
             id: token.id(),
@@ -179,15 +206,7 @@ impl Sessions {
             }
             Err(refused @ (StoreError::LoginDenied(_) | StoreError::SeatLimit { .. })) => {
                 self.metrics.logins_denied.inc();
-                let (user_id, organisation, ip_address, server_name, holds_admin) = attempt;
-                let subject = Subject {
-                    id: None,
-                    user_id: user_id.to_string(),
-                    organisation: organisation.to_string(),
-                    ip_address,
-                    server_name: server_name.to_string(),
-                    holds_admin,
-                };
+                let subject = attempt.subject();
                 let blocking_addresses = match &refused {
                     StoreError::LoginDenied(blocking) => {
                         blocking.iter().map(|b| b.ip_address).collect()

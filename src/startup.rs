@@ -291,11 +291,11 @@ fn app_state(
 ) -> Result<web::Data<AppState>, StartupError> {
     let metrics = Arc::new(Metrics::new());
     let capacity = settings.audit_capacity as usize;
-    let audit = Arc::new(match &settings.data_dir {
-        _ if store.keeps_audit() => AuditLog::in_store(capacity, store.clone()),
-        Some(dir) => AuditLog::in_dir(capacity, dir)
+    let audit = Arc::new(match (store.audit_trail(), &settings.data_dir) {
+        (Some(trail), _) => AuditLog::in_store(capacity, trail),
+        (None, Some(dir)) => AuditLog::in_dir(capacity, dir)
             .map_err(|e| StartupError::Audit(dir.join("audit.jsonl"), e))?,
-        None => AuditLog::new(capacity),
+        (None, None) => AuditLog::new(capacity),
     });
     // With webhooks and a data directory, a change is acknowledged once its event is in the
     // webhook outbox.

@@ -3,6 +3,7 @@
 
 mod client;
 mod healthcheck;
+mod responses;
 mod sessions;
 
 use clap::error::{ContextKind, ContextValue, ErrorKind};

@@ -10,6 +10,7 @@ use comfy_table::{ContentArrangement, Table};
 use serde_json::{json, Value};
 
 use super::client::{ApiClient, CliError};
+use super::responses::{read, Created, Deleted, Event, Listed, Login, Mine, Page};
 use crate::domain::limits::MAX_DELETE_IDS;
 use crate::duration::format_duration;
 
@@ -231,12 +232,11 @@ fn fetch(
         if let Some(c) = &cursor {
             q.push(("cursor", c.clone()));
         }
-        let page = client.get("/sessions", &q)?;
-        items.extend(page["items"].as_array().cloned().unwrap_or_default());
-        let total = page["total"].as_u64().unwrap_or_default();
-        match page["next_cursor"].as_str() {
-            Some(next) if all => cursor = Some(next.to_string()),
-            next => return Ok((items, total, next.is_some())),
+        let page: Page = read(client.get("/sessions", &q)?)?;
+        items.extend(page.items);
+        match page.next_cursor {
+            Some(next) if all => cursor = Some(next),
+            next => return Ok((items, page.total, next.is_some())),
         }
     }
 }
@@ -271,21 +271,20 @@ fn list_sessions(client: &ApiClient, args: &ListArgs) -> Result<ExitCode, CliErr
         "Session Time",
         "ID",
     ]);
-    for s in &items {
-        let text = |key: &str| s[key].as_str().unwrap_or_default().to_string();
-        let seconds = |key: &str| format_duration(s[key].as_u64().unwrap_or_default());
-        let mut name = text("name");
-        if s["own"] == json!(true) {
+    for s in items.iter().cloned().map(read::<Listed>) {
+        let s = s?;
+        let mut name = s.name;
+        if s.own {
             name.push_str(" (you)");
         }
         table.add_row([
             name,
-            text("organisation"),
-            text("ip_address"),
-            text("server_name"),
-            seconds("timeout_seconds"),
-            seconds("session_time_seconds"),
-            text("id"),
+            s.organisation,
+            s.ip_address,
+            s.server_name,
+            format_duration(s.timeout_seconds),
+            format_duration(s.session_time_seconds),
+            s.id,
         ]);
     }
     println!("{table}");
@@ -306,10 +305,9 @@ fn table<const N: usize>(header: [&str; N]) -> Table {
 }
 
 fn my_sessions(client: &ApiClient, json: bool) -> Result<ExitCode, CliError> {
-    let mine = client.get("/sessions/mine", &[])?;
-    let items = mine["items"].as_array().cloned().unwrap_or_default();
+    let mine: Mine = read(client.get("/sessions/mine", &[])?)?;
     if json {
-        println!("{}", Value::Array(items));
+        println!("{}", Value::Array(mine.items));
         return Ok(ExitCode::SUCCESS);
     }
     let mut table = table([
@@ -320,32 +318,31 @@ fn my_sessions(client: &ApiClient, json: bool) -> Result<ExitCode, CliError> {
         "Last Active",
         "ID",
     ]);
-    for s in &items {
-        let text = |key: &str| s[key].as_str().unwrap_or("-").to_string();
-        let seconds = |key: &str| format_duration(s[key].as_u64().unwrap_or_default());
-        let mut ip = text("ip_address");
-        if s["own"] == json!(true) {
+    for s in mine.items.into_iter().map(read::<Listed>) {
+        let s = s?;
+        let mut ip = s.ip_address;
+        if s.own {
             ip.push_str(" (this device)");
         }
         table.add_row([
             ip,
-            text("server_name"),
-            text("user_agent"),
-            seconds("session_time_seconds"),
-            format!("{} ago", seconds("idle_seconds")),
-            text("id"),
+            s.server_name,
+            s.user_agent.unwrap_or_else(|| "-".into()),
+            format_duration(s.session_time_seconds),
+            format!("{} ago", format_duration(s.idle_seconds)),
+            s.id,
         ]);
     }
     println!("{table}");
-    let total = mine["total"].as_u64().unwrap_or_default();
+    let total = mine.total;
     let noun = if total == 1 { "session" } else { "sessions" };
     println!("{total} {noun} of this user");
     Ok(ExitCode::SUCCESS)
 }
 
 fn end_others(client: &ApiClient) -> Result<ExitCode, CliError> {
-    let ended = client.delete("/sessions/mine", &Value::Null)?;
-    let count = ended["deleted"].as_array().map_or(0, Vec::len);
+    let ended: Deleted = read(client.delete("/sessions/mine", &Value::Null)?)?;
+    let count = ended.deleted.len();
     let noun = if count == 1 { "session" } else { "sessions" };
     println!("ended {count} other {noun}; this one stays");
     Ok(ExitCode::SUCCESS)
@@ -387,22 +384,19 @@ fn delete_sessions(client: &ApiClient, args: &DeleteArgs) -> Result<ExitCode, Cl
     }
     let (mut deleted, mut not_found, mut refused) = (0, 0, 0);
     for chunk in ids.chunks(MAX_DELETE_IDS) {
-        let result = client.delete("/sessions", &json!({ "ids": chunk }))?;
-        for id in result["deleted"].as_array().into_iter().flatten() {
-            println!("deleted    {}", id.as_str().unwrap_or_default());
-            deleted += 1;
+        let result: Deleted = read(client.delete("/sessions", &json!({ "ids": chunk }))?)?;
+        for id in &result.deleted {
+            println!("deleted    {id}");
         }
-        for id in result["not_found"].as_array().into_iter().flatten() {
-            println!("not found  {}", id.as_str().unwrap_or_default());
-            not_found += 1;
+        for id in &result.not_found {
+            println!("not found  {id}");
         }
-        for r in result["refused"].as_array().into_iter().flatten() {
-            println!(
-                "refused    {} (your own session)",
-                r["id"].as_str().unwrap_or_default()
-            );
-            refused += 1;
+        for r in &result.refused {
+            println!("refused    {} (your own session)", r.id);
         }
+        deleted += result.deleted.len();
+        not_found += result.not_found.len();
+        refused += result.refused.len();
     }
     println!("Deleted {deleted}, not found {not_found}, refused {refused}.");
     Ok(if not_found + refused == 0 {
@@ -418,10 +412,10 @@ fn ids_of(client: &ApiClient, filter: (&str, String)) -> Result<Vec<String>, Cli
         ("limit", crate::domain::limits::MAX_LIMIT.to_string()),
     ];
     let (items, _, _) = fetch(client, &query, true)?;
-    Ok(items
-        .iter()
-        .filter_map(|s| s["id"].as_str().map(str::to_string))
-        .collect())
+    items
+        .into_iter()
+        .map(|s| read::<Listed>(s).map(|s| s.id))
+        .collect()
 }
 
 /// Prints events until interrupted; after a dropped connection it reconnects (once a second)
@@ -436,7 +430,7 @@ fn watch(client: &ApiClient, json: bool, types: Option<&str>) -> Result<ExitCode
         let resume = last.clone();
         let outcome = client.stream("/events", &query, resume.as_deref(), |id, data| {
             last = Some(id.to_string());
-            match serde_json::from_str::<Value>(data) {
+            match serde_json::from_str::<Event>(data) {
                 Ok(event) if !json => println!("{}", event_line(&event)),
                 _ => println!("{data}"),
             }
@@ -450,40 +444,36 @@ fn watch(client: &ApiClient, json: bool, types: Option<&str>) -> Result<ExitCode
 }
 
 /// One event as a line: time, type, then what it is about.
-fn event_line(event: &Value) -> String {
-    let data = &event["data"];
-    let text = |key: &str| data[key].as_str().unwrap_or("-");
-    let about = match event["type"].as_str() {
-        Some("session-created") => format!(
+fn event_line(event: &Event) -> String {
+    let d = &event.data;
+    let text = |value: &Option<String>| value.clone().unwrap_or_else(|| "-".into());
+    let about = match event.kind.as_str() {
+        "session-created" => format!(
             "{} ({}) {} from {} on {}  {}",
-            text("user_id"),
-            text("name"),
-            text("organisation"),
-            text("ip_address"),
-            text("server_name"),
-            text("id")
+            text(&d.user_id),
+            text(&d.name),
+            text(&d.organisation),
+            text(&d.ip_address),
+            text(&d.server_name),
+            text(&d.id)
         ),
-        Some("session-ended") => format!(
+        "session-ended" => format!(
             "{} {} on {}  {}  reason={}",
-            text("user_id"),
-            text("organisation"),
-            text("server_name"),
-            text("id"),
-            text("reason")
+            text(&d.user_id),
+            text(&d.organisation),
+            text(&d.server_name),
+            text(&d.id),
+            text(&d.reason)
         ),
         _ => format!(
             "{} {} from {}  reason={}",
-            text("user_id"),
-            text("organisation"),
-            text("ip_address"),
-            text("reason")
+            text(&d.user_id),
+            text(&d.organisation),
+            text(&d.ip_address),
+            text(&d.reason)
         ),
     };
-    format!(
-        "{}  {:<15}  {about}",
-        event["time"].as_str().unwrap_or("-"),
-        event["type"].as_str().unwrap_or("-")
-    )
+    format!("{}  {:<15}  {about}", event.time, event.kind)
 }
 
 fn whoami(client: &ApiClient, json: bool) -> Result<ExitCode, CliError> {
@@ -492,37 +482,22 @@ fn whoami(client: &ApiClient, json: bool) -> Result<ExitCode, CliError> {
         println!("{me}");
         return Ok(ExitCode::SUCCESS);
     }
-    let text = |key: &str| me[key].as_str().unwrap_or("-").to_string();
-    let roles: Vec<&str> = me["roles"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .collect();
+    let me: Listed = read(me)?;
+    let roles = match me.roles.is_empty() {
+        true => "-".to_string(),
+        false => me.roles.join(", "),
+    };
     for (label, value) in [
-        ("Name", text("name")),
-        ("User", text("user_id")),
-        ("Organisation", text("organisation")),
-        (
-            "Roles",
-            if roles.is_empty() {
-                "-".into()
-            } else {
-                roles.join(", ")
-            },
-        ),
-        ("IP Address", text("ip_address")),
-        ("Server Name", text("server_name")),
-        (
-            "Timeout",
-            format_duration(me["timeout_seconds"].as_u64().unwrap_or_default()),
-        ),
-        (
-            "Session Time",
-            format_duration(me["session_time_seconds"].as_u64().unwrap_or_default()),
-        ),
-        ("Expires", text("expires_at")),
-        ("Session ID", text("id")),
+        ("Name", me.name),
+        ("User", me.user_id),
+        ("Organisation", me.organisation),
+        ("Roles", roles),
+        ("IP Address", me.ip_address),
+        ("Server Name", me.server_name),
+        ("Timeout", format_duration(me.timeout_seconds)),
+        ("Session Time", format_duration(me.session_time_seconds)),
+        ("Expires", me.expires_at),
+        ("Session ID", me.id),
     ] {
         println!("{label:<13} {value}");
     }
@@ -530,21 +505,18 @@ fn whoami(client: &ApiClient, json: bool) -> Result<ExitCode, CliError> {
 }
 
 fn log_in(client: &ApiClient, args: &LoginArgs) -> Result<ExitCode, CliError> {
-    let mut body = json!({"user_id": args.user, "name": args.name, "ip_address": args.ip});
-    if let Some(org) = &args.org {
-        body["organisation"] = json!(org);
-    }
-    if let Some(server) = &args.server {
-        body["server_name"] = json!(server);
-    }
-    if !args.roles.is_empty() {
-        body["roles"] = json!(args.roles);
-    }
-    if let Some(timeout) = args.timeout {
-        body["timeout_seconds"] = json!(timeout);
-    }
-    let created = client.post("/sessions", &body)?;
-    println!("{}", created["token"].as_str().unwrap_or_default());
+    let body = Login {
+        user_id: &args.user,
+        name: &args.name,
+        ip_address: &args.ip,
+        organisation: args.org.as_deref(),
+        server_name: args.server.as_deref(),
+        roles: &args.roles,
+        timeout_seconds: args.timeout,
+    };
+    let body = serde_json::to_value(&body).expect("a login serialises");
+    let created: Created = read(client.post("/sessions", &body)?)?;
+    println!("{}", created.token);
     Ok(ExitCode::SUCCESS)
 }
 

@@ -1,4 +1,5 @@
-//! Session ids: random, opaque, and unrelated to the token, so knowing one grants nothing.
+//! Session ids: random and opaque. A token begins with its session's id (the selector that
+//! finds the session) followed by a separate 256-bit secret, so knowing an id grants nothing.
 
 use std::fmt;
 

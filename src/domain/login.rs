@@ -3,8 +3,9 @@
 //! and is tested against this function on a real Redis (the store contract suite).
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
-use super::{ConcurrentSessions, EndReason, Millis};
+use super::{ConcurrentSessions, EndReason, Millis, SessionId};
 
 /// How a login treats the user's other sessions: the concurrent-session policy, then the limit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,6 +27,14 @@ impl From<ConcurrentSessions> for LoginRules {
             seats: None,
         }
     }
+}
+
+/// One of a user's live sessions that blocked a login under `deny-other-ip`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlockingSession {
+    pub id: SessionId,
+    pub ip_address: IpAddr,
+    pub server_name: Arc<str>,
 }
 
 /// One of the user's live sessions, as a login weighs it.

@@ -161,6 +161,32 @@ impl Scope {
 
 /// The role that reaches every session.
 pub const ADMIN_ROLE: &str = "admin";
+/// The role that reaches its own organisation's sessions, except those holding `admin`.
+pub const ORG_ADMIN_ROLE: &str = "org_admin";
+
+/// What a session's roles let it do to other sessions; every other role is the app's own and
+/// means nothing to sessiond.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Privilege {
+    /// [`ADMIN_ROLE`]: every session.
+    Admin,
+    /// [`ORG_ADMIN_ROLE`]: its organisation's sessions.
+    OrgAdmin,
+    /// Its own user's sessions only.
+    None,
+}
+
+impl Privilege {
+    pub fn of(roles: &[Arc<str>]) -> Self {
+        if holds_admin(roles) {
+            Privilege::Admin
+        } else if roles.iter().any(|r| &**r == ORG_ADMIN_ROLE) {
+            Privilege::OrgAdmin
+        } else {
+            Privilege::None
+        }
+    }
+}
 
 /// Whether a set of roles holds [`ADMIN_ROLE`].
 pub fn holds_admin(roles: &[Arc<str>]) -> bool {

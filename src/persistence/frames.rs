@@ -2,6 +2,8 @@
 //! `u32` CRC-32 of the payload, then the payload (little-endian). Reading tells a torn last
 //! write (nothing whole follows the damage) from damage in the middle.
 
+use rayon::prelude::*;
+
 /// The bytes before a payload.
 pub const HEADER: usize = 8;
 /// No record is larger.
@@ -54,37 +56,51 @@ fn framed(bytes: &[u8]) -> Result<&[u8], String> {
     Ok(payload)
 }
 
-/// Reads every record of `bytes` with `decode`, up to the first damage.
-pub fn scan<T>(bytes: &[u8], decode: impl Fn(&[u8]) -> Result<T, String>) -> Scan<T> {
-    let mut records = Vec::new();
+/// Reads every record of `bytes` with `decode`, up to the first damage. The records are
+/// framed in order first (lengths and checksums), then decoded in parallel.
+pub fn scan<T: Send>(bytes: &[u8], decode: impl Fn(&[u8]) -> Result<T, String> + Sync) -> Scan<T> {
+    let mut payloads: Vec<(usize, &[u8])> = Vec::new();
     let mut at = 0;
-    let damage = loop {
-        let rest = &bytes[at..];
-        if rest.is_empty() {
-            break None;
+    let mut framing = None;
+    while at < bytes.len() {
+        match framed(&bytes[at..]) {
+            Ok(payload) => {
+                payloads.push((at, payload));
+                at += HEADER + payload.len();
+            }
+            Err(reason) => {
+                framing = Some(reason);
+                break;
+            }
         }
-        let damage = match framed(rest) {
-            Ok(payload) => match decode(payload) {
-                Ok(record) => {
-                    records.push(record);
-                    at += HEADER + payload.len();
-                    continue;
+    }
+    let decoded: Vec<Result<T, String>> = payloads.par_iter().map(|(_, p)| decode(p)).collect();
+    let mut records = Vec::with_capacity(decoded.len());
+    for ((start, _), record) in payloads.iter().zip(decoded) {
+        match record {
+            Ok(record) => records.push(record),
+            // Its checksum matches: written whole, so never a torn write.
+            Err(e) => {
+                return Scan {
+                    records,
+                    end: *start,
+                    damage: Some(Damage {
+                        reason: format!("a record cannot be read: {e}"),
+                        at_tail: false,
+                    }),
                 }
-                // Its checksum matches: written whole, so never a torn write.
-                Err(e) => Damage {
-                    reason: format!("a record cannot be read: {e}"),
-                    at_tail: false,
-                },
-            },
-            Err(reason) => Damage {
-                reason,
-                // A whole record after it: the damage is not where the last write ended.
-                at_tail: !(1..rest.len())
-                    .any(|from| framed(&rest[from..]).is_ok_and(|p| decode(p).is_ok())),
-            },
-        };
-        break Some(damage);
-    };
+            }
+        }
+    }
+    let damage = framing.map(|reason| {
+        let rest = &bytes[at..];
+        Damage {
+            reason,
+            // A whole record after it: the damage is not where the last write ended.
+            at_tail: !(1..rest.len())
+                .any(|from| framed(&rest[from..]).is_ok_and(|p| decode(p).is_ok())),
+        }
+    });
     Scan {
         records,
         end: at,

@@ -4,7 +4,6 @@
 mod memory;
 mod redis;
 
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -13,59 +12,17 @@ pub use self::redis::{lua_prelude, Keys as RedisKeys, RedisClock, RedisStore};
 pub use crate::domain::SavedSession;
 pub use memory::MemoryStore;
 
+pub use crate::domain::login::BlockingSession;
 pub use crate::domain::LoginRules;
 use crate::domain::{
     EndReason, ListQuery, Millis, NewSession, PresentedToken, Scope, SessionId, SessionRecord,
     TokenDigest,
 };
-use crate::error::{ApiError, ExistingSession};
+pub use crate::error::StoreError;
 use crate::events::Hub;
 
 /// A store behind a shared pointer, as the application holds it.
 pub type SharedStore = Arc<dyn SessionStore>;
-
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// The login was refused by the concurrent-session policy.
-    #[error("the user already has a session from another IP address")]
-    LoginDenied(Vec<BlockingSession>),
-    /// Every seat of the organisation is taken by other users.
-    #[error("all {limit} seats of {organisation} are taken")]
-    SeatLimit { organisation: Arc<str>, limit: u32 },
-    /// The store cannot be reached; the request may succeed later.
-    #[error("the session store is unavailable: {0}")]
-    Unavailable(String),
-}
-
-/// One of a user's live sessions that blocked a login under `deny-other-ip`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct BlockingSession {
-    pub id: SessionId,
-    pub ip_address: IpAddr,
-    pub server_name: Arc<str>,
-}
-
-impl From<StoreError> for ApiError {
-    fn from(error: StoreError) -> Self {
-        match error {
-            StoreError::LoginDenied(sessions) => ApiError::login_denied(
-                sessions
-                    .into_iter()
-                    .map(|s| ExistingSession {
-                        id: s.id.to_string(),
-                        ip_address: s.ip_address,
-                        server_name: s.server_name.to_string(),
-                    })
-                    .collect(),
-            ),
-            StoreError::SeatLimit {
-                organisation,
-                limit,
-            } => ApiError::seat_limit(&organisation, limit),
-            StoreError::Unavailable(reason) => ApiError::unavailable(&reason),
-        }
-    }
-}
 
 /// A login that went through: the new session, and the sessions it ended, with why.
 #[derive(Debug)]
@@ -129,8 +86,10 @@ pub struct Page {
     pub more: bool,
 }
 
+/// Sessions: the rules of logging in, validating and ending, each one atomic, and the events
+/// of what changed.
 #[async_trait]
-pub trait SessionStore: Send + Sync {
+pub trait SessionStore: SessionCounts + Send + Sync {
     /// Applies the login rules and inserts, as one atomic step for the user.
     async fn create(
         &self,
@@ -169,9 +128,25 @@ pub trait SessionStore: Send + Sync {
     async fn list(&self, query: &ListQuery, scope: &Scope, now: Millis)
         -> Result<Page, StoreError>;
 
+    /// Frees the memory of expired sessions; returns how many it removed.
+    async fn reap(&self, now: Millis) -> Result<usize, StoreError>;
+
     /// Whether the store can serve requests now.
     async fn ping(&self) -> Result<(), StoreError>;
 
+    /// From now on, sends the event of every change — made on this node, or (for a shared
+    /// store) on any — to `hub`.
+    fn publish_events(&self, hub: Arc<Hub>);
+
+    /// The audit trail the store keeps for every node, if it keeps one (Redis).
+    fn audit_trail(&self) -> Option<Arc<dyn AuditTrail>> {
+        None
+    }
+}
+
+/// Counting the live sessions, for the metrics, the summary and the seats.
+#[async_trait]
+pub trait SessionCounts {
     /// Live sessions counted by organisation, server name and role `admin`.
     async fn census(&self, now: Millis) -> Result<Vec<Census>, StoreError>;
 
@@ -183,36 +158,19 @@ pub trait SessionStore: Send + Sync {
 
     /// Counts sessions and index entries, and the entries that point nowhere.
     async fn check_indexes(&self) -> Result<IndexReport, StoreError>;
+}
 
-    /// Frees the memory of expired sessions; returns how many it removed.
-    async fn reap(&self, now: Millis) -> Result<usize, StoreError>;
+/// An audit trail kept for every node (in Redis), holding its newest records.
+#[async_trait]
+pub trait AuditTrail: Send + Sync {
+    /// Appends a record (JSON), keeping the newest `capacity`; returns the record's id there.
+    async fn append(&self, record: &str, capacity: usize) -> Result<String, StoreError>;
 
-    /// Whether the store keeps the audit trail for every node (Redis).
-    fn keeps_audit(&self) -> bool {
-        false
-    }
-
-    /// Appends an audit record (JSON) to the trail the store keeps, which holds the newest
-    /// `capacity`; returns the record's id there.
-    async fn append_audit(&self, _record: &str, _capacity: usize) -> Result<String, StoreError> {
-        Err(StoreError::Unavailable(
-            "this store keeps no audit trail".into(),
-        ))
-    }
-
-    /// Up to `count` records of the kept trail, newest first, from before the entry `before`
-    /// (or the newest), each with its entry's id.
-    async fn audit_before(
+    /// Up to `count` records, newest first, from before the entry `before` (or the newest),
+    /// each with its entry's id.
+    async fn before(
         &self,
-        _before: Option<&str>,
-        _count: usize,
-    ) -> Result<Vec<(String, String)>, StoreError> {
-        Err(StoreError::Unavailable(
-            "this store keeps no audit trail".into(),
-        ))
-    }
-
-    /// From now on, sends the event of every change — made on this node, or (for a shared
-    /// store) on any — to `hub`.
-    fn publish_events(&self, hub: Arc<Hub>);
+        before: Option<&str>,
+        count: usize,
+    ) -> Result<Vec<(String, String)>, StoreError>;
 }

@@ -36,7 +36,7 @@ pub use claims::{Claim, Claims, LocalClaims, Progress, RedisClaims};
 pub use signing::{WebhookSecret, MIN_SECRET_BYTES};
 
 use crate::events::{Change, Event, Hub};
-use crate::metrics::Metrics;
+use crate::metrics::{DeliveryResult, Metrics};
 use outbox::{Kept, Outbox};
 
 /// Deliveries a node holds at most.
@@ -291,19 +291,24 @@ impl Shared {
             }
             match live.blocking_recv() {
                 Ok(event) => batch.push(event),
-                Err(RecvError::Lagged(missed)) => self.metrics.webhook("dropped", missed),
+                Err(RecvError::Lagged(missed)) => {
+                    self.metrics.webhook(DeliveryResult::Dropped, missed)
+                }
                 Err(RecvError::Closed) => return,
             }
             while batch.len() < FEED_BATCH {
                 match live.try_recv() {
                     Ok(event) => batch.push(event),
-                    Err(TryRecvError::Lagged(missed)) => self.metrics.webhook("dropped", missed),
+                    Err(TryRecvError::Lagged(missed)) => {
+                        self.metrics.webhook(DeliveryResult::Dropped, missed)
+                    }
                     Err(_) => break,
                 }
             }
             let newest = hub.last().unwrap_or_default();
             if !self.has_room() {
-                self.metrics.webhook("dropped", batch.len() as u64);
+                self.metrics
+                    .webhook(DeliveryResult::Dropped, batch.len() as u64);
                 batch.clear();
                 hub.mark_kept(newest);
                 continue;
@@ -359,7 +364,7 @@ impl Shared {
         let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
         if queue.held >= QUEUE_CAPACITY {
             drop(queue);
-            self.metrics.webhook("dropped", 1);
+            self.metrics.webhook(DeliveryResult::Dropped, 1);
             if let Some(outbox) = &self.outbox {
                 outbox.ended(&delivery.id);
             }
@@ -472,13 +477,13 @@ impl Shared {
         }
         delivery.attempts += 1;
         if self.send(&delivery) {
-            self.metrics.webhook("delivered", 1);
+            self.metrics.webhook(DeliveryResult::Delivered, 1);
             self.claims.settle(&delivery.id);
             return self.finish(&delivery);
         }
         let elapsed = unix_ms().saturating_sub(delivery.first_attempt_ms);
         if Duration::from_millis(elapsed) >= RETRY_FOR {
-            self.metrics.webhook("abandoned", 1);
+            self.metrics.webhook(DeliveryResult::Abandoned, 1);
             log::warn!(
                 "webhook delivery of event {} abandoned after {} attempts over an hour",
                 delivery.id,
@@ -487,7 +492,7 @@ impl Shared {
             self.claims.settle(&delivery.id);
             return self.finish(&delivery);
         }
-        self.metrics.webhook("failed", 1);
+        self.metrics.webhook(DeliveryResult::Failed, 1);
         let delay = backoff(delivery.attempts);
         let progress = Progress {
             attempts: delivery.attempts,

@@ -13,6 +13,7 @@ use sessiond::domain::{
     ConcurrentSessions, EndReason, ListQuery, Millis, NewSession, NewSessionRequest,
     PresentedToken, Scope, SessionId, Token,
 };
+use sessiond::store::SessionCounts;
 use sessiond::store::{Insert, MemoryStore, SessionStore, StoreError};
 
 proptest! {

@@ -13,6 +13,7 @@ use sessiond::domain::{
     ConcurrentSessions, EndReason, ListQuery, Millis, NewSession, Order, PresentedToken, Scope,
     SessionId, SortField, Token,
 };
+use sessiond::store::SessionCounts;
 use sessiond::store::{Insert, MemoryStore, SessionStore, StoreError};
 
 const MAX_LIFETIME: u64 = 60;

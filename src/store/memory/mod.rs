@@ -45,7 +45,8 @@ use self::changes::Changes;
 use self::rows::{shard_of, Row, Shard, SHARDS};
 use self::seats::Seats;
 use super::{
-    Census, Created, IndexReport, Insert, LoginRules, Page, SessionStore, StoreError, Users,
+    Census, Created, IndexReport, Insert, LoginRules, Page, SessionCounts, SessionStore,
+    StoreError, Users,
 };
 use crate::domain::{
     EndReason, ListQuery, Millis, PresentedToken, SavedSession, Scope, SessionId, SessionRecord,
@@ -206,6 +207,17 @@ impl SessionStore for MemoryStore {
         Ok(())
     }
 
+    async fn reap(&self, now: Millis) -> Result<usize, StoreError> {
+        Ok(self.engine.reap(now))
+    }
+
+    fn publish_events(&self, hub: Arc<Hub>) {
+        self.engine.changes.publish_events(hub);
+    }
+}
+
+#[async_trait]
+impl SessionCounts for MemoryStore {
     async fn census(&self, now: Millis) -> Result<Vec<Census>, StoreError> {
         self.off_the_event_loop("the census", move |engine| engine.census(now))
             .await
@@ -222,14 +234,6 @@ impl SessionStore for MemoryStore {
 
     async fn check_indexes(&self) -> Result<IndexReport, StoreError> {
         Ok(self.engine.check_indexes())
-    }
-
-    async fn reap(&self, now: Millis) -> Result<usize, StoreError> {
-        Ok(self.engine.reap(now))
-    }
-
-    fn publish_events(&self, hub: Arc<Hub>) {
-        self.engine.changes.publish_events(hub);
     }
 }
 

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use redis::Script;
 
 use super::{keys, EVENT_LOG_LENGTH, EXPIRED_KEPT};
+use crate::domain::session::ADMIN_ROLE;
 use crate::domain::{Millis, SavedSession, SessionData, SessionId, TokenDigest};
 
 /// A session's hash in Redis: what each field holds and its name there (one letter, because
@@ -55,7 +56,7 @@ pub fn lua_prelude() -> String {
         .collect();
     lines.push(format!("local ROW = {{{}}}", row.join(", ")));
     lines.push(format!(
-        "local EVENT_LOG_LENGTH, EXPIRED_KEPT_MS = {EVENT_LOG_LENGTH}, {}",
+        "local EVENT_LOG_LENGTH, EXPIRED_KEPT_MS, ADMIN_ROLE = {EVENT_LOG_LENGTH}, {}, '{ADMIN_ROLE}'",
         EXPIRED_KEPT.as_millis()
     ));
     format!(

@@ -34,8 +34,8 @@ use redis::streams::StreamRangeReply;
 use redis::{AsyncCommands, Script};
 
 use super::{
-    Census, Created, IndexReport, Insert, LoginRules, MemoryStore, Page, SavedSession,
-    SessionStore, StoreError, Users,
+    AuditTrail, Census, Created, IndexReport, Insert, LoginRules, MemoryStore, Page, SavedSession,
+    SessionCounts, SessionStore, StoreError, Users,
 };
 use crate::domain::{
     EndReason, ListQuery, Millis, PresentedToken, Scope, SessionId, SessionRecord,
@@ -332,6 +332,61 @@ impl SessionStore for RedisStore {
         Ok(())
     }
 
+    async fn reap(&self, now: Millis) -> Result<usize, StoreError> {
+        // Expired sessions are ended (and announced) by the sweep, a step at a time; Redis
+        // removes any hash left past EXPIRED_KEPT itself.
+        let mut cursor = "0".to_string();
+        let mut ended = 0;
+        loop {
+            let (next, swept): (String, usize) = self
+                .sweep
+                .arg(self.clock.arg(now))
+                .arg(self.max_ms())
+                .arg(self.keys.prefix())
+                .arg(self.keys.changes())
+                .arg(&cursor)
+                .arg(500)
+                .invoke_async(&mut self.conn.clone())
+                .await
+                .map_err(unavailable)?;
+            ended += swept;
+            if next == "0" {
+                break;
+            }
+            cursor = next;
+        }
+        self.replica.reap(now).await?;
+        Ok(ended)
+    }
+
+    fn audit_trail(&self) -> Option<Arc<dyn AuditTrail>> {
+        Some(Arc::new(RedisAudit {
+            conn: self.conn.clone(),
+            key: self.keys.audit_log(),
+        }))
+    }
+
+    fn publish_events(&self, hub: Arc<Hub>) {
+        hub.fed_elsewhere();
+        let reader = EventReader {
+            client: self.client.clone(),
+            key: self.keys.event_log(),
+            max_lifetime_seconds: self.max_lifetime_seconds,
+            hub,
+        };
+        actix_web::rt::spawn(async move {
+            loop {
+                if let Err(e) = reader.follow().await {
+                    log::warn!("reading the Redis event log stopped: {e}; reconnecting");
+                }
+                actix_web::rt::time::sleep(Duration::from_millis(250)).await;
+            }
+        });
+    }
+}
+
+#[async_trait]
+impl SessionCounts for RedisStore {
     async fn census(&self, now: Millis) -> Result<Vec<Census>, StoreError> {
         self.replica.census(now).await
     }
@@ -391,41 +446,19 @@ impl SessionStore for RedisStore {
             orphans,
         })
     }
+}
 
-    async fn reap(&self, now: Millis) -> Result<usize, StoreError> {
-        // Expired sessions are ended (and announced) by the sweep, a step at a time; Redis
-        // removes any hash left past EXPIRED_KEPT itself.
-        let mut cursor = "0".to_string();
-        let mut ended = 0;
-        loop {
-            let (next, swept): (String, usize) = self
-                .sweep
-                .arg(self.clock.arg(now))
-                .arg(self.max_ms())
-                .arg(self.keys.prefix())
-                .arg(self.keys.changes())
-                .arg(&cursor)
-                .arg(500)
-                .invoke_async(&mut self.conn.clone())
-                .await
-                .map_err(unavailable)?;
-            ended += swept;
-            if next == "0" {
-                break;
-            }
-            cursor = next;
-        }
-        self.replica.reap(now).await?;
-        Ok(ended)
-    }
+/// The audit trail in Redis: a capped stream every node appends to and reads.
+struct RedisAudit {
+    conn: ConnectionManager,
+    key: String,
+}
 
-    fn keeps_audit(&self) -> bool {
-        true
-    }
-
-    async fn append_audit(&self, record: &str, capacity: usize) -> Result<String, StoreError> {
+#[async_trait]
+impl AuditTrail for RedisAudit {
+    async fn append(&self, record: &str, capacity: usize) -> Result<String, StoreError> {
         redis::cmd("XADD")
-            .arg(self.keys.audit_log())
+            .arg(&self.key)
             // Exactly the capacity: the trail is bounded as SESSIOND_AUDIT_CAPACITY says.
             .arg("MAXLEN")
             .arg(capacity.max(1))
@@ -437,14 +470,14 @@ impl SessionStore for RedisStore {
             .map_err(unavailable)
     }
 
-    async fn audit_before(
+    async fn before(
         &self,
         before: Option<&str>,
         count: usize,
     ) -> Result<Vec<(String, String)>, StoreError> {
         let end = before.map_or("+".to_string(), |id| format!("({id}"));
         let entries: StreamRangeReply = redis::cmd("XREVRANGE")
-            .arg(self.keys.audit_log())
+            .arg(&self.key)
             .arg(end)
             .arg("-")
             .arg("COUNT")
@@ -460,23 +493,5 @@ impl SessionStore for RedisStore {
                 Some((entry.id, record))
             })
             .collect())
-    }
-
-    fn publish_events(&self, hub: Arc<Hub>) {
-        hub.fed_elsewhere();
-        let reader = EventReader {
-            client: self.client.clone(),
-            key: self.keys.event_log(),
-            max_lifetime_seconds: self.max_lifetime_seconds,
-            hub,
-        };
-        actix_web::rt::spawn(async move {
-            loop {
-                if let Err(e) = reader.follow().await {
-                    log::warn!("reading the Redis event log stopped: {e}; reconnecting");
-                }
-                actix_web::rt::time::sleep(Duration::from_millis(250)).await;
-            }
-        });
     }
 }

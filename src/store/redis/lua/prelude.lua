@@ -20,7 +20,7 @@ end
 -- Whether a session's roles (JSON) hold admin.
 local function holds_admin(roles)
   for _, role in ipairs(cjson.decode(roles or '[]')) do
-    if role == 'admin' then return true end
+    if role == ADMIN_ROLE then return true end
   end
   return false
 end
