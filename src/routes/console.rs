@@ -7,9 +7,42 @@ use actix_web::{guard, web, HttpRequest, HttpResponse};
 use crate::error::ApiError;
 
 const INDEX_HTML: &str = include_str!("../console/index.html");
-const CONSOLE_JS: &str = include_str!("../console/console.js");
-const FORMAT_JS: &str = include_str!("../console/format.js");
-const CONSOLE_CSS: &str = include_str!("../console/console.css");
+const JAVASCRIPT: &str = "text/javascript; charset=utf-8";
+
+/// The page's files under `/console/`: name, content type, contents. `console.js` is the
+/// entry module; the others are the modules it imports, one per part of the page.
+const ASSETS: [(&str, &str, &str); 10] = [
+    (
+        "console.js",
+        JAVASCRIPT,
+        include_str!("../console/console.js"),
+    ),
+    ("state.js", JAVASCRIPT, include_str!("../console/state.js")),
+    ("api.js", JAVASCRIPT, include_str!("../console/api.js")),
+    (
+        "signin.js",
+        JAVASCRIPT,
+        include_str!("../console/signin.js"),
+    ),
+    ("list.js", JAVASCRIPT, include_str!("../console/list.js")),
+    (
+        "glance.js",
+        JAVASCRIPT,
+        include_str!("../console/glance.js"),
+    ),
+    ("live.js", JAVASCRIPT, include_str!("../console/live.js")),
+    ("mine.js", JAVASCRIPT, include_str!("../console/mine.js")),
+    (
+        "format.js",
+        JAVASCRIPT,
+        include_str!("../console/format.js"),
+    ),
+    (
+        "console.css",
+        "text/css; charset=utf-8",
+        include_str!("../console/console.css"),
+    ),
+];
 
 /// Only this origin's own files; no inline script or style, no framing.
 const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
@@ -56,15 +89,9 @@ async fn page() -> HttpResponse {
 }
 
 async fn asset(name: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    let (content_type, body) = match name.as_str() {
-        "console.js" => ("text/javascript; charset=utf-8", CONSOLE_JS),
-        "format.js" => ("text/javascript; charset=utf-8", FORMAT_JS),
-        "console.css" => ("text/css; charset=utf-8", CONSOLE_CSS),
-        _ => {
-            return Err(ApiError::not_found(format!(
-                "nothing is at /console/{name}"
-            )))
-        }
-    };
+    let (_, content_type, body) = ASSETS
+        .iter()
+        .find(|(file, _, _)| *file == name.as_str())
+        .ok_or_else(|| ApiError::not_found(format!("nothing is at /console/{name}")))?;
     Ok(respond(content_type, body))
 }

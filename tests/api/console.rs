@@ -13,6 +13,13 @@ fn the_page_and_its_assets_are_served_with_a_strict_policy() {
         ("/", "text/html"),
         ("/console", "text/html"),
         ("/console/console.js", "text/javascript"),
+        ("/console/state.js", "text/javascript"),
+        ("/console/api.js", "text/javascript"),
+        ("/console/signin.js", "text/javascript"),
+        ("/console/list.js", "text/javascript"),
+        ("/console/glance.js", "text/javascript"),
+        ("/console/live.js", "text/javascript"),
+        ("/console/mine.js", "text/javascript"),
         ("/console/format.js", "text/javascript"),
         ("/console/console.css", "text/css"),
     ] {

@@ -37,14 +37,15 @@ impl Changes {
         self.journal.get().map(|j| &**j)
     }
 
-    /// Waits until the changes made so far are on disk, if they must be before they are
-    /// acknowledged: every change with `SESSIOND_FSYNC=always`, and ends (`ends`) always; and
-    /// their events in the webhook outbox, if there is one.
+    /// Waits until the changes this thread just made are on disk, if they must be before they
+    /// are acknowledged: every change with `SESSIOND_FSYNC=always`, and ends (`ends`) always;
+    /// and their events in the webhook outbox, if there is one. Called right after the change,
+    /// with no await between.
     pub(super) async fn acknowledged(&self, ends: bool) -> Result<(), StoreError> {
         if let Some(journal) = self.journal() {
             if ends || journal.fsync() == Fsync::Always {
                 journal
-                    .durable(journal.appended())
+                    .durable(journal.appended_here())
                     .await
                     .map_err(StoreError::Unavailable)?;
             }

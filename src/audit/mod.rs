@@ -4,139 +4,29 @@
 //! file of the data directory (and read back at start-up), or in Redis for every node.
 
 use std::collections::VecDeque;
-use std::fs::{File, OpenOptions};
-use std::io::Write;
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
-
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
 use crate::domain::{Millis, Scope, SessionData};
 use crate::error::ApiError;
 use crate::store::AuditTrail;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum AuditAction {
-    /// A session was ended by the holder of another: an administrator, or its own user.
-    SessionEnded,
-    /// The concurrent-session policy refused a login.
-    LoginDenied,
-}
+mod cursor;
+mod event;
+mod file;
+mod shared;
+mod stored;
 
-/// How the session was ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum EndMethod {
-    /// `DELETE /sessions/{id}`.
-    Single,
-    /// `DELETE /sessions`.
-    Bulk,
-}
-
-/// The session holder who acted: an administrator, or the user from another device.
-#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
-pub struct Actor {
-    pub session_id: String,
-    pub user_id: String,
-    pub organisation: String,
-}
-
-impl Actor {
-    pub fn of(data: &SessionData) -> Self {
-        Actor {
-            session_id: data.id.to_string(),
-            user_id: data.user_id.to_string(),
-            organisation: data.organisation.to_string(),
-        }
-    }
-}
-
-/// The session acted on: for a denied login, the login that was refused (it has no id).
-#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
-pub struct Subject {
-    /// Null for a refused login, which has no session.
-    #[schema(required = true)]
-    pub id: Option<String>,
-    pub user_id: String,
-    pub organisation: String,
-    #[schema(value_type = String)]
-    pub ip_address: IpAddr,
-    pub server_name: String,
-    /// Whether the session held `admin`: then no `org_admin` sees the event.
-    #[serde(skip)]
-    pub holds_admin: bool,
-}
-
-impl Subject {
-    pub fn of(data: &SessionData) -> Self {
-        Subject {
-            id: Some(data.id.to_string()),
-            user_id: data.user_id.to_string(),
-            organisation: data.organisation.to_string(),
-            ip_address: data.ip_address,
-            server_name: data.server_name.to_string(),
-            holds_admin: data.holds_admin(),
-        }
-    }
-}
-
-/// One entry of the audit trail.
-#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
-pub struct AuditEvent {
-    /// Unique, and greater for every later event: a number, or on Redis its entry's id.
-    #[schema(example = "42")]
-    pub id: String,
-    #[schema(value_type = String, format = DateTime, example = "2026-11-27T23:05:00Z")]
-    pub at: Millis,
-    pub action: AuditAction,
-    /// For `session-ended`: single or bulk; null otherwise.
-    #[schema(required = true)]
-    pub method: Option<EndMethod>,
-    /// For `session-ended`: who ended it; null otherwise.
-    #[schema(required = true)]
-    pub actor: Option<Actor>,
-    pub session: Subject,
-    /// For `login-denied`: the IP addresses the user already had sessions from.
-    #[schema(value_type = Vec<String>)]
-    pub existing_ip_addresses: Vec<IpAddr>,
-}
+use cursor::{decode_cursor, encode_cursor};
+pub use event::{Actor, AuditAction, AuditEvent, EndMethod, Subject};
+use file::TrailFile;
+use shared::shared_page;
+use stored::Stored;
 
 struct History {
     events: VecDeque<(u64, AuditEvent)>,
     next: u64,
-}
-
-/// An event as the trail keeps it (a line of the file, an entry in Redis): with what the API
-/// does not show, whether the session held `admin`, which decides who may see it, and in the
-/// file its number (Redis numbers its entries itself).
-#[derive(Serialize, Deserialize)]
-struct Stored {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    seq: Option<u64>,
-    admin: bool,
-    event: AuditEvent,
-}
-
-impl Stored {
-    fn json(seq: Option<u64>, event: &AuditEvent) -> String {
-        serde_json::to_string(&Stored {
-            seq,
-            admin: event.session.holds_admin,
-            event: event.clone(),
-        })
-        .expect("an audit event always serialises")
-    }
-
-    fn into_event(self) -> (Option<u64>, AuditEvent) {
-        let mut event = self.event;
-        event.session.holds_admin = self.admin;
-        (self.seq, event)
-    }
 }
 
 /// Where the trail is kept beyond this process's memory.
@@ -303,153 +193,11 @@ impl AuditLog {
     }
 }
 
-/// A page of the trail the store keeps: its entries are read newest first, a batch at a time,
-/// until the page is full. Each event's id is its entry's.
-async fn shared_page(
-    store: &Arc<dyn AuditTrail>,
-    scope: &Scope,
-    mut before: Option<String>,
-    limit: usize,
-) -> Result<AuditPage, ApiError> {
-    let mut items: Vec<AuditEvent> = Vec::new();
-    let mut more = false;
-    'reading: loop {
-        let batch = store.before(before.as_deref(), SHARED_BATCH).await?;
-        let exhausted = batch.len() < SHARED_BATCH;
-        for (id, json) in batch {
-            before = Some(id.clone());
-            let Ok(stored) = serde_json::from_str::<Stored>(&json) else {
-                log::warn!("unreadable audit entry {id} skipped");
-                continue;
-            };
-            let (_, mut event) = stored.into_event();
-            if !scope.admits(&event.session.organisation, event.session.holds_admin) {
-                continue;
-            }
-            if items.len() == limit {
-                more = true;
-                break 'reading;
-            }
-            event.id = id;
-            items.push(event);
-        }
-        if exhausted {
-            break;
-        }
-    }
-    Ok(AuditPage {
-        next: match (more, items.last()) {
-            (true, Some(last)) => Some(encode_cursor(&last.id)),
-            _ => None,
-        },
-        items,
-    })
-}
-
-/// The trail's file: JSON lines appended as events happen. Past [`ROTATE_AT`] bytes it is
-/// renamed to `audit.1.jsonl` (replacing the one before) and a new one begun.
-struct TrailFile {
-    dir: PathBuf,
-    file: File,
-    written: u64,
-}
-
-/// The size at which the trail's file is rotated.
-const ROTATE_AT: u64 = 16 << 20;
-const CURRENT: &str = "audit.jsonl";
-const PREVIOUS: &str = "audit.1.jsonl";
-
-impl TrailFile {
-    /// Opens the trail in `dir` and reads back its newest `capacity` events. Lines that
-    /// cannot be read (a write cut short by a crash) are skipped with a warning.
-    fn open(dir: &Path, capacity: usize) -> std::io::Result<(Self, VecDeque<(u64, AuditEvent)>)> {
-        std::fs::create_dir_all(dir)?;
-        let mut kept = VecDeque::new();
-        let mut unreadable = 0;
-        for name in [PREVIOUS, CURRENT] {
-            let text = match std::fs::read(dir.join(name)) {
-                Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(e),
-            };
-            for line in text.lines().filter(|l| !l.trim().is_empty()) {
-                match serde_json::from_str::<Stored>(line) {
-                    Ok(stored) => {
-                        let (Some(seq), event) = stored.into_event() else {
-                            unreadable += 1;
-                            continue;
-                        };
-                        kept.push_back((seq, event));
-                        if kept.len() > capacity {
-                            kept.pop_front();
-                        }
-                    }
-                    Err(_) => unreadable += 1,
-                }
-            }
-        }
-        if unreadable > 0 {
-            log::warn!(
-                "the audit trail in {} had {unreadable} unreadable lines (a write cut short?); they were skipped",
-                dir.display()
-            );
-        }
-        let path = dir.join(CURRENT);
-        let file = Self::open_for_append(&path)?;
-        let written = file.metadata()?.len();
-        // A torn last line must not swallow the next event.
-        let mut trail = TrailFile {
-            dir: dir.to_path_buf(),
-            file,
-            written,
-        };
-        if written > 0 && !std::fs::read(&path)?.ends_with(b"\n") {
-            trail.file.write_all(b"\n")?;
-        }
-        Ok((trail, kept))
-    }
-
-    fn open_for_append(path: &Path) -> std::io::Result<File> {
-        let mut options = OpenOptions::new();
-        options.create(true).append(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        options.open(path)
-    }
-
-    fn append(&mut self, line: &str) -> std::io::Result<()> {
-        if self.written >= ROTATE_AT {
-            std::fs::rename(self.dir.join(CURRENT), self.dir.join(PREVIOUS))?;
-            self.file = Self::open_for_append(&self.dir.join(CURRENT))?;
-            self.written = 0;
-        }
-        let mut bytes = Vec::with_capacity(line.len() + 1);
-        bytes.extend_from_slice(line.as_bytes());
-        bytes.push(b'\n');
-        self.file.write_all(&bytes)?;
-        self.written += bytes.len() as u64;
-        Ok(())
-    }
-}
-
-fn encode_cursor(position: &str) -> String {
-    URL_SAFE_NO_PAD.encode(format!("a{position}"))
-}
-
-/// The position a cursor holds: a number (this process's trail) or an entry id (the store's).
-fn decode_cursor(cursor: &str) -> Option<String> {
-    let bytes = URL_SAFE_NO_PAD.decode(cursor).ok()?;
-    let position = std::str::from_utf8(&bytes).ok()?.strip_prefix('a')?;
-    let well_formed = !position.is_empty()
-        && position.len() <= 40
-        && position.bytes().all(|b| b.is_ascii_digit() || b == b'-');
-    well_formed.then(|| position.to_string())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::domain::SessionId;
+    use std::io::Write;
 
     fn run<T>(future: impl std::future::Future<Output = T>) -> T {
         actix_web::rt::System::new().block_on(future)
@@ -469,9 +217,9 @@ mod tests {
                 vec![],
             ));
         }
-        let mut file = OpenOptions::new()
+        let mut file = std::fs::OpenOptions::new()
             .append(true)
-            .open(dir.join(CURRENT))
+            .open(dir.join(file::CURRENT))
             .unwrap();
         file.write_all(b"{\"seq\": 3, \"adm").unwrap();
         let log = AuditLog::in_dir(10, &dir).unwrap();

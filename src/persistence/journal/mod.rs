@@ -22,19 +22,14 @@
 //! Damage anywhere else stops start-up, naming the file and the offset.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
-
-use tokio::sync::watch;
 
 use super::codec::{write_session, Reader};
-use super::frames::{self, frame};
+use super::frames;
+
+mod writer;
 use crate::domain::{EndReason, Millis, SavedSession, SessionData, SessionId, TokenDigest};
+pub use writer::Journal;
 
 /// When an acknowledgement waits for the disk.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -62,8 +57,6 @@ const ENDED: u8 = 2;
 const ACTIVITY: u8 = 3;
 /// Sessions per activity record.
 pub const ACTIVITY_PER_RECORD: usize = 4096;
-/// How often the writer flushes what waits for no one, with [`Fsync::EverySecond`].
-const EVERY_SECOND: Duration = Duration::from_secs(1);
 
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
@@ -80,7 +73,7 @@ pub enum JournalError {
     },
 }
 
-fn segment_path(dir: &Path, number: u64) -> PathBuf {
+pub(super) fn segment_path(dir: &Path, number: u64) -> PathBuf {
     dir.join(format!("journal.{number:010}.log"))
 }
 
@@ -107,25 +100,28 @@ fn segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, JournalError> {
     Ok(found)
 }
 
-fn sync_dir(dir: &Path) -> std::io::Result<()> {
+pub(super) fn sync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-// ---- records ----
-
-fn write_created(out: &mut Vec<u8>, digest: &TokenDigest, data: &SessionData, active: Millis) {
+pub(super) fn write_created(
+    out: &mut Vec<u8>,
+    digest: &TokenDigest,
+    data: &SessionData,
+    active: Millis,
+) {
     out.push(CREATED);
     write_session(out, digest, data, active);
 }
 
-fn write_ended(out: &mut Vec<u8>, id: SessionId, reason: EndReason) {
+pub(super) fn write_ended(out: &mut Vec<u8>, id: SessionId, reason: EndReason) {
     out.push(ENDED);
     out.extend_from_slice(&id.as_u128().to_le_bytes());
     let n = EndReason::ALL.iter().position(|r| *r == reason);
     out.push(n.expect("every reason is in ALL") as u8);
 }
 
-fn write_activity(out: &mut Vec<u8>, sessions: &[(SessionId, Millis)]) {
+pub(super) fn write_activity(out: &mut Vec<u8>, sessions: &[(SessionId, Millis)]) {
     out.push(ACTIVITY);
     out.extend_from_slice(&(sessions.len() as u32).to_le_bytes());
     for (id, at) in sessions {
@@ -224,290 +220,6 @@ pub fn replay(
     Ok(replayed)
 }
 
-// ---- writing ----
-
-#[derive(Clone, Copy, Debug, Default)]
-struct Flushed {
-    /// Every record up to this one is on disk.
-    seq: u64,
-    /// The last write or flush failed.
-    failing: bool,
-}
-
-#[derive(Default)]
-struct Pending {
-    bytes: Vec<u8>,
-    /// The number of the last record appended.
-    seq: u64,
-    /// Whether a record in `bytes` waits for its flush.
-    urgent: bool,
-    /// Whether the writer waits to be woken (it is woken only then, and only for what must
-    /// be flushed soon: a wake-up per record would cost a context switch per request).
-    writer_waiting: bool,
-}
-
-struct Segment {
-    file: File,
-    number: u64,
-    len: u64,
-    written_seq: u64,
-    synced_seq: u64,
-    synced_at: Instant,
-}
-
-impl Segment {
-    fn create(dir: &Path, number: u64, seq: u64) -> std::io::Result<Self> {
-        let file = OpenOptions::new()
-            .append(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(segment_path(dir, number))?;
-        sync_dir(dir)?;
-        Ok(Segment {
-            file,
-            number,
-            len: 0,
-            written_seq: seq,
-            synced_seq: seq,
-            synced_at: Instant::now(),
-        })
-    }
-
-    /// Appends `bytes` whole, or leaves the file as it was.
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        if let Err(e) = self.file.write_all(bytes) {
-            let _ = self.file.set_len(self.len);
-            return Err(e);
-        }
-        self.len += bytes.len() as u64;
-        Ok(())
-    }
-}
-
-struct Shared {
-    dir: PathBuf,
-    fsync: Fsync,
-    pending: Mutex<Pending>,
-    wake: Condvar,
-    /// Held while writing: whoever holds it writes the pending records, in order.
-    segment: Mutex<Segment>,
-    flushed: watch::Sender<Flushed>,
-    stopping: AtomicBool,
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-impl Shared {
-    /// Writes what is pending to `segment` and flushes it when someone waits (or a flush is
-    /// due), then says what is durable. The caller holds the segment.
-    fn write_pending(&self, segment: &mut Segment, flush: bool) -> std::io::Result<()> {
-        let (bytes, seq, urgent) = {
-            let mut pending = lock(&self.pending);
-            let urgent = std::mem::take(&mut pending.urgent);
-            (std::mem::take(&mut pending.bytes), pending.seq, urgent)
-        };
-        if !bytes.is_empty() {
-            if let Err(e) = segment.write(&bytes) {
-                // Put back in front of what came since, to be written in order later.
-                let mut pending = lock(&self.pending);
-                let mut retry = bytes;
-                retry.append(&mut pending.bytes);
-                pending.bytes = retry;
-                pending.urgent |= urgent;
-                return Err(self.failed(e));
-            }
-            segment.written_seq = seq;
-        }
-        let due = flush
-            || urgent
-            || self.fsync == Fsync::Always
-            || segment.synced_at.elapsed() >= EVERY_SECOND;
-        if segment.written_seq > segment.synced_seq && due {
-            segment.file.sync_data().map_err(|e| self.failed(e))?;
-            segment.synced_seq = segment.written_seq;
-            segment.synced_at = Instant::now();
-            let synced = segment.synced_seq;
-            self.flushed.send_if_modified(|f| {
-                if f.failing {
-                    log::info!("the journal is written again");
-                }
-                let changed = f.seq != synced || f.failing;
-                *f = Flushed {
-                    seq: synced,
-                    failing: false,
-                };
-                changed
-            });
-        }
-        Ok(())
-    }
-
-    fn failed(&self, error: std::io::Error) -> std::io::Error {
-        self.flushed.send_if_modified(|f| {
-            if !f.failing {
-                log::error!(
-                    "cannot write the journal in {}: {error}; changes are refused (503) until it can be written",
-                    self.dir.display()
-                );
-            }
-            let changed = !f.failing;
-            f.failing = true;
-            changed
-        });
-        error
-    }
-
-    fn run(&self) {
-        loop {
-            {
-                let mut pending = lock(&self.pending);
-                let idle = match self.fsync {
-                    Fsync::Always => pending.bytes.is_empty(),
-                    Fsync::EverySecond => !pending.urgent,
-                };
-                if idle && !self.stopping.load(Ordering::Acquire) {
-                    pending.writer_waiting = true;
-                    let (mut pending, _) = self
-                        .wake
-                        .wait_timeout(pending, EVERY_SECOND)
-                        .unwrap_or_else(PoisonError::into_inner);
-                    pending.writer_waiting = false;
-                }
-            }
-            let stopping = self.stopping.load(Ordering::Acquire);
-            let written = self.write_pending(&mut lock(&self.segment), stopping);
-            if written.is_err() {
-                // Try again shortly; requests meanwhile are refused, not queued forever.
-                std::thread::sleep(Duration::from_millis(200));
-            }
-            if stopping && lock(&self.pending).bytes.is_empty() {
-                return;
-            }
-        }
-    }
-}
-
-/// The journal being written: appends from request threads, one writer thread.
-pub struct Journal {
-    shared: Arc<Shared>,
-    writer: Mutex<Option<JoinHandle<()>>>,
-}
-
-impl Journal {
-    /// Starts writing segment `number` in `dir` (the one after those replayed).
-    pub fn open(dir: &Path, number: u64, fsync: Fsync) -> Result<Arc<Self>, JournalError> {
-        let segment = Segment::create(dir, number, 0).map_err(|source| JournalError::Io {
-            path: segment_path(dir, number),
-            source,
-        })?;
-        let shared = Arc::new(Shared {
-            dir: dir.to_path_buf(),
-            fsync,
-            pending: Mutex::default(),
-            wake: Condvar::new(),
-            segment: Mutex::new(segment),
-            flushed: watch::Sender::new(Flushed::default()),
-            stopping: AtomicBool::new(false),
-        });
-        let writer = std::thread::Builder::new()
-            .name("sessiond-journal".into())
-            .spawn({
-                let shared = shared.clone();
-                move || shared.run()
-            })
-            .map_err(|source| JournalError::Io {
-                path: dir.to_path_buf(),
-                source,
-            })?;
-        Ok(Arc::new(Journal {
-            shared,
-            writer: Mutex::new(Some(writer)),
-        }))
-    }
-
-    pub fn fsync(&self) -> Fsync {
-        self.shared.fsync
-    }
-
-    fn append(&self, urgent: bool, write: impl FnOnce(&mut Vec<u8>)) {
-        let mut pending = lock(&self.shared.pending);
-        frame(&mut pending.bytes, write);
-        pending.seq += 1;
-        pending.urgent |= urgent;
-        let wake = pending.writer_waiting && (urgent || self.shared.fsync == Fsync::Always);
-        drop(pending);
-        if wake {
-            self.shared.wake.notify_one();
-        }
-    }
-
-    pub fn created(&self, digest: &TokenDigest, data: &SessionData, last_active_at: Millis) {
-        self.append(false, |out| {
-            write_created(out, digest, data, last_active_at)
-        });
-    }
-
-    /// An end is flushed before it is acknowledged, whatever [`Fsync`] says.
-    pub fn ended(&self, id: SessionId, reason: EndReason) {
-        self.append(true, |out| write_ended(out, id, reason));
-    }
-
-    pub fn activity(&self, sessions: &[(SessionId, Millis)]) {
-        for chunk in sessions.chunks(ACTIVITY_PER_RECORD) {
-            self.append(false, |out| write_activity(out, chunk));
-        }
-    }
-
-    /// The number of the last record appended.
-    pub fn appended(&self) -> u64 {
-        lock(&self.shared.pending).seq
-    }
-
-    /// Waits until every record up to `seq` is on disk.
-    pub async fn durable(&self, seq: u64) -> Result<(), String> {
-        let mut flushed = self.shared.flushed.subscribe();
-        let outcome = match flushed.wait_for(|f| f.seq >= seq || f.failing).await {
-            Ok(f) if f.seq >= seq => Ok(()),
-            Ok(_) => Err("the journal cannot be written (see the server's log)".into()),
-            Err(_) => Err("the journal has stopped".into()),
-        };
-        outcome
-    }
-
-    /// Flushes the segment being written and starts the next; returns its number. Every change
-    /// made before this call is in the earlier segments.
-    pub fn rotate(&self) -> Result<u64, JournalError> {
-        let shared = &self.shared;
-        let mut segment = lock(&shared.segment);
-        let path = segment_path(&shared.dir, segment.number);
-        let io = |source| JournalError::Io { path, source };
-        let next = segment.number + 1;
-        let started = shared
-            .write_pending(&mut segment, true)
-            .and_then(|()| Segment::create(&shared.dir, next, segment.synced_seq));
-        *segment = started.map_err(io)?;
-        Ok(next)
-    }
-
-    /// Removes the segments before `number` (a snapshot now holds their changes).
-    pub fn remove_before(&self, number: u64) -> Result<usize, JournalError> {
-        remove_segments_before(&self.shared.dir, number)
-    }
-
-    /// Writes and flushes what is pending, and stops the writer.
-    pub fn stop(&self) {
-        self.shared.stopping.store(true, Ordering::Release);
-        let _waiting = lock(&self.shared.pending);
-        self.shared.wake.notify_one();
-        drop(_waiting);
-        if let Some(writer) = lock(&self.writer).take() {
-            let _ = writer.join();
-        }
-    }
-}
-
 /// Removes the segments in `dir` numbered before `number`.
 pub fn remove_segments_before(dir: &Path, number: u64) -> Result<usize, JournalError> {
     let mut removed = 0;
@@ -527,17 +239,18 @@ pub fn remove_segments_before(dir: &Path, number: u64) -> Result<usize, JournalE
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
-    use crate::persistence::frames::HEADER;
+    use crate::persistence::frames::{frame, HEADER};
+    use std::sync::Arc;
 
-    fn temp_dir() -> PathBuf {
+    pub(super) fn temp_dir() -> PathBuf {
         let dir = std::env::temp_dir().join(format!("sessiond-journal-{}", SessionId::generate()));
         fs::create_dir_all(&dir).unwrap();
         dir
     }
 
-    fn session(n: u8) -> SavedSession {
+    pub(super) fn session(n: u8) -> SavedSession {
         SavedSession {
             digest: TokenDigest([n; 32]),
             data: SessionData {
@@ -669,45 +382,6 @@ mod tests {
             result,
             Err(JournalError::Damaged { offset: 0, .. })
         ));
-        fs::remove_dir_all(dir).unwrap();
-    }
-
-    #[test]
-    fn appends_are_durable_in_order_across_rotations() {
-        let dir = temp_dir();
-        let journal = Journal::open(&dir, 5, Fsync::Always).unwrap();
-        let sessions: Vec<SavedSession> = (0..50).map(session).collect();
-        for (i, s) in sessions.iter().enumerate() {
-            journal.created(&s.digest, &s.data, s.last_active_at);
-            if i == 20 {
-                assert_eq!(journal.rotate().unwrap(), 6);
-            }
-        }
-        journal.ended(sessions[3].data.id, EndReason::Logout);
-        let seq = journal.appended();
-        assert_eq!(seq, 51);
-        actix_web::rt::System::new()
-            .block_on(journal.durable(seq))
-            .unwrap();
-        journal.stop();
-        let mut ids = Vec::new();
-        let replayed = replay(&dir, 6, |r| match r {
-            Record::Created(s) => ids.push(s.data.id),
-            Record::Ended { id, .. } => ids.push(id),
-            Record::Activity(_) => {}
-        })
-        .unwrap();
-        assert_eq!(replayed.next_segment, 7);
-        let expected: Vec<SessionId> = sessions[21..]
-            .iter()
-            .map(|s| s.data.id)
-            .chain([sessions[3].data.id])
-            .collect();
-        assert_eq!(
-            ids, expected,
-            "segment 6 holds what came after the rotation"
-        );
-        assert_eq!(remove_segments_before(&dir, 6).unwrap(), 1);
         fs::remove_dir_all(dir).unwrap();
     }
 }
