@@ -5,7 +5,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use clap::{Args, Parser};
+use clap::{Args, Parser, ValueEnum};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -56,7 +56,7 @@ pub struct Settings {
     pub demo: bool,
 
     /// Where sessions live: `memory` (this process), or a Redis URL shared by several nodes.
-    #[arg(long, env = "SESSIOND_STORE", default_value = "memory", value_name = "memory|redis[s]://[USER:PASSWORD@]HOST:PORT/DB", value_parser = StoreSetting::parse)]
+    #[arg(long, env = "SESSIOND_STORE", hide_env_values = true, default_value = "memory", value_name = "memory|redis[s]://[USER:PASSWORD@]HOST:PORT/DB", value_parser = StoreSetting::parse)]
     pub store: StoreSetting,
 
     /// Prefix of every Redis key, so that several deployments can share one Redis.
@@ -93,7 +93,7 @@ pub struct Settings {
     pub cors_origins: Option<Origins>,
 
     /// Where every event is POSTed, signed as Standard Webhooks says (with SESSIOND_WEBHOOK_SECRET).
-    #[arg(long, env = "SESSIOND_WEBHOOK_URL", value_name = "URL", value_parser = parse_webhook_url)]
+    #[arg(long, env = "SESSIOND_WEBHOOK_URL", hide_env_values = true, value_name = "URL", value_parser = parse_webhook_url)]
     pub webhook_url: Option<String>,
 
     /// The webhooks' signing secret: whsec_ + base64 of at least 32 random bytes.
@@ -165,6 +165,11 @@ impl ServiceKeys {
             ));
         }
         Ok(Self::from_keys(&keys))
+    }
+
+    /// How many keys there are.
+    pub fn count(&self) -> usize {
+        self.0.len()
     }
 
     pub fn from_keys(keys: &[&str]) -> Self {
@@ -239,6 +244,74 @@ pub enum StoreSetting {
     Memory,
     /// A `redis://` or `rediss://` URL, perhaps with a password.
     Redis(String),
+}
+
+impl Settings {
+    /// The settings in effect, in one line for the log: every value that shapes behaviour,
+    /// never a secret (keys and the webhook secret are counted or named, a Redis URL loses its
+    /// credentials).
+    pub fn summary(&self) -> String {
+        let store = match &self.store {
+            StoreSetting::Memory => "memory".to_string(),
+            StoreSetting::Redis(_) => format!("{:?}", self.store),
+        };
+        let optional = |value: Option<String>| value.unwrap_or_else(|| "-".into());
+        format!(
+            "bind={} server_name={} store={store} redis_prefix={} data_dir={} fsync={} \
+             snapshot_interval={}s activity_interval={}s idle_timeout={}s max_lifetime={}s \
+             concurrent_sessions={} max_sessions_per_user={} organisation_seats={} \
+             audit_capacity={} cors_origins={} webhook={} max_body={} service_keys={}",
+            self.bind,
+            self.server_name,
+            self.redis_prefix,
+            optional(self.data_dir.as_ref().map(|d| d.display().to_string())),
+            self.fsync
+                .to_possible_value()
+                .map_or_else(String::new, |v| v.get_name().to_string()),
+            self.snapshot_interval,
+            self.activity_interval,
+            self.idle_timeout,
+            self.max_lifetime,
+            self.concurrent_sessions.name(),
+            self.max_sessions_per_user,
+            optional(self.organisation_seats.as_ref().map(|s| {
+                s.iter()
+                    .map(|(org, n)| format!("{org}={n}"))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })),
+            self.audit_capacity,
+            optional(self.cors_origins.as_ref().map(|o| o.0.join(","))),
+            if self.webhook_url.is_some() {
+                "on"
+            } else {
+                "off"
+            },
+            self.max_body,
+            match &self.service_keys {
+                Some(keys) => format!("{} configured", keys.count()),
+                None => "generated".into(),
+            },
+        )
+    }
+
+    /// Settings that work but contradict each other, each as a warning.
+    pub fn contradictions(&self) -> Vec<String> {
+        let mut found = Vec::new();
+        if self.max_lifetime < u64::from(self.idle_timeout) {
+            found.push(format!(
+                "SESSIOND_MAX_LIFETIME ({} s) is shorter than SESSIOND_IDLE_TIMEOUT ({} s): every session ends at its max lifetime before it can be idle that long",
+                self.max_lifetime, self.idle_timeout
+            ));
+        }
+        if self.data_dir.is_some() && self.activity_interval >= u64::from(self.idle_timeout) {
+            found.push(format!(
+                "SESSIOND_ACTIVITY_INTERVAL ({} s) is not shorter than SESSIOND_IDLE_TIMEOUT ({} s): after a crash, active sessions may come back expired",
+                self.activity_interval, self.idle_timeout
+            ));
+        }
+        found
+    }
 }
 
 impl std::fmt::Debug for StoreSetting {

@@ -3,7 +3,8 @@ use std::process::ExitCode;
 use clap::error::ErrorKind;
 use clap::Parser;
 use sessiond::cli::{
-    describe_setting_error, healthcheck, run_sessions, warn_of_secrets_in_arguments, Cli, Command,
+    describe_setting_error, healthcheck, run_sessions, unknown_variables,
+    warn_of_secrets_in_arguments, Cli, Command,
 };
 use sessiond::startup::Application;
 
@@ -31,6 +32,17 @@ fn main() -> ExitCode {
         None => warn_of_secrets_in_arguments(&["--service-keys"]),
     }
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    log::info!(
+        "sessiond {} starting: {}",
+        env!("CARGO_PKG_VERSION"),
+        cli.settings.summary()
+    );
+    for name in unknown_variables() {
+        log::warn!("{name} is set but no setting reads it (a typo?); it is ignored");
+    }
+    for contradiction in cli.settings.contradictions() {
+        log::warn!("{contradiction}");
+    }
     actix_web::rt::System::new().block_on(async move {
         let app = match Application::build(cli.settings).await {
             Ok(app) => app,

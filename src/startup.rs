@@ -20,7 +20,7 @@ use crate::domain::SessionId;
 use crate::error::{json_error, path_error, query_error};
 use crate::events::Hub;
 use crate::metrics::Metrics;
-use crate::middleware::{access_log, header_limits, problem_bodies};
+use crate::middleware::{access_log, head_as_get, header_limits, problem_bodies};
 use crate::persistence::journal::{self, Journal, JournalError};
 use crate::persistence::recovery::{self, RecoveryError};
 use crate::persistence::snapshot::{SnapshotError, SnapshotFile};
@@ -343,6 +343,7 @@ fn serve(
             .configure(routes::console::configure)
             .configure(routes::docs::configure)
             .default_service(web::to(routes::fallback::fallback))
+            .wrap(from_fn(head_as_get))
             .wrap(from_fn(header_limits))
             // Responses carry tokens and personal data: no cache keeps them, unless a route
             // (the console's assets) says otherwise.

@@ -43,6 +43,30 @@ pub enum Command {
     },
 }
 
+/// `SESSIOND_*` variables in the environment that no setting or command reads: most often a
+/// typo (`SESSIOND_IDLE_TIMEOUTT`), which would otherwise be ignored without a word.
+pub fn unknown_variables() -> Vec<String> {
+    let mut known: Vec<String> = Vec::new();
+    let mut commands = vec![Cli::command()];
+    while let Some(command) = commands.pop() {
+        known.extend(
+            command
+                .get_arguments()
+                .filter_map(|a| a.get_env())
+                .map(|e| e.to_string_lossy().into_owned()),
+        );
+        commands.extend(command.get_subcommands().cloned());
+    }
+    // Read by `sessiond sessions` beside its flags: the server's keys, for a local client.
+    known.push("SESSIOND_SERVICE_KEYS".into());
+    let mut unknown: Vec<String> = std::env::vars_os()
+        .filter_map(|(name, _)| name.into_string().ok())
+        .filter(|name| name.starts_with("SESSIOND_") && !known.contains(name))
+        .collect();
+    unknown.sort();
+    unknown
+}
+
 /// One line for a setting that cannot be used, naming its variable and flag; `None` for
 /// other command-line errors, which clap explains best itself.
 pub fn describe_setting_error(error: &clap::Error) -> Option<String> {
@@ -69,8 +93,9 @@ pub fn describe_setting_error(error: &clap::Error) -> Option<String> {
         setting.is_hide_env_values_set(),
         error.get(ContextKind::InvalidValue),
     ) {
+        // Only where clap quotes it: a short value may also be part of a word of the message.
         if !value.is_empty() {
-            line = line.replace(value.as_str(), "<redacted>");
+            line = line.replace(&format!("'{value}'"), "'<redacted>'");
         }
     }
     // clap lists the accepted values on a later line; keep them on this one.

@@ -47,15 +47,21 @@ pub async fn access_log(
     let route = response.request().match_pattern();
     let route = route.as_deref().unwrap_or("unmatched");
     let status = response.status().as_u16();
-    if log::log_enabled!(target: "access", log::Level::Info) {
-        let caller = response
-            .request()
-            .extensions()
-            .get::<CallerSession>()
-            .copied();
-        log::info!(
+    // Probes and scrapes come every few seconds: their lines would drown the others.
+    let level = match route {
+        "/healthz" | "/readyz" | "/metrics" => log::Level::Debug,
+        _ => log::Level::Info,
+    };
+    if log::log_enabled!(target: "access", level) {
+        let request = response.request();
+        let caller = request.extensions().get::<CallerSession>().copied();
+        let peer = request
+            .peer_addr()
+            .map_or_else(|| "-".to_string(), |a| a.ip().to_string());
+        log::log!(
             target: "access",
-            "{method} {route} {status} {:.3}ms session={}",
+            level,
+            "{method} {route} {status} {:.3}ms client={peer} session={}",
             elapsed.as_secs_f64() * 1000.0,
             caller.map_or_else(|| "-".to_string(), |c| c.0.to_string())
         );

@@ -21,6 +21,7 @@ mod listing;
 mod login;
 mod model;
 mod openapi_spec;
+mod operability;
 mod operations;
 mod policy;
 mod process;

@@ -1,0 +1,135 @@
+//! What an operator meets running sessiond: the start-up line, warnings for settings that are
+//! ignored or contradict each other, quiet probes, `HEAD`, and a data directory left as found.
+
+use std::os::unix::fs::PermissionsExt;
+
+use crate::helpers::unique;
+use crate::process::{sessiond, Process};
+
+#[test]
+fn start_up_says_the_version_and_the_settings_in_effect_without_secrets() {
+    let server = Process::start(&[
+        ("SESSIOND_STORE", "memory"),
+        ("SESSIOND_ORGANISATION_SEATS", "Acme=5"),
+    ])
+    .unwrap();
+    let log = server.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains(concat!("sessiond ", env!("CARGO_PKG_VERSION"), " starting")))
+        .unwrap_or_else(|| panic!("{log}"));
+    for setting in [
+        "idle_timeout=1800s",
+        "concurrent_sessions=deny-other-ip",
+        "organisation_seats=Acme=5",
+        "service_keys=1 configured",
+    ] {
+        assert!(line.contains(setting), "{setting}: {line}");
+    }
+    assert!(!log.contains(crate::helpers::SERVICE_KEY), "{log}");
+}
+
+#[test]
+fn a_mistyped_variable_and_contradicting_settings_are_warned_of() {
+    let server = Process::start(&[
+        ("SESSIOND_IDLE_TIMEOUTT", "60"),
+        ("SESSIOND_IDLE_TIMEOUT", "3600"),
+        ("SESSIOND_MAX_LIFETIME", "10"),
+    ])
+    .unwrap();
+    let log = server.log();
+    assert!(
+        log.contains("SESSIOND_IDLE_TIMEOUTT is set but no setting reads it"),
+        "{log}"
+    );
+    assert!(
+        log.contains("SESSIOND_MAX_LIFETIME (10 s) is shorter than SESSIOND_IDLE_TIMEOUT (3600 s)"),
+        "{log}"
+    );
+    assert!(!log.contains("SESSIOND_IDLE_TIMEOUT is set but"), "{log}");
+}
+
+#[test]
+fn probes_are_logged_quietly_and_head_is_answered_wherever_get_is() {
+    let server = Process::start(&[]).unwrap();
+    let login = server.login(&unique(), "10.0.0.1");
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        let head = server.send("HEAD", path, &[], b"");
+        assert_eq!(head.status, 200, "{path}");
+        assert!(head.body.is_empty(), "{path}");
+        assert_eq!(server.send("GET", path, &[], b"").status, 200);
+    }
+    let bearer = format!("Bearer {}", login.token);
+    let head = server.send(
+        "HEAD",
+        "/sessions/current",
+        &[("Authorization", &bearer)],
+        b"",
+    );
+    assert_eq!(head.status, 200);
+    assert!(head.body.is_empty());
+    assert_eq!(
+        server.send("HEAD", "/sessions/current", &[], b"").status,
+        401
+    );
+    let (_, log) = server.terminate();
+    assert!(log.contains("HEAD /sessions/current 200"), "{log}");
+    assert!(log.contains("client=127.0.0.1"), "{log}");
+    for probe in ["/healthz", "/readyz", "/metrics"] {
+        assert!(
+            !log.contains(&format!("GET {probe} 200")),
+            "{probe} at INFO:\n{log}"
+        );
+    }
+}
+
+#[test]
+fn an_existing_data_directory_keeps_its_mode_and_a_file_there_is_named() {
+    let dir = std::env::temp_dir().join(format!("sessiond-shared-{}", unique()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let server = Process::start(&[("SESSIOND_DATA_DIR", dir.to_str().unwrap())]).unwrap();
+    server.login(&unique(), "10.0.0.1");
+    assert!(server.terminate().0.success());
+    let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode, 0o1777, "the operator's mode is left alone");
+    let snapshot = std::fs::metadata(dir.join("sessions.snapshot")).unwrap();
+    assert_eq!(snapshot.permissions().mode() & 0o777, 0o600);
+
+    let file = dir.join("not-a-directory");
+    std::fs::write(&file, b"x").unwrap();
+    let error = Process::start(&[("SESSIOND_DATA_DIR", file.to_str().unwrap())])
+        .err()
+        .expect("a file is no data directory");
+    assert!(error.contains("exists and is not a directory"), "{error}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_refused_secret_is_not_repeated_and_the_message_stays_whole() {
+    let output = sessiond()
+        .env("SESSIOND_SERVICE_KEYS", "short")
+        .env("SESSIOND_BIND", "127.0.0.1:0")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(text.contains("shorter than"), "{text}");
+    assert!(!text.contains("'short'"), "{text}");
+    let output = sessiond()
+        .env("SESSIOND_STORE", "rediss://ops:hunter2-password@")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(!text.contains("hunter2"), "{text}");
+    let help = sessiond()
+        .arg("--help")
+        .env(
+            "SESSIOND_STORE",
+            "rediss://ops:hunter2-password@localhost:1/0",
+        )
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&help.stdout).contains("hunter2"));
+}
