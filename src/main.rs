@@ -32,11 +32,8 @@ fn main() -> ExitCode {
         None => warn_of_secrets_in_arguments(&["--service-keys"]),
     }
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    log::info!(
-        "sessiond {} starting: {}",
-        env!("CARGO_PKG_VERSION"),
-        cli.settings.summary()
-    );
+    // Said once it runs: a setting that stops start-up is told in one line of its own.
+    let summary = cli.settings.summary();
     for name in unknown_variables() {
         log::warn!("{name} is set but no setting reads it (a typo?); it is ignored");
     }
@@ -51,6 +48,7 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
+        log::info!("sessiond {} running: {summary}", env!("CARGO_PKG_VERSION"));
         log::info!("sessiond listening on http://{}", app.address());
         if let Some(url) = app.demo_url() {
             println!("Session Management (demo, signed in as Ada Admin): {url}");

@@ -16,7 +16,7 @@ fn start_up_says_the_version_and_the_settings_in_effect_without_secrets() {
     let log = server.log();
     let line = log
         .lines()
-        .find(|l| l.contains(concat!("sessiond ", env!("CARGO_PKG_VERSION"), " starting")))
+        .find(|l| l.contains(concat!("sessiond ", env!("CARGO_PKG_VERSION"), " running")))
         .unwrap_or_else(|| panic!("{log}"));
     for setting in [
         "idle_timeout=1800s",
