@@ -84,6 +84,11 @@ pub struct Settings {
     #[arg(long, env = "SESSIOND_ACTIVITY_INTERVAL", default_value_t = 5, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=3_600))]
     pub activity_interval: u64,
 
+    /// The most `GET /events` streams this node serves at once (each session may hold at most
+    /// 4); beyond, `429` with `Retry-After`.
+    #[arg(long, env = "SESSIOND_MAX_EVENT_STREAMS", default_value_t = 1_000, value_name = "STREAMS", value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub max_event_streams: u64,
+
     /// How many audit events GET /audit keeps, newest first.
     #[arg(long, env = "SESSIOND_AUDIT_CAPACITY", default_value_t = 10_000, value_name = "EVENTS", value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     pub audit_capacity: u64,

@@ -64,6 +64,7 @@ codes! {
     SeatLimit => CONFLICT, "seat-limit", "No seat left in the organisation";
     PayloadTooLarge => PAYLOAD_TOO_LARGE, "payload-too-large", "Request body too large";
     UnsupportedMediaType => UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type", "Unsupported media type";
+    TooManyRequests => TOO_MANY_REQUESTS, "too-many-requests", "Too many requests";
     Unavailable => SERVICE_UNAVAILABLE, "unavailable", "Service unavailable";
     Internal => INTERNAL_SERVER_ERROR, "internal", "Internal error";
 }
@@ -122,6 +123,8 @@ pub struct ApiError {
     detail: String,
     challenge: Option<Challenge>,
     allow: Option<String>,
+    /// Seconds after which the request may be tried again (`Retry-After`).
+    retry_after: Option<u64>,
     sessions: Vec<ExistingSession>,
 }
 
@@ -133,7 +136,16 @@ impl ApiError {
             detail: detail.into(),
             challenge: None,
             allow: None,
+            retry_after: None,
             sessions: Vec::new(),
+        }
+    }
+
+    /// A limit is reached: try again after `seconds`.
+    pub fn too_many(detail: impl Into<String>, seconds: u64) -> Self {
+        ApiError {
+            retry_after: Some(seconds),
+            ..Self::new(Code::TooManyRequests, detail)
         }
     }
 
@@ -331,6 +343,9 @@ impl ResponseError for ApiError {
         response.content_type("application/problem+json");
         if let Some(challenge) = self.challenge {
             response.insert_header((header::WWW_AUTHENTICATE, challenge_header(challenge)));
+        }
+        if let Some(seconds) = self.retry_after {
+            response.insert_header((header::RETRY_AFTER, seconds.to_string()));
         }
         if let Some(allow) = &self.allow {
             if let Ok(value) = HeaderValue::from_str(allow) {

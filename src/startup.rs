@@ -18,7 +18,7 @@ use crate::config::{Origins, ServiceKeys, Settings, StoreSetting};
 use crate::domain::Millis;
 use crate::domain::SessionId;
 use crate::error::{json_error, path_error, query_error};
-use crate::events::Hub;
+use crate::events::{Hub, Readers};
 use crate::metrics::Metrics;
 use crate::middleware::{access_log, head_as_get, header_limits, problem_bodies};
 use crate::persistence::journal::{self, Journal, JournalError};
@@ -305,6 +305,10 @@ fn app_state(
         false => Hub::default(),
     });
     store.publish_events(events.clone());
+    let readers = Arc::new(Readers::new(
+        settings.max_event_streams as usize,
+        metrics.event_streams.clone(),
+    ));
     let spec = crate::openapi::spec();
     Ok(web::Data::new(AppState {
         sessions: Sessions::new(store, settings, audit.clone(), metrics.clone()),
@@ -312,6 +316,7 @@ fn app_state(
         metrics,
         audit,
         events,
+        readers,
         openapi_json: crate::openapi::spec_json(),
         routes: RouteTable::from_spec(&spec),
     }))

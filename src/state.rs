@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use crate::audit::AuditLog;
 use crate::config::ServiceKeys;
-use crate::events::Hub;
+use crate::events::{Hub, Readers};
 use crate::metrics::Metrics;
 use crate::route_table::RouteTable;
 use crate::service::Sessions;
@@ -17,6 +17,8 @@ pub struct AppState {
     pub audit: Arc<AuditLog>,
     /// The latest events, and every reader of them.
     pub events: Arc<Hub>,
+    /// The readers of `GET /events`, within their limits.
+    pub readers: Arc<Readers>,
     /// The OpenAPI document, serialised once.
     pub openapi_json: String,
     pub routes: RouteTable,

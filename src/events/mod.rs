@@ -5,6 +5,7 @@
 
 mod feed;
 mod hub;
+pub mod readers;
 
 use std::sync::OnceLock;
 
@@ -16,6 +17,7 @@ use utoipa::ToSchema;
 
 pub use feed::{feed, Filter, Item};
 pub use hub::{Hub, Replay, HUB_CAPACITY};
+pub use readers::Readers;
 
 use crate::domain::{EndReason, Millis, Scope, Session, SessionData, SessionId, SessionRecord};
 

@@ -6,13 +6,13 @@ use std::time::Duration;
 use actix_web::{get, web, HttpRequest, Responder};
 use actix_web_lab::sse;
 use futures_util::StreamExt;
-use prometheus::IntGauge;
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
 use super::problems::{AdminProblems, BearerProblems};
 use crate::auth::AdminCaller;
 use crate::error::{ApiError, Code, Problem};
+use crate::events::readers::{Full, PER_SESSION};
 use crate::events::{feed, EventId, EventType, Filter, Item};
 use crate::state::AppState;
 
@@ -92,21 +92,8 @@ fn last_event_id(req: &HttpRequest) -> Result<Option<EventId>, ApiError> {
     EventId::parse(text).map(Some).ok_or_else(not_an_id)
 }
 
-/// One connected reader, counted in `sessiond_event_streams` until it is dropped.
-struct Connected(IntGauge);
-
-impl Connected {
-    fn new(gauge: IntGauge) -> Self {
-        gauge.inc();
-        Connected(gauge)
-    }
-}
-
-impl Drop for Connected {
-    fn drop(&mut self) {
-        self.0.dec();
-    }
-}
+/// How long a reader refused for a limit is asked to wait.
+const RETRY_AFTER_SECONDS: u64 = 5;
 
 /// The live event stream.
 ///
@@ -129,6 +116,8 @@ impl Drop for Connected {
     responses(
         (status = 200, description = "A stream of events; each message's data is an EventMessage", content_type = "text/event-stream", body = ServerSentEvent),
         (status = 400, description = "Last-Event-ID or a type is not valid", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "This node serves as many event streams as it may (SESSIOND_MAX_EVENT_STREAMS), or this session holds 4 already; try again after Retry-After seconds", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
         BearerProblems,
         AdminProblems,
     )
@@ -142,6 +131,22 @@ pub async fn events(
 ) -> Result<impl Responder, ApiError> {
     let types = event_types(&params)?;
     let after = last_event_id(&req)?;
+    // Admitted first, so that a refused reader costs nothing; the stream owns its place.
+    let reader = state
+        .readers
+        .admit(admin.caller.session.data.id)
+        .map_err(|full| match full {
+            Full::Node(max) => ApiError::too_many(
+                format!(
+                    "this node already serves {max} event streams (SESSIOND_MAX_EVENT_STREAMS)"
+                ),
+                RETRY_AFTER_SECONDS,
+            ),
+            Full::Session => ApiError::too_many(
+                format!("this session already holds {PER_SESSION} event streams; close one first"),
+                RETRY_AFTER_SECONDS,
+            ),
+        })?;
     let hub = &state.events;
     hub.want();
     if !hub.ready(Duration::from_secs(5)).await {
@@ -155,8 +160,6 @@ pub async fn events(
         types,
         own: admin.caller.session.data.id,
     };
-    // Counted while the stream lives: the guard goes with it.
-    let connected = Connected::new(state.metrics.event_streams.clone());
     let hello = futures_util::stream::once(async { sse::Event::Comment("connected".into()) });
     let messages = feed(replay, filter).map(|item| match item {
         Item::Event(event) => sse::Data::new(event.json().to_string())
@@ -171,8 +174,8 @@ pub async fn events(
         Item::Gone => sse::Event::Comment("your session has ended".into()),
     });
     let stream = hello.chain(messages).map(move |message| {
-        // The stream owns the guard: the reader is counted until the stream is dropped.
-        let _ = &connected;
+        // The stream owns the reader's place until it is dropped.
+        let _ = &reader;
         Ok::<_, Infallible>(message)
     });
     Ok(sse::Sse::from_stream(stream).with_keep_alive(KEEP_ALIVE))

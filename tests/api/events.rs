@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_app, unique, TestApp};
+use crate::helpers::{spawn_app, spawn_app_with, unique, TestApp};
 use crate::sse::EventStream;
 
 fn org_admin(app: &TestApp, organisation: &str) -> String {
@@ -293,4 +293,39 @@ fn a_stream_ends_with_its_readers_session() {
     crate::helpers::wait_until(Duration::from_secs(5), "no reader is counted", || {
         streams().as_deref() == Some("0")
     });
+}
+
+#[test]
+fn event_streams_are_capped_per_node_and_per_session() {
+    let app = spawn_app_with(|s| s.max_event_streams = 5);
+    let admin = app.admin();
+    let open = |token: &str| {
+        app.send(
+            "GET",
+            "/events",
+            &[("Authorization", &format!("Bearer {token}"))],
+            b"",
+        )
+    };
+    let held: Vec<EventStream> = (0..4)
+        .map(|_| EventStream::open(&app, &admin.token, "", None))
+        .collect();
+    let refused = open(&admin.token);
+    refused.problem(429, "too-many-requests");
+    assert_eq!(refused.header("retry-after"), Some("5"));
+    assert!(
+        refused.body.contains("this session already holds 4"),
+        "{}",
+        refused.body
+    );
+    let other = app.admin();
+    let _fifth = EventStream::open(&app, &other.token, "", None);
+    let full = open(&other.token);
+    full.problem(429, "too-many-requests");
+    assert!(
+        full.body.contains("SESSIOND_MAX_EVENT_STREAMS"),
+        "{}",
+        full.body
+    );
+    drop(held);
 }
