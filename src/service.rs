@@ -4,7 +4,7 @@
 //! is still one atomic store call.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::audit::{AuditLog, EndMethod, Subject};
@@ -32,7 +32,7 @@ pub struct Sessions {
     idle_timeout: u32,
     audit: Arc<AuditLog>,
     metrics: Arc<Metrics>,
-    picture: Mutex<Option<(Instant, Picture)>>,
+    picture: tokio::sync::Mutex<Option<(Instant, Picture)>>,
 }
 
 /// The sessions at a glance.
@@ -159,7 +159,7 @@ impl Sessions {
             idle_timeout: settings.idle_timeout,
             audit,
             metrics,
-            picture: Mutex::new(None),
+            picture: tokio::sync::Mutex::new(None),
         }
     }
 
@@ -448,8 +448,11 @@ impl Sessions {
     /// Live sessions by organisation and server, and the seats in use, for the metrics.
     /// Counting reads every session, so a count is reused for [`CENSUS_TTL`]: scrapes, however
     /// frequent, cost one scan that often at most.
+    /// One count at a time: requests that find the last one too old wait for the count
+    /// under way and share it, instead of each counting again.
     pub async fn picture(&self, now: Millis) -> Result<Picture, ApiError> {
-        if let Some((at, picture)) = &*self.picture.lock().unwrap_or_else(PoisonError::into_inner) {
+        let mut cached = self.picture.lock().await;
+        if let Some((at, picture)) = &*cached {
             if at.elapsed() < CENSUS_TTL {
                 return Ok(picture.clone());
             }
@@ -463,8 +466,7 @@ impl Sessions {
             let used = self.store.seats_in_use(organisation, now).await?;
             picture.seats.push((organisation.to_string(), used, limit));
         }
-        *self.picture.lock().unwrap_or_else(PoisonError::into_inner) =
-            Some((Instant::now(), picture.clone()));
+        *cached = Some((Instant::now(), picture.clone()));
         Ok(picture)
     }
 

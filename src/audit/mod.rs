@@ -165,6 +165,11 @@ impl AuditLog {
             ),
         };
         if let Keeper::Store(store) = &self.keeper {
+            if before.as_deref().is_some_and(|p| !shared::is_entry_id(p)) {
+                return Err(ApiError::invalid(
+                    "cursor: not a cursor this service issued",
+                ));
+            }
             return shared_page(store, scope, before, limit).await;
         }
         let before: u64 = match before.as_deref() {

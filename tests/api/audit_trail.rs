@@ -132,3 +132,48 @@ fn on_redis_every_node_answers_with_every_nodes_events_and_cursors_work_anywhere
     let c_admin = c.admin();
     assert_eq!(audit_ids(&c, &c_admin.token, "").len(), 4);
 }
+
+/// On Redis a page reads a bounded part of the trail: an organisation with no events in a long
+/// trail gets an empty page and a cursor, not a read of everything; a cursor that cannot name
+/// an entry is a `400`, not a `503`.
+#[test]
+fn pages_of_the_shared_trail_read_a_bounded_part_and_refuse_a_bad_cursor() {
+    use base64::Engine;
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let url = redis.url();
+    let server = Process::start(&[("SESSIOND_STORE", url.as_str())]).unwrap();
+    // 1,100 refused logins in one organisation: a trail longer than a page may read.
+    let busy = format!("Busy-{}", unique());
+    let user = unique();
+    server.login_as(
+        &json!({"user_id": user, "name": "U", "ip_address": "10.0.0.1", "organisation": busy}),
+    );
+    for _ in 0..1_100 {
+        let refused = server.create(
+            &json!({"user_id": user, "name": "U", "ip_address": "10.0.0.2", "organisation": busy}),
+        );
+        assert_eq!(refused.status, 409);
+    }
+    let quiet = format!("Quiet-{}", unique());
+    let org_admin = server.login_as(&json!({"user_id": unique(), "name": "O",
+        "ip_address": "10.0.0.3", "organisation": quiet, "roles": ["org_admin"]}));
+    let page = server.get("/audit", &org_admin.token).json();
+    assert_eq!(page["items"], json!([]));
+    let next = page["next_cursor"].as_str().expect("a cursor to read on");
+    let rest = server
+        .get(&format!("/audit?cursor={next}"), &org_admin.token)
+        .json();
+    assert_eq!(rest["items"], json!([]));
+    assert!(rest["next_cursor"].is_null(), "the trail ends: {rest}");
+
+    let admin = server.admin();
+    for position in ["0-0", "0", "12"] {
+        let cursor =
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("a{position}"));
+        server
+            .get(&format!("/audit?cursor={cursor}"), &admin.token)
+            .problem(400, "invalid-request");
+    }
+}
