@@ -44,6 +44,33 @@ pub struct Metrics {
     pub webhook_queue: IntGauge,
     /// Readers of `GET /events` connected to this node.
     pub event_streams: IntGauge,
+    /// 1 when the last count of the sessions reached the store, else 0.
+    pub store_up: IntGauge,
+    /// When the last snapshot was written (Unix ms; 0: none yet), shown as its age.
+    last_snapshot_ms: std::sync::atomic::AtomicU64,
+    snapshot_age: prometheus::Gauge,
+    /// Writes to the data directory that failed, by what was written.
+    pub persistence_failures: IntCounterVec,
+}
+
+/// What a failed write to the data directory was writing.
+#[derive(Clone, Copy, Debug)]
+pub enum Persisted {
+    Snapshot,
+    Journal,
+    Outbox,
+}
+
+impl Persisted {
+    pub const ALL: [Persisted; 3] = [Persisted::Snapshot, Persisted::Journal, Persisted::Outbox];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Persisted::Snapshot => "snapshot",
+            Persisted::Journal => "journal",
+            Persisted::Outbox => "outbox",
+        }
+    }
 }
 
 /// What became of a webhook delivery (an attempt, or the delivery as a whole).
@@ -124,8 +151,34 @@ impl Metrics {
         for result in DeliveryResult::ALL {
             webhook_deliveries.with_label_values(&[result.label()]);
         }
+        let persistence_failures = r.counters(
+            "persistence_failures_total",
+            "Writes to the data directory that failed, by what was written",
+            &["what"],
+        );
+        for what in Persisted::ALL {
+            persistence_failures.with_label_values(&[what.label()]);
+        }
+        let build_info = r.gauges(
+            "build_info",
+            "The running build: always 1, labelled with its version",
+            &["version"],
+        );
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
         let http = ["method", "route", "status"];
         Metrics {
+            store_up: r.add(IntGauge::new(
+                "store_up",
+                "1 when the last count of the sessions reached the store, else 0",
+            )),
+            last_snapshot_ms: std::sync::atomic::AtomicU64::new(0),
+            snapshot_age: r.add(prometheus::Gauge::new(
+                "snapshot_age_seconds",
+                "Seconds since the last snapshot was written (with SESSIOND_DATA_DIR; -1 before the first)",
+            )),
+            persistence_failures,
             sessions_active: r.gauges(
                 "sessions_active",
                 "Live sessions by organisation and server name",
@@ -177,6 +230,18 @@ impl Metrics {
             )),
             registry,
         }
+    }
+
+    /// A snapshot was written at `at` (now, or found at start-up).
+    pub fn snapshot_written(&self, at: crate::domain::Millis) {
+        self.last_snapshot_ms
+            .store(at.0, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn persistence_failed(&self, what: Persisted) {
+        self.persistence_failures
+            .with_label_values(&[what.label()])
+            .inc();
     }
 
     pub fn webhook(&self, result: DeliveryResult, count: u64) {
@@ -236,6 +301,13 @@ impl Metrics {
                 .with_label_values(&[organisation])
                 .set(i64::from(*limit));
         }
+        let last = self
+            .last_snapshot_ms
+            .load(std::sync::atomic::Ordering::Relaxed);
+        self.snapshot_age.set(match last {
+            0 => -1.0,
+            at => crate::domain::Millis::now().0.saturating_sub(at) as f64 / 1000.0,
+        });
         let mut out = Vec::new();
         TextEncoder::new()
             .encode(&self.registry.gather(), &mut out)

@@ -19,7 +19,7 @@ use crate::domain::Millis;
 use crate::domain::SessionId;
 use crate::error::{json_error, path_error, query_error};
 use crate::events::{Hub, Readers};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, Persisted};
 use crate::middleware::{access_log, head_as_get, header_limits, problem_bodies};
 use crate::persistence::journal::{self, Journal, JournalError};
 use crate::persistence::recovery::{self, RecoveryError};
@@ -71,12 +71,22 @@ struct Persistence {
     memory: Arc<MemoryStore>,
     file: SnapshotFile,
     journal: Arc<Journal>,
+    metrics: Arc<Metrics>,
 }
 
 impl Persistence {
     /// Writes a snapshot and removes the journal segments it holds; returns how many sessions
     /// it saved. Blocks for as long as that takes.
     fn snapshot(&self) -> Result<usize, String> {
+        let written = self.write_snapshot();
+        match &written {
+            Ok(_) => self.metrics.snapshot_written(Millis::now()),
+            Err(_) => self.metrics.persistence_failed(Persisted::Snapshot),
+        }
+        written
+    }
+
+    fn write_snapshot(&self) -> Result<usize, String> {
         let from = self.journal.rotate().map_err(|e| e.to_string())?;
         let saved = self.memory.export(Millis::now());
         self.file
@@ -108,9 +118,10 @@ impl Application {
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         webhook_settings(&settings)?;
         let (listener, address) = bind(settings.bind)?;
-        let (store, snapshots) = open_store(&settings).await?;
+        let metrics = Arc::new(Metrics::new());
+        let (store, snapshots) = open_store(&settings, &metrics).await?;
         let service_keys = service_keys(&settings, address)?;
-        let state = app_state(&settings, store.clone(), service_keys)?;
+        let state = app_state(&settings, store.clone(), service_keys, metrics)?;
         let demo_url = match settings.demo {
             true => Some(seed_demo(&state.sessions, address).await?),
             false => None,
@@ -196,13 +207,16 @@ fn bind(address: SocketAddr) -> Result<(TcpListener, SocketAddr), StartupError> 
 
 /// The store the settings name, and for the memory store with a data directory, the memory
 /// store restored from its snapshot with the file it is saved to.
-async fn open_store(settings: &Settings) -> Result<(SharedStore, Snapshots), StartupError> {
+async fn open_store(
+    settings: &Settings,
+    metrics: &Arc<Metrics>,
+) -> Result<(SharedStore, Snapshots), StartupError> {
     match &settings.store {
         StoreSetting::Memory => {
             let Some(dir) = &settings.data_dir else {
                 return Ok((Arc::new(MemoryStore::new(settings.max_lifetime)), None));
             };
-            let persistence = restore(dir, settings)?;
+            let persistence = restore(dir, settings, metrics.clone())?;
             Ok((persistence.memory.clone(), Some(persistence)))
         }
         StoreSetting::Redis(url) => {
@@ -288,8 +302,8 @@ fn app_state(
     settings: &Settings,
     store: SharedStore,
     service_keys: ServiceKeys,
+    metrics: Arc<Metrics>,
 ) -> Result<web::Data<AppState>, StartupError> {
-    let metrics = Arc::new(Metrics::new());
     let capacity = settings.audit_capacity as usize;
     let audit = Arc::new(match (store.audit_trail(), &settings.data_dir) {
         (Some(trail), _) => AuditLog::in_store(capacity, trail),
@@ -384,7 +398,11 @@ fn serve(
 /// The memory store as the snapshot in `dir` and the journal after it left it, journaling
 /// every change from here on. A snapshot or journal that cannot be read stops start-up and is
 /// left where it is.
-fn restore(dir: &Path, settings: &Settings) -> Result<Persistence, StartupError> {
+fn restore(
+    dir: &Path,
+    settings: &Settings,
+    metrics: Arc<Metrics>,
+) -> Result<Persistence, StartupError> {
     let started = std::time::Instant::now();
     let file = SnapshotFile::in_dir(dir)?;
     let recovered = recovery::recover(dir, &file)?;
@@ -395,7 +413,18 @@ fn restore(dir: &Path, settings: &Settings) -> Result<Persistence, StartupError>
     let now = Millis::now();
     let restored = store.restore(&recovered.sessions, now);
     journal::remove_segments_before(dir, recovered.journal_from)?;
-    let journal = Journal::open(dir, recovered.replayed.next_segment, settings.fsync)?;
+    let failures = metrics
+        .persistence_failures
+        .with_label_values(&[Persisted::Journal.label()]);
+    let journal = Journal::open(
+        dir,
+        recovered.replayed.next_segment,
+        settings.fsync,
+        failures,
+    )?;
+    if let Some(at) = recovered.snapshot_written_at {
+        metrics.snapshot_written(at);
+    }
     store.journal_to(journal.clone());
     let snapshot = match recovered.snapshot_written_at {
         Some(at) => format!("a snapshot written {} s ago", now.seconds_since(at)),
@@ -415,6 +444,7 @@ fn restore(dir: &Path, settings: &Settings) -> Result<Persistence, StartupError>
         memory: store,
         file,
         journal,
+        metrics,
     })
 }
 

@@ -7,6 +7,7 @@ use utoipa::ToSchema;
 use super::problems::HeadProblems;
 use crate::domain::Millis;
 use crate::error::{ApiError, Code, Problem};
+use crate::metrics::Picture;
 use crate::state::AppState;
 
 #[derive(Serialize, ToSchema)]
@@ -68,20 +69,31 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<web::Json<Health>, Api
 ///
 /// The text exposition format: active sessions by organisation and server name, seats used
 /// and their limit by organisation (where seats are set), sessions created, logins denied,
-/// sessions ended by reason (logout, admin, self, expired, replaced, evicted), and
-/// request counts and latency histograms by method, route pattern and status. Needs no
-/// credentials; keep it on an internal network.
+/// sessions ended by reason (logout, admin, self, expired, replaced, evicted), request
+/// counts and latency histograms by method, route pattern and status, webhook deliveries,
+/// event streams, `sessiond_build_info{version}`, `sessiond_store_up` (0 while the store
+/// cannot be reached: the rest is still served), `sessiond_snapshot_age_seconds` and
+/// `sessiond_persistence_failures_total{what}` (with a data directory). Needs no credentials;
+/// keep it on an internal network.
 #[utoipa::path(
     tag = "operations",
     responses(
         (status = 200, description = "Prometheus text exposition format 0.0.4", content_type = "text/plain; version=0.0.4", body = String),
-        (status = 503, description = "The session store cannot be reached", body = Problem, content_type = "application/problem+json"),
         HeadProblems,
     )
 )]
 #[get("/metrics")]
 pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let picture = state.sessions.picture(Millis::now()).await?;
+    // Without the store the rest is still worth scraping, with `sessiond_store_up 0`.
+    let up = state.sessions.ready().await.is_ok();
+    state.metrics.store_up.set(i64::from(up));
+    let picture = match state.sessions.picture(Millis::now()).await {
+        Ok(picture) => picture,
+        Err(e) => {
+            log::debug!("the metrics go without a count of the sessions: {e}");
+            Picture::default()
+        }
+    };
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(state.metrics.render(&picture)))

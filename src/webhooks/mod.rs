@@ -36,7 +36,7 @@ pub use claims::{Claim, Claims, LocalClaims, Progress, RedisClaims};
 pub use signing::{WebhookSecret, MIN_SECRET_BYTES};
 
 use crate::events::{Change, Event, Hub};
-use crate::metrics::{DeliveryResult, Metrics};
+use crate::metrics::{DeliveryResult, Metrics, Persisted};
 use outbox::{Kept, Outbox};
 
 /// Deliveries a node holds at most.
@@ -319,6 +319,7 @@ impl Shared {
                 let kept: Vec<Kept> = deliveries.iter().map(Delivery::kept).collect();
                 if let Err(e) = outbox.queued(&kept) {
                     log::error!("cannot keep webhook deliveries in the outbox: {e}");
+                    self.metrics.persistence_failed(Persisted::Outbox);
                 }
             }
             // Missed events are counted as dropped: nothing waits for them.

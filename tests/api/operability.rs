@@ -133,3 +133,55 @@ fn a_refused_secret_is_not_repeated_and_the_message_stays_whole() {
         .unwrap();
     assert!(!String::from_utf8_lossy(&help.stdout).contains("hunter2"));
 }
+
+#[test]
+fn metrics_tell_the_build_the_store_and_the_data_directory() {
+    let dir = std::env::temp_dir().join(format!("sessiond-metrics-{}", unique()));
+    let server = Process::start(&[
+        ("SESSIOND_DATA_DIR", dir.to_str().unwrap()),
+        ("SESSIOND_SNAPSHOT_INTERVAL", "1"),
+    ])
+    .unwrap();
+    let scrape = || server.send("GET", "/metrics", &[], b"").body;
+    let text = scrape();
+    for line in [
+        concat!(
+            "sessiond_build_info{version=\"",
+            env!("CARGO_PKG_VERSION"),
+            "\"} 1"
+        ),
+        "sessiond_store_up 1",
+        "sessiond_persistence_failures_total{what=\"journal\"} 0",
+        "sessiond_persistence_failures_total{what=\"snapshot\"} 0",
+    ] {
+        assert!(text.contains(line), "{line}:\n{text}");
+    }
+    crate::helpers::wait_until(
+        std::time::Duration::from_secs(10),
+        "a snapshot's age is shown",
+        || {
+            scrape().lines().any(|l| {
+                l.strip_prefix("sessiond_snapshot_age_seconds ")
+                    .and_then(|v| v.parse::<f64>().ok())
+                    .is_some_and(|age| (0.0..5.0).contains(&age))
+            })
+        },
+    );
+    drop(server);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn without_redis_metrics_still_answer_and_say_the_store_is_down() {
+    let Some(redis) = crate::redis_server::RedisServer::start() else {
+        return;
+    };
+    let url = redis.url();
+    let server = Process::start(&[("SESSIOND_STORE", url.as_str())]).unwrap();
+    let scrape = || server.send("GET", "/metrics", &[], b"");
+    assert!(scrape().body.contains("sessiond_store_up 1"));
+    drop(redis);
+    let down = scrape();
+    assert_eq!(down.status, 200);
+    assert!(down.body.contains("sessiond_store_up 0"), "{}", down.body);
+}

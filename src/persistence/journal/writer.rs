@@ -93,6 +93,8 @@ struct Shared {
     segment: Mutex<Segment>,
     flushed: watch::Sender<Flushed>,
     stopping: AtomicBool,
+    /// Counts every failed write or flush.
+    failures: prometheus::IntCounter,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -145,6 +147,7 @@ impl Shared {
     }
 
     fn failed(&self, error: std::io::Error) -> std::io::Error {
+        self.failures.inc();
         self.flushed.send_if_modified(|f| {
             if !f.failing {
                 log::error!(
@@ -197,7 +200,12 @@ pub struct Journal {
 
 impl Journal {
     /// Starts writing segment `number` in `dir` (the one after those replayed).
-    pub fn open(dir: &Path, number: u64, fsync: Fsync) -> Result<Arc<Self>, JournalError> {
+    pub fn open(
+        dir: &Path,
+        number: u64,
+        fsync: Fsync,
+        failures: prometheus::IntCounter,
+    ) -> Result<Arc<Self>, JournalError> {
         let segment = Segment::create(dir, number, 0).map_err(|source| JournalError::Io {
             path: segment_path(dir, number),
             source,
@@ -210,6 +218,7 @@ impl Journal {
             segment: Mutex::new(segment),
             flushed: watch::Sender::new(Flushed::default()),
             stopping: AtomicBool::new(false),
+            failures,
         });
         let writer = std::thread::Builder::new()
             .name("sessiond-journal".into())
@@ -326,7 +335,8 @@ mod tests {
     #[test]
     fn appends_are_durable_in_order_across_rotations() {
         let dir = super::super::tests::temp_dir();
-        let journal = Journal::open(&dir, 5, Fsync::Always).unwrap();
+        let failures = prometheus::IntCounter::new("f", "f").unwrap();
+        let journal = Journal::open(&dir, 5, Fsync::Always, failures).unwrap();
         let sessions: Vec<SavedSession> = (0..50).map(session).collect();
         for (i, s) in sessions.iter().enumerate() {
             journal.created(&s.digest, &s.data, s.last_active_at);
