@@ -241,6 +241,10 @@ pub struct Problem {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     #[schema(ignore)]
     pub sessions: Vec<ExistingSession>,
+    /// The id of the request this answers (its `X-Request-Id`), to quote in a report.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "8c1f0c5e-7d3a-4b9e-9a41-2f6c1d0e5b7a")]
+    pub request_id: Option<String>,
 }
 
 // The types below only describe, for the OpenAPI document, bodies the server writes as a
@@ -272,6 +276,9 @@ pub struct LoginDeniedProblem {
     pub code: LoginDeniedCode,
     /// The user's live sessions that stand in the way.
     pub sessions: Vec<ExistingSession>,
+    /// The id of the request this answers (its `X-Request-Id`), to quote in a report.
+    #[schema(example = "8c1f0c5e-7d3a-4b9e-9a41-2f6c1d0e5b7a")]
+    pub request_id: Option<String>,
 }
 
 /// Every seat of the login's organisation is taken (`seat-limit`).
@@ -289,6 +296,9 @@ pub struct SeatLimitProblem {
     )]
     pub detail: String,
     pub code: SeatLimitCode,
+    /// The id of the request this answers (its `X-Request-Id`), to quote in a report.
+    #[schema(example = "8c1f0c5e-7d3a-4b9e-9a41-2f6c1d0e5b7a")]
+    pub request_id: Option<String>,
 }
 
 #[derive(ToSchema)]
@@ -338,6 +348,7 @@ impl ResponseError for ApiError {
             detail: self.detail.clone(),
             code: self.code,
             sessions: self.sessions.clone(),
+            request_id: None,
         };
         let mut response = HttpResponse::build(status);
         response.content_type("application/problem+json");

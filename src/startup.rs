@@ -20,7 +20,9 @@ use crate::domain::SessionId;
 use crate::error::{json_error, path_error, query_error};
 use crate::events::{Hub, Readers};
 use crate::metrics::{Metrics, Persisted};
-use crate::middleware::{access_log, head_as_get, header_limits, problem_bodies};
+use crate::middleware::{
+    access_log, head_as_get, header_limits, problem_bodies, request_id, REQUEST_ID,
+};
 use crate::persistence::journal::{self, Journal, JournalError};
 use crate::persistence::recovery::{self, RecoveryError};
 use crate::persistence::snapshot::{SnapshotError, SnapshotFile};
@@ -377,6 +379,7 @@ fn serve(
             ))
             .wrap(from_fn(problem_bodies))
             .wrap(from_fn(access_log))
+            .wrap(from_fn(request_id))
     })
     // Limits against slow and abusive clients, set deliberately rather than by default: a
     // request's head must arrive within 5 s (slow-loris), an idle keep-alive connection is
@@ -459,8 +462,10 @@ fn cors(origins: Option<&Origins>) -> Cors {
             header::CONTENT_TYPE,
             header::HeaderName::from_static("x-service-key"),
             header::HeaderName::from_static("last-event-id"),
+            REQUEST_ID,
+            header::HeaderName::from_static("traceparent"),
         ])
-        .expose_headers([header::LOCATION, header::WWW_AUTHENTICATE])
+        .expose_headers([header::LOCATION, header::WWW_AUTHENTICATE, REQUEST_ID])
         .max_age(3600);
     for origin in origins.map(|o| o.0.as_slice()).unwrap_or_default() {
         cors = cors.allowed_origin(origin);

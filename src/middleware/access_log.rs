@@ -8,6 +8,7 @@ use actix_web::http::Method;
 use actix_web::middleware::Next;
 use actix_web::{web, HttpMessage};
 
+use super::request_id::{RequestId, TraceId};
 use crate::auth::CallerSession;
 use crate::state::AppState;
 
@@ -54,14 +55,17 @@ pub async fn access_log(
     };
     if log::log_enabled!(target: "access", level) {
         let request = response.request();
-        let caller = request.extensions().get::<CallerSession>().copied();
+        let extensions = request.extensions();
+        let caller = extensions.get::<CallerSession>().copied();
+        let id = extensions.get::<RequestId>().map_or("-", |r| r.0.as_str());
+        let trace = extensions.get::<TraceId>().map_or("-", |t| t.0.as_str());
         let peer = request
             .peer_addr()
             .map_or_else(|| "-".to_string(), |a| a.ip().to_string());
         log::log!(
             target: "access",
             level,
-            "{method} {route} {status} {:.3}ms client={peer} session={}",
+            "{method} {route} {status} {:.3}ms client={peer} session={} request_id={id} trace_id={trace}",
             elapsed.as_secs_f64() * 1000.0,
             caller.map_or_else(|| "-".to_string(), |c| c.0.to_string())
         );

@@ -1,48 +1,73 @@
-//! The guarantee that every error body is a problem document, whoever produced it.
+//! The guarantee that every error body is a problem document, whoever produced it, naming the
+//! request it answers (`request_id`).
 
-use actix_web::body::{EitherBody, MessageBody};
+use actix_web::body::{BoxBody, EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::middleware::Next;
-use actix_web::ResponseError;
+use actix_web::{HttpMessage, HttpResponse, ResponseError};
 
+use super::request_id::RequestId;
 use crate::error::{ApiError, Code};
 
+/// The largest error body read back to add the request's id (a problem is far smaller).
+const MAX_PROBLEM_BYTES: usize = 1 << 20;
+
 /// Rewrites any error response that is not already a problem document (from middleware such
-/// as CORS, or from actix itself) into one, keeping its status and headers. Every other
-/// response passes with its body untouched (not boxed: this runs on every validation).
+/// as CORS, or from actix itself) into one, keeping its status and headers, and adds the
+/// request's id to every problem. Every other response passes with its body untouched (not
+/// boxed: this runs on every validation).
 pub async fn problem_bodies<B: MessageBody + 'static>(
     req: ServiceRequest,
     next: Next<B>,
 ) -> Result<ServiceResponse<EitherBody<B>>, actix_web::Error> {
+    let id = req.extensions().get::<RequestId>().map(|r| r.0.clone());
     let response = next.call(req).await?;
     let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return Ok(response.map_into_left_body());
+    }
     let is_problem = response
         .headers()
         .get(header::CONTENT_TYPE)
         .is_some_and(|ct| ct.as_bytes().starts_with(b"application/problem+json"));
-    if !(status.is_client_error() || status.is_server_error()) || is_problem {
-        return Ok(response.map_into_left_body());
-    }
     let (request, old) = response.into_parts();
-    let (old_head, old_body) = old.into_parts();
-    // A short plain-text body (actix-cors says why it refused) becomes the detail.
-    let text = actix_web::body::to_bytes_limited(old_body, 1024)
+    let (head, body) = old.into_parts();
+    let bytes = actix_web::body::to_bytes_limited(body, MAX_PROBLEM_BYTES)
         .await
         .ok()
         .and_then(Result::ok)
-        .and_then(|bytes| String::from_utf8(bytes.to_vec()).ok())
-        .filter(|t| !t.trim().is_empty());
-    let detail = text.unwrap_or_else(|| match status.canonical_reason() {
-        Some(reason) => format!("{} {reason}", status.as_u16()),
-        None => status.as_u16().to_string(),
-    });
-    let mut new = ApiError::new(Code::for_status(status), detail)
-        .with_status(status)
-        .error_response();
-    for (name, value) in old_head.headers() {
+        .unwrap_or_default();
+    let mut problem: serde_json::Map<String, serde_json::Value> = match is_problem {
+        true => serde_json::from_slice(&bytes).unwrap_or_default(),
+        false => {
+            // A short plain-text body (actix-cors says why it refused) becomes the detail.
+            let text = String::from_utf8(bytes.to_vec())
+                .ok()
+                .filter(|t| !t.trim().is_empty() && t.len() <= 1024);
+            let detail = text.unwrap_or_else(|| match status.canonical_reason() {
+                Some(reason) => format!("{} {reason}", status.as_u16()),
+                None => status.as_u16().to_string(),
+            });
+            let converted = ApiError::new(Code::for_status(status), detail)
+                .with_status(status)
+                .error_response();
+            let bytes = actix_web::body::to_bytes(converted.into_body())
+                .await
+                .unwrap_or_default();
+            serde_json::from_slice(&bytes).unwrap_or_default()
+        }
+    };
+    if let Some(id) = id {
+        problem.insert("request_id".into(), id.into());
+    }
+    let mut new = HttpResponse::with_body(
+        status,
+        BoxBody::new(serde_json::to_string(&problem).expect("a problem serialises")),
+    );
+    for (name, value) in head.headers() {
         if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
-            new.headers_mut().insert(name.clone(), value.clone());
+            new.headers_mut().append(name.clone(), value.clone());
         }
     }
     new.headers_mut().insert(

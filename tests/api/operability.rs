@@ -185,3 +185,40 @@ fn without_redis_metrics_still_answer_and_say_the_store_is_down() {
     assert_eq!(down.status, 200);
     assert!(down.body.contains("sessiond_store_up 0"), "{}", down.body);
 }
+
+#[test]
+fn every_request_has_an_id_echoed_logged_and_named_in_problems() {
+    let server = Process::start(&[]).unwrap();
+    let given = server.send(
+        "GET",
+        "/sessions/current",
+        &[
+            ("X-Request-Id", "support-ticket-42"),
+            (
+                "traceparent",
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            ),
+        ],
+        b"",
+    );
+    assert_eq!(given.header("x-request-id"), Some("support-ticket-42"));
+    let problem = given.problem(401, "unauthorized");
+    assert_eq!(problem["request_id"], "support-ticket-42");
+    // An unusable one is replaced by one made here.
+    let made = server.send(
+        "GET",
+        "/healthz",
+        &[("X-Request-Id", "has spaces in it")],
+        b"",
+    );
+    let id = made.header("x-request-id").unwrap().to_string();
+    assert!(!id.is_empty() && !id.contains(' '), "{id}");
+    // A problem from beyond the handlers (an unknown method) names its request too.
+    let odd = server.send("PATCH", "/sessions", &[], b"");
+    assert!(odd.json()["request_id"].is_string(), "{}", odd.body);
+    let (_, log) = server.terminate();
+    assert!(
+        log.contains("request_id=support-ticket-42 trace_id=4bf92f3577b34da6a3ce929d0e0e4736"),
+        "{log}"
+    );
+}
