@@ -9,7 +9,9 @@ use clap::{Args, Parser, ValueEnum};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::domain::limits::{MAX_TEXT_CHARS, MAX_TIMEOUT_SECONDS};
+use crate::domain::limits::{
+    MAX_ROLES, MAX_ROLE_CHARS, MAX_TEXT_CHARS, MAX_TIMEOUT_SECONDS, MAX_USER_AGENT_CHARS,
+};
 use crate::domain::text::forbidden;
 use crate::domain::ConcurrentSessions;
 use crate::persistence::journal::Fsync;
@@ -307,6 +309,15 @@ impl Settings {
             found.push(format!(
                 "SESSIOND_MAX_LIFETIME ({} s) is shorter than SESSIOND_IDLE_TIMEOUT ({} s): every session ends at its max lifetime before it can be idle that long",
                 self.max_lifetime, self.idle_timeout
+            ));
+        }
+        // The largest login the input limits allow, every character four bytes of UTF-8.
+        let largest_login =
+            4 * (4 * MAX_TEXT_CHARS + MAX_ROLES * MAX_ROLE_CHARS + MAX_USER_AGENT_CHARS) + 512;
+        if self.max_body < largest_login as u64 {
+            found.push(format!(
+                "SESSIOND_MAX_BODY ({} bytes) is smaller than the largest valid login (about {largest_login} bytes): some logins would be refused as too large",
+                self.max_body
             ));
         }
         if self.data_dir.is_some() && self.activity_interval >= u64::from(self.idle_timeout) {

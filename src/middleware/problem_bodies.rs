@@ -38,8 +38,8 @@ pub async fn problem_bodies<B: MessageBody + 'static>(
         .ok()
         .and_then(Result::ok)
         .unwrap_or_default();
-    let mut problem: serde_json::Map<String, serde_json::Value> = match is_problem {
-        true => serde_json::from_slice(&bytes).unwrap_or_default(),
+    let problem = match is_problem {
+        true => bytes.to_vec(),
         false => {
             // A short plain-text body (actix-cors says why it refused) becomes the detail.
             let text = String::from_utf8(bytes.to_vec())
@@ -52,19 +52,17 @@ pub async fn problem_bodies<B: MessageBody + 'static>(
             let converted = ApiError::new(Code::for_status(status), detail)
                 .with_status(status)
                 .error_response();
-            let bytes = actix_web::body::to_bytes(converted.into_body())
+            actix_web::body::to_bytes(converted.into_body())
                 .await
-                .unwrap_or_default();
-            serde_json::from_slice(&bytes).unwrap_or_default()
+                .unwrap_or_default()
+                .to_vec()
         }
     };
-    if let Some(id) = id {
-        problem.insert("request_id".into(), id.into());
-    }
-    let mut new = HttpResponse::with_body(
-        status,
-        BoxBody::new(serde_json::to_string(&problem).expect("a problem serialises")),
-    );
+    let problem = match id {
+        Some(id) => with_request_id(problem, &id),
+        None => problem,
+    };
+    let mut new = HttpResponse::with_body(status, BoxBody::new(problem));
     for (name, value) in head.headers() {
         if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
             new.headers_mut().append(name.clone(), value.clone());
@@ -75,4 +73,42 @@ pub async fn problem_bodies<B: MessageBody + 'static>(
         HeaderValue::from_static("application/problem+json"),
     );
     Ok(ServiceResponse::new(request, new).map_into_right_body())
+}
+
+/// The problem document `problem` (a JSON object) with `request_id` as its last member; its
+/// other members keep their order.
+fn with_request_id(mut problem: Vec<u8>, id: &str) -> Vec<u8> {
+    let Some(end) = problem.iter().rposition(|&b| b == b'}') else {
+        return problem;
+    };
+    let empty = problem[..end]
+        .iter()
+        .rev()
+        .find(|b| !b.is_ascii_whitespace())
+        == Some(&b'{');
+    let member = format!(
+        "{}\"request_id\":{}",
+        if empty { "" } else { "," },
+        serde_json::to_string(id).expect("a string serialises")
+    );
+    problem.splice(end..end, member.into_bytes());
+    problem
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_request_id_is_added_last_and_escaped() {
+        let added = with_request_id(br#"{"type":"t","status":400}"#.to_vec(), "a\"b");
+        assert_eq!(
+            String::from_utf8(added).unwrap(),
+            r#"{"type":"t","status":400,"request_id":"a\"b"}"#
+        );
+        assert_eq!(
+            with_request_id(b"{}".to_vec(), "x"),
+            br#"{"request_id":"x"}"#
+        );
+    }
 }

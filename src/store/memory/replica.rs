@@ -12,19 +12,22 @@ use super::{Engine, SavedSession};
 use crate::domain::{EndReason, Millis, SessionId};
 
 impl Engine {
-    /// Inserts a saved session unless it has expired or its id is taken.
-    fn insert_saved(&self, saved: &SavedSession, now: Millis) -> bool {
+    /// Inserts a saved session unless it has expired or its id is taken; `seated` also
+    /// records its seat (a restore records seats afterwards, in bulk).
+    fn insert_saved(&self, saved: &SavedSession, now: Millis, seated: bool) -> Option<RowRef> {
         let data = &saved.data;
         if now >= data.expires_at(saved.last_active_at, self.max_lifetime_seconds) {
-            return false;
+            return None;
         }
         let mut chain = self.hold_user(&data.user_id);
         // Checked under the user's entry: a session's id and user never change.
         if self.shard(shard_of(data.id)).slot_of(data.id).is_some() {
-            return false;
+            return None;
         }
-        self.link(&mut chain, data, saved.digest, saved.last_active_at);
-        true
+        Some(match seated {
+            true => self.link(&mut chain, data, saved.digest, saved.last_active_at),
+            false => self.link_unseated(&mut chain, data, saved.digest, saved.last_active_at),
+        })
     }
 
     /// Inserts the live ones of `saved` in parallel, then their seats one organisation at a
@@ -33,18 +36,7 @@ impl Engine {
     pub(super) fn restore(&self, saved: &[SavedSession], now: Millis) -> usize {
         let placed: Vec<(&SavedSession, RowRef)> = saved
             .par_iter()
-            .filter_map(|s| {
-                let data = &s.data;
-                if now >= data.expires_at(s.last_active_at, self.max_lifetime_seconds) {
-                    return None;
-                }
-                let mut chain = self.hold_user(&data.user_id);
-                if self.shard(shard_of(data.id)).slot_of(data.id).is_some() {
-                    return None;
-                }
-                let at = self.link_unseated(&mut chain, data, s.digest, s.last_active_at);
-                Some((s, at))
-            })
+            .filter_map(|s| self.insert_saved(s, now, false).map(|at| (s, at)))
             .collect();
         let mut by_organisation: HashMap<&str, Vec<(&str, RowRef)>> = HashMap::new();
         for (s, at) in &placed {
@@ -81,7 +73,7 @@ impl Engine {
     pub(super) fn import(&self, saved: Vec<SavedSession>, now: Millis) -> usize {
         saved
             .par_iter()
-            .filter(|s| self.insert_saved(s, now))
+            .filter(|s| self.insert_saved(s, now, true).is_some())
             .count()
     }
 
