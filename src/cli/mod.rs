@@ -2,6 +2,7 @@
 //! OpenAPI document, probe a running server, or manage its sessions as a client.
 
 mod client;
+mod export;
 mod healthcheck;
 mod responses;
 mod sessions;

@@ -10,6 +10,7 @@ use comfy_table::{ContentArrangement, Table};
 use serde_json::{json, Value};
 
 use super::client::{ApiClient, CliError};
+use super::export::{export, ExportArgs};
 use super::responses::{read, Created, Deleted, Event, Listed, Login, Mine, Page};
 use crate::domain::limits::MAX_DELETE_IDS;
 use crate::duration::format_duration;
@@ -92,6 +93,10 @@ pub enum SessionsCommand {
     /// End every other session of the token's own user ("log out my other devices").
     #[command(name = "end-others", after_help = EXIT_CODES)]
     EndOthers,
+    /// Write every session the token may list, page by page, as JSON lines or CSV (for audits
+    /// and spreadsheets).
+    #[command(after_help = EXIT_CODES)]
+    Export(ExportArgs),
     /// Follow events as they happen, one line each (administrators); reconnects and resumes
     /// where it left off until interrupted.
     #[command(after_help = EXIT_CODES)]
@@ -209,6 +214,7 @@ pub fn run(args: SessionsArgs) -> ExitCode {
         SessionsCommand::Mine { json } => my_sessions(&client, json),
         SessionsCommand::EndOthers => end_others(&client),
         SessionsCommand::Watch { json, types } => watch(&client, json, types.as_deref()),
+        SessionsCommand::Export(export_args) => export(&client, &export_args),
     };
     match outcome {
         Ok(code) => code,

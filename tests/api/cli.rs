@@ -552,3 +552,46 @@ fn watch_prints_one_line_per_event_and_json_lines_for_scripts() {
         child.wait().unwrap();
     }
 }
+
+#[test]
+fn export_writes_every_session_in_scope_as_json_lines_or_csv() {
+    let app = spawn_app();
+    let org = format!("Export-{}", unique());
+    let org_admin = app.login_as(&json!({"user_id": unique(), "name": "Pringle, \"Teresa\"",
+        "organisation": org, "ip_address": "10.8.0.1", "roles": ["org_admin", "reader"]}));
+    people(&app, &org, 3);
+    app.login_as(&json!({"user_id": unique(), "name": "=HYPERLINK(\"x\")",
+        "organisation": org, "ip_address": "10.8.0.9"}));
+    people(&app, "Elsewhere", 2);
+
+    let jsonl = cli(&app, Some(&org_admin.token))
+        .arg("export")
+        .output()
+        .unwrap();
+    assert!(jsonl.status.success(), "{}", stderr(&jsonl));
+    let lines: Vec<Value> = stdout(&jsonl)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 5, "only the organisation's sessions");
+    assert!(lines.iter().all(|s| s["organisation"] == org.as_str()));
+
+    let csv = cli(&app, Some(&org_admin.token))
+        .args(["export", "--format", "csv"])
+        .output()
+        .unwrap();
+    assert!(csv.status.success(), "{}", stderr(&csv));
+    let text = stdout(&csv);
+    let mut rows = text.lines();
+    assert!(rows
+        .next()
+        .unwrap()
+        .starts_with("id,user_id,name,organisation,ip_address"));
+    assert_eq!(rows.count(), 5);
+    assert!(text.contains("\"Pringle, \"\"Teresa\"\"\""), "{text}");
+    assert!(text.contains("org_admin;reader"), "{text}");
+    assert!(
+        text.contains("\"'=HYPERLINK(\"\"x\"\")\""),
+        "a formula is defused: {text}"
+    );
+}
