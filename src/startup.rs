@@ -61,8 +61,6 @@ pub enum StartupError {
     Demo(String),
     #[error("cannot use Redis (SESSIOND_STORE): {0}")]
     Redis(StoreError),
-    #[error("SESSIOND_DATA_DIR snapshots the memory store; with SESSIOND_STORE=redis, Redis keeps the sessions")]
-    SnapshotsNeedMemory,
     #[error("SESSIOND_SERVICE_KEYS is not set and sessiond listens on {0}, beyond this machine: set the keys app servers use (a generated key is only for loopback or --demo, since it would be printed to the log)")]
     NoServiceKeys(SocketAddr),
 }
@@ -222,8 +220,11 @@ async fn open_store(
             Ok((persistence.memory.clone(), Some(persistence)))
         }
         StoreSetting::Redis(url) => {
-            if settings.data_dir.is_some() {
-                return Err(StartupError::SnapshotsNeedMemory);
+            if let Some(dir) = &settings.data_dir {
+                log::info!(
+                    "with the Redis store, {} keeps only this node's queued webhook deliveries; Redis keeps the sessions and the audit trail",
+                    dir.display()
+                );
             }
             let redis = RedisStore::connect(url, &settings.redis_prefix, settings.max_lifetime)
                 .await

@@ -222,3 +222,26 @@ fn every_request_has_an_id_echoed_logged_and_named_in_problems() {
         "{log}"
     );
 }
+
+#[test]
+fn a_data_directory_does_not_stop_the_redis_store() {
+    let Some(redis) = crate::redis_server::RedisServer::start() else {
+        return;
+    };
+    let url = redis.url();
+    let dir = std::env::temp_dir().join(format!("sessiond-redis-dir-{}", unique()));
+    let server = Process::start(&[
+        ("SESSIOND_STORE", url.as_str()),
+        ("SESSIOND_DATA_DIR", dir.to_str().unwrap()),
+    ])
+    .unwrap();
+    let login = server.login(&unique(), "10.0.0.1");
+    assert!(server.validates(&login.token));
+    assert!(
+        server
+            .log()
+            .contains("keeps only this node's queued webhook deliveries"),
+        "{}",
+        server.log()
+    );
+}
