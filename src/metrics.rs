@@ -51,6 +51,9 @@ pub struct Metrics {
     snapshot_age: prometheus::Gauge,
     /// Writes to the data directory that failed, by what was written.
     pub persistence_failures: IntCounterVec,
+    /// The process's own figures (`process_*`: CPU, memory, open files), under their
+    /// conventional names, without the `sessiond_` prefix.
+    process: Registry,
 }
 
 /// What a failed write to the data directory was writing.
@@ -167,8 +170,13 @@ impl Metrics {
         build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);
+        let process = Registry::new();
+        process
+            .register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))
+            .expect("the process collector registers once");
         let http = ["method", "route", "status"];
         Metrics {
+            process,
             store_up: r.add(IntGauge::new(
                 "store_up",
                 "1 when the last count of the sessions reached the store, else 0",
@@ -310,7 +318,10 @@ impl Metrics {
         });
         let mut out = Vec::new();
         TextEncoder::new()
-            .encode(&self.registry.gather(), &mut out)
+            .encode(
+                &[self.registry.gather(), self.process.gather()].concat(),
+                &mut out,
+            )
             .expect("metrics always encode");
         String::from_utf8(out).expect("the text format is UTF-8")
     }

@@ -153,6 +153,9 @@ fn metrics_tell_the_build_the_store_and_the_data_directory() {
         "sessiond_store_up 1",
         "sessiond_persistence_failures_total{what=\"journal\"} 0",
         "sessiond_persistence_failures_total{what=\"snapshot\"} 0",
+        "process_resident_memory_bytes ",
+        "process_open_fds ",
+        "process_cpu_seconds_total ",
     ] {
         assert!(text.contains(line), "{line}:\n{text}");
     }
