@@ -172,7 +172,9 @@ impl Metrics {
             .set(1);
         let process = Registry::new();
         process
-            .register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))
+            .register(Box::new(
+                prometheus::process_collector::ProcessCollector::for_self(),
+            ))
             .expect("the process collector registers once");
         let http = ["method", "route", "status"];
         Metrics {
