@@ -6,6 +6,7 @@ use super::cursor::encode_cursor;
 use super::{AuditEvent, AuditPage, Stored, SHARED_BATCH};
 use crate::domain::Scope;
 use crate::error::ApiError;
+use crate::events::EventId;
 use crate::store::AuditTrail;
 
 /// The most entries one page reads from the store: a scope with few events in a long trail
@@ -57,13 +58,8 @@ pub(super) async fn shared_page(
     })
 }
 
-/// Whether `position` can name an entry of the store's trail (`ms-seq`, after `0-0`).
+/// Whether `position` can name an entry of the store's trail: an event id written `ms-seq`
+/// (the form Redis stream ids take), after `0-0`.
 pub(super) fn is_entry_id(position: &str) -> bool {
-    let Some((ms, seq)) = position.split_once('-') else {
-        return false;
-    };
-    match (ms.parse::<u64>(), seq.parse::<u64>()) {
-        (Ok(ms), Ok(seq)) => (ms, seq) != (0, 0),
-        _ => false,
-    }
+    position.contains('-') && EventId::parse(position).is_some_and(|id| id != EventId::default())
 }

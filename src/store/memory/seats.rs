@@ -103,11 +103,7 @@ impl Seats {
 
     /// Records that `user`'s row `at` is in `organisation` (taking up a reservation).
     pub(super) fn hold(&self, organisation: &str, user: &str, at: RowRef) {
-        let mut seated = self.0.entry(CompactString::from(organisation)).or_default();
-        let seat = seated
-            .entry(CompactString::from(user))
-            .or_insert(Seated::Reserved);
-        *seat = std::mem::replace(seat, Seated::Reserved).with(at);
+        self.hold_all(organisation, [(user, at)]);
     }
 
     /// [`Seats::hold`] for many rows of one organisation, taking its entry once.
