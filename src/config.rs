@@ -14,6 +14,7 @@ use crate::domain::limits::{
 };
 use crate::domain::text::forbidden;
 use crate::domain::ConcurrentSessions;
+use crate::logging::LogFormat;
 use crate::persistence::journal::Fsync;
 
 #[derive(Args, Clone, Debug)]
@@ -106,6 +107,10 @@ pub struct Settings {
     /// The webhooks' signing secret: whsec_ + base64 of at least 32 random bytes.
     #[arg(long, env = "SESSIOND_WEBHOOK_SECRET", value_name = "whsec_...", hide_env_values = true, value_parser = WebhookSecret::parse)]
     pub webhook_secret: Option<WebhookSecret>,
+
+    /// How log lines are written: `text`, or `json` (one object per line).
+    #[arg(long, env = "SESSIOND_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, value_name = "FORMAT")]
+    pub log_format: LogFormat,
 
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "SESSIOND_MAX_BODY", default_value_t = 1_048_576, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..=1_073_741_824))]
@@ -347,16 +352,22 @@ impl StoreSetting {
         if text == "memory" {
             return Ok(StoreSetting::Memory);
         }
-        if !(text.starts_with("redis://")
-            || text.starts_with("rediss://")
-            || text.starts_with("redis+unix://")
-            || text.starts_with("unix://"))
+        if ![
+            "redis://",
+            "rediss://",
+            "redis+unix://",
+            "unix://",
+            "redis+sentinel://",
+            "rediss+sentinel://",
+        ]
+        .iter()
+        .any(|scheme| text.starts_with(scheme))
         {
-            return Err("must be `memory`, a redis:// URL or a rediss:// (TLS) URL".into());
+            return Err(
+                "must be `memory`, a redis:// or rediss:// (TLS) URL, or a redis+sentinel:// or rediss+sentinel:// URL".into(),
+            );
         }
-        // The error names what is wrong, never the URL, which may hold a password.
-        redis::Client::open(text)
-            .map_err(|e| format!("not a usable Redis URL ({:?})", e.kind()))?;
+        crate::store::RedisTarget::parse(text)?;
         Ok(StoreSetting::Redis(text.to_string()))
     }
 }

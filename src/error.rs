@@ -213,7 +213,8 @@ impl ApiError {
 
     /// `503`: the session store cannot be reached. The reason goes to the log only.
     pub fn unavailable(reason: &str) -> Self {
-        log::error!("session store unavailable: {reason}");
+        // The outage itself is logged once by the store (see `store::outage`).
+        log::debug!("session store unavailable: {reason}");
         Self::new(
             Code::Unavailable,
             "the session store cannot be reached; try again shortly",
@@ -333,7 +334,8 @@ impl ResponseError for ApiError {
 
     fn error_response(&self) -> HttpResponse<BoxBody> {
         let status = self.status_code();
-        if status.is_server_error() {
+        // 503s are outages, logged once when they start and end, not once per request.
+        if status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE {
             log::error!(
                 "{} {}: {}",
                 status.as_u16(),

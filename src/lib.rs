@@ -10,6 +10,7 @@ pub mod domain;
 pub mod duration;
 pub mod error;
 pub mod events;
+pub mod logging;
 pub mod metrics;
 pub mod middleware;
 pub mod openapi;

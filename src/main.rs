@@ -31,7 +31,7 @@ fn main() -> ExitCode {
         Some(Command::Sessions(args)) => return run_sessions(*args),
         None => warn_of_secrets_in_arguments(&["--service-keys"]),
     }
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    sessiond::logging::init(cli.settings.log_format);
     // Said once it runs: a setting that stops start-up is told in one line of its own.
     let summary = cli.settings.summary();
     for name in unknown_variables() {

@@ -30,7 +30,7 @@ use crate::route_table::RouteTable;
 use crate::routes;
 use crate::service::Sessions;
 use crate::state::AppState;
-use crate::store::{MemoryStore, RedisStore, SharedStore, StoreError};
+use crate::store::{MemoryStore, RedisLink, RedisStore, SharedStore, StoreError};
 use crate::webhooks::{Claims, LocalClaims, RedisClaims, WebhookSecret, Webhooks};
 
 /// How often expired sessions are swept out of memory. They stop counting the instant they
@@ -51,6 +51,8 @@ pub enum StartupError {
     Journal(#[from] JournalError),
     #[error("{0} (SESSIOND_DATA_DIR)")]
     Recovery(#[from] RecoveryError),
+    #[error("{0} (SESSIOND_DATA_DIR)")]
+    DataDir(std::io::Error),
     #[error("the webhook outbox: {0} (SESSIOND_DATA_DIR)")]
     Outbox(String),
     #[error("cannot open the audit trail {0} (SESSIOND_DATA_DIR): {1}")]
@@ -119,7 +121,7 @@ impl Application {
         webhook_settings(&settings)?;
         let (listener, address) = bind(settings.bind)?;
         let metrics = Arc::new(Metrics::new());
-        let (store, snapshots) = open_store(&settings, &metrics).await?;
+        let (store, snapshots, redis) = open_store(&settings, &metrics).await?;
         let service_keys = service_keys(&settings, address)?;
         let state = app_state(&settings, store.clone(), service_keys, metrics)?;
         let demo_url = match settings.demo {
@@ -132,7 +134,7 @@ impl Application {
                 source,
             })?;
         let events = state.events.clone();
-        let webhooks = start_webhooks(&settings, &state)?;
+        let webhooks = start_webhooks(&settings, &state, redis)?;
         spawn_reaper(state);
         if let Some(persistence) = &snapshots {
             spawn_snapshots(persistence.clone(), settings.snapshot_interval);
@@ -205,19 +207,26 @@ fn bind(address: SocketAddr) -> Result<(TcpListener, SocketAddr), StartupError> 
     Ok((listener, bound))
 }
 
-/// The store the settings name, and for the memory store with a data directory, the memory
-/// store restored from its snapshot with the file it is saved to.
+/// The store the settings name; for the memory store with a data directory, the memory store
+/// restored from its snapshot with the file it is saved to; for Redis, the node's link to it.
 async fn open_store(
     settings: &Settings,
     metrics: &Arc<Metrics>,
-) -> Result<(SharedStore, Snapshots), StartupError> {
+) -> Result<(SharedStore, Snapshots, Option<Arc<RedisLink>>), StartupError> {
+    if let Some(dir) = &settings.data_dir {
+        crate::persistence::prepare_dir(dir).map_err(StartupError::DataDir)?;
+    }
     match &settings.store {
         StoreSetting::Memory => {
             let Some(dir) = &settings.data_dir else {
-                return Ok((Arc::new(MemoryStore::new(settings.max_lifetime)), None));
+                return Ok((
+                    Arc::new(MemoryStore::new(settings.max_lifetime)),
+                    None,
+                    None,
+                ));
             };
             let persistence = restore(dir, settings, metrics.clone())?;
-            Ok((persistence.memory.clone(), Some(persistence)))
+            Ok((persistence.memory.clone(), Some(persistence), None))
         }
         StoreSetting::Redis(url) => {
             if let Some(dir) = &settings.data_dir {
@@ -229,7 +238,8 @@ async fn open_store(
             let redis = RedisStore::connect(url, &settings.redis_prefix, settings.max_lifetime)
                 .await
                 .map_err(StartupError::Redis)?;
-            Ok((redis, None))
+            let link = redis.link();
+            Ok((redis, None, Some(link)))
         }
     }
 }
@@ -248,20 +258,18 @@ fn webhook_settings(settings: &Settings) -> Result<Option<(String, WebhookSecret
 fn start_webhooks(
     settings: &Settings,
     state: &AppState,
+    redis: Option<Arc<RedisLink>>,
 ) -> Result<Option<Arc<Webhooks>>, StartupError> {
     let Some((url, secret)) = webhook_settings(settings)? else {
         return Ok(None);
     };
-    let claims: Box<dyn Claims> = match &settings.store {
-        StoreSetting::Memory => Box::new(LocalClaims),
-        StoreSetting::Redis(redis) => Box::new(
-            RedisClaims::new(
-                redis,
-                &settings.redis_prefix,
-                SessionId::generate().to_string(),
-            )
-            .map_err(|e| StartupError::Redis(StoreError::Unavailable(e.to_string())))?,
-        ),
+    let claims: Box<dyn Claims> = match redis {
+        None => Box::new(LocalClaims),
+        Some(link) => Box::new(RedisClaims::new(
+            link,
+            &settings.redis_prefix,
+            SessionId::generate().to_string(),
+        )),
     };
     Webhooks::start(
         url,
@@ -392,7 +400,9 @@ fn serve(
     .max_connections(25_000)
     .max_connection_rate(512)
     .backlog(2048)
-    .shutdown_timeout(10)
+    // Requests in flight get 5 s: with the webhooks' 2 s and the last snapshot, a stop fits in
+    // the 10 s a container runtime waits before it kills.
+    .shutdown_timeout(5)
     .disable_signals()
     .listen(listener)?
     .run();

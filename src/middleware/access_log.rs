@@ -8,7 +8,6 @@ use actix_web::http::Method;
 use actix_web::middleware::Next;
 use actix_web::{web, HttpMessage};
 
-use super::request_id::{RequestId, TraceId};
 use crate::auth::CallerSession;
 use crate::state::AppState;
 
@@ -54,20 +53,23 @@ pub async fn access_log(
         _ => log::Level::Info,
     };
     if log::log_enabled!(target: "access", level) {
+        // The request's id and trace id are added by the logger (see `logging`).
         let request = response.request();
-        let extensions = request.extensions();
-        let caller = extensions.get::<CallerSession>().copied();
-        let id = extensions.get::<RequestId>().map_or("-", |r| r.0.as_str());
-        let trace = extensions.get::<TraceId>().map_or("-", |t| t.0.as_str());
-        let peer = request
+        let caller = request.extensions().get::<CallerSession>().copied();
+        let session = caller.map_or_else(|| "-".to_string(), |c| c.0.to_string());
+        let client = request
             .peer_addr()
             .map_or_else(|| "-".to_string(), |a| a.ip().to_string());
         log::log!(
             target: "access",
             level,
-            "{method} {route} {status} {:.3}ms client={peer} session={} request_id={id} trace_id={trace}",
-            elapsed.as_secs_f64() * 1000.0,
-            caller.map_or_else(|| "-".to_string(), |c| c.0.to_string())
+            method = method,
+            route = route,
+            status = status,
+            duration_ms = (elapsed.as_secs_f64() * 1e6).round() / 1e3,
+            client_ip = client.as_str(),
+            session = session.as_str();
+            "{method} {route} {status}"
         );
     }
     if let Some(state) = state {

@@ -12,4 +12,4 @@ pub use access_log::access_log;
 pub use head::head_as_get;
 pub use header_limits::{header_limits, MAX_HEADERS, MAX_HEADER_BYTES};
 pub use problem_bodies::problem_bodies;
-pub use request_id::{request_id, RequestId, TraceId, REQUEST_ID};
+pub use request_id::{request_id, RequestId, REQUEST_ID};

@@ -9,16 +9,14 @@ use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::HttpMessage;
 
+use crate::logging::{in_request, RequestContext};
+
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 const TRACEPARENT: &str = "traceparent";
 
 /// The request's id, in its extensions.
 #[derive(Clone, Debug)]
 pub struct RequestId(pub String);
-
-/// The trace id of the request's `traceparent`, in its extensions when there is one.
-#[derive(Clone, Debug)]
-pub struct TraceId(pub String);
 
 pub async fn request_id(
     req: ServiceRequest,
@@ -31,16 +29,17 @@ pub async fn request_id(
         .filter(|v| usable(v))
         .map(str::to_string);
     let id = given.unwrap_or_else(|| crate::domain::SessionId::generate().to_string());
-    if let Some(trace) = req
+    let trace = req
         .headers()
         .get(TRACEPARENT)
         .and_then(|v| v.to_str().ok())
-        .and_then(trace_id)
-    {
-        req.extensions_mut().insert(TraceId(trace));
-    }
+        .and_then(trace_id);
     req.extensions_mut().insert(RequestId(id.clone()));
-    let mut response = next.call(req).await?;
+    let context = RequestContext {
+        request_id: id.clone(),
+        trace_id: trace,
+    };
+    let mut response = in_request(context, next.call(req)).await?;
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(REQUEST_ID, value);
     }

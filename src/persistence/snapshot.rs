@@ -13,7 +13,6 @@
 //! name.
 
 use std::fs;
-use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -63,31 +62,14 @@ pub struct SnapshotFile {
 }
 
 impl SnapshotFile {
-    /// Creates the directory if needed, readable by this user only (snapshots hold the digests
-    /// that tokens are checked against); an existing one is left as it is.
+    /// The snapshot in `dir`, prepared as [`super::prepare_dir`] says.
     pub fn in_dir(dir: &Path) -> Result<Self, SnapshotError> {
         let path = dir.join(FILE_NAME);
         let error = |source| SnapshotError::Write {
             path: path.clone(),
             source,
         };
-        match fs::metadata(dir) {
-            // An existing directory keeps the modes its operator gave it.
-            Ok(found) if found.is_dir() => {}
-            Ok(_) => {
-                return Err(error(std::io::Error::other(format!(
-                    "{} exists and is not a directory",
-                    dir.display()
-                ))))
-            }
-            // A new one is readable by this user only: it holds the digests tokens are checked
-            // against.
-            Err(_) => fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(dir)
-                .map_err(error)?,
-        }
+        super::prepare_dir(dir).map_err(error)?;
         Ok(SnapshotFile {
             path,
             writing: Arc::default(),

@@ -53,8 +53,9 @@ pub async fn healthz() -> web::Json<Health> {
 #[get("/readyz")]
 pub async fn readyz(state: web::Data<AppState>) -> Result<web::Json<Health>, ApiError> {
     state.sessions.ready().await.map_err(|e| {
-        // The reason is for operators, in the log; a client learns only that it must wait.
-        log::warn!("not ready: {e}");
+        // The reason is for operators, in the log (an outage is logged once, as it starts);
+        // a client learns only that it must wait.
+        log::debug!("not ready: {e}");
         ApiError::new(
             Code::Unavailable,
             "not ready; the session store cannot be reached",

@@ -2,13 +2,16 @@
 //! never composes two store calls into one rule.
 
 mod memory;
+mod outage;
 mod redis;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 
-pub use self::redis::{lua_prelude, Keys as RedisKeys, RedisClock, RedisStore};
+pub use self::redis::{
+    lua_prelude, Keys as RedisKeys, RedisClock, RedisLink, RedisStore, RedisTarget,
+};
 pub use crate::domain::SavedSession;
 pub use memory::MemoryStore;
 

@@ -6,9 +6,9 @@
 //! node that cannot reach Redis delivers nothing until it can: sending without a claim would
 //! send twice.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
-use crate::store::RedisKeys;
+use crate::store::{RedisKeys, RedisLink};
 use std::time::Duration;
 
 /// A delivery's progress, as its claim keeps it (Unix ms).
@@ -62,7 +62,7 @@ impl Claims for LocalClaims {
 
 /// Claims kept in Redis, shared by every node.
 pub struct RedisClaims {
-    client: redis::Client,
+    link: Arc<RedisLink>,
     connection: Mutex<Option<redis::Connection>>,
     keys: RedisKeys,
     node: String,
@@ -72,20 +72,21 @@ pub struct RedisClaims {
 const KEEP_FOR: Duration = Duration::from_secs(2 * 3600);
 
 impl RedisClaims {
-    pub fn new(url: &str, prefix: &str, node: String) -> redis::RedisResult<Self> {
-        Ok(RedisClaims {
-            client: redis::Client::open(url)?,
+    pub fn new(link: Arc<RedisLink>, prefix: &str, node: String) -> Self {
+        RedisClaims {
+            link,
             connection: Mutex::new(None),
             keys: RedisKeys::new(prefix),
             node,
-        })
+        }
     }
 
     fn key(&self, id: &str) -> String {
         self.keys.webhook(id)
     }
 
-    /// Runs `command` on the node's connection, connecting first if need be.
+    /// Runs `command` on the node's connection, connecting first if need be (to the master of
+    /// now: after a failover, the new one).
     fn run<T: redis::FromRedisValue>(&self, command: &redis::Cmd) -> redis::RedisResult<T> {
         let mut slot = self
             .connection
@@ -93,14 +94,19 @@ impl RedisClaims {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if slot.is_none() {
             let connection = self
-                .client
+                .link
+                .client()
                 .get_connection_with_timeout(Duration::from_secs(2))?;
             connection.set_read_timeout(Some(Duration::from_secs(2)))?;
             *slot = Some(connection);
         }
         let outcome = command.query(slot.as_mut().expect("connected just now"));
-        if outcome.is_err() {
-            *slot = None;
+        match &outcome {
+            Ok(_) => self.link.succeeded(),
+            Err(e) => {
+                self.link.failed(e);
+                *slot = None;
+            }
         }
         outcome
     }

@@ -74,7 +74,7 @@ fn probes_are_logged_quietly_and_head_is_answered_wherever_get_is() {
     );
     let (_, log) = server.terminate();
     assert!(log.contains("HEAD /sessions/current 200"), "{log}");
-    assert!(log.contains("client=127.0.0.1"), "{log}");
+    assert!(log.contains("client_ip=127.0.0.1"), "{log}");
     for probe in ["/healthz", "/readyz", "/metrics"] {
         assert!(
             !log.contains(&format!("GET {probe} 200")),
@@ -140,10 +140,13 @@ fn metrics_tell_the_build_the_store_and_the_data_directory() {
     let server = Process::start(&[
         ("SESSIOND_DATA_DIR", dir.to_str().unwrap()),
         ("SESSIOND_SNAPSHOT_INTERVAL", "1"),
+        ("SESSIOND_ORGANISATION_SEATS", "Acme=5"),
     ])
     .unwrap();
+    server.login(&unique(), "10.0.0.1");
     let scrape = || server.send("GET", "/metrics", &[], b"").body;
     let text = scrape();
+    promtool_check(&text);
     for line in [
         concat!(
             "sessiond_build_info{version=\"",
@@ -247,4 +250,195 @@ fn a_data_directory_does_not_stop_the_redis_store() {
         "{}",
         server.log()
     );
+}
+
+#[test]
+fn json_logs_are_one_object_per_line_with_the_request_named_in_each() {
+    let server = Process::start(&[("SESSIOND_LOG_FORMAT", "json")]).unwrap();
+    let answer = server.send(
+        "GET",
+        "/sessions/current",
+        &[
+            ("X-Request-Id", "support-ticket-43"),
+            (
+                "traceparent",
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            ),
+        ],
+        b"",
+    );
+    assert_eq!(answer.status, 401);
+    let (_, log) = server.terminate();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    for line in &lines {
+        for key in ["time", "level", "target", "message"] {
+            assert!(line[key].is_string(), "{key}: {line}");
+        }
+    }
+    let access = lines
+        .iter()
+        .find(|l| l["request_id"] == "support-ticket-43")
+        .unwrap_or_else(|| panic!("{log}"));
+    assert_eq!(access["target"], "access");
+    assert_eq!(access["method"], "GET");
+    assert_eq!(access["route"], "/sessions/current");
+    assert_eq!(access["status"], 401);
+    assert_eq!(access["client_ip"], "127.0.0.1");
+    assert_eq!(access["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert!(access["duration_ms"].as_f64().is_some(), "{access}");
+    assert!(lines
+        .iter()
+        .any(|l| l["message"].as_str().unwrap().contains(" running: bind=")));
+}
+
+#[test]
+fn a_data_directory_that_cannot_be_written_stops_start_up_in_one_line() {
+    // Not writable even by root: sysfs refuses new files.
+    let error = Process::start(&[("SESSIOND_DATA_DIR", "/sys")])
+        .err()
+        .expect("/sys is no data directory");
+    let said: Vec<&str> = error
+        .lines()
+        .filter(|l| l.contains("SESSIOND_DATA_DIR"))
+        .collect();
+    assert_eq!(said.len(), 1, "{error}");
+    assert!(said[0].contains("/sys is not writable"), "{error}");
+}
+
+#[test]
+fn a_redis_outage_is_logged_once_when_it_starts_and_once_when_it_ends() {
+    let Some(mut redis) = crate::redis_server::RedisServer::start() else {
+        return;
+    };
+    let url = redis.url();
+    let server = Process::start(&[("SESSIOND_STORE", url.as_str())]).unwrap();
+    let login = server.login(&unique(), "10.0.0.1");
+    redis.stop();
+    for _ in 0..20 {
+        let bearer = format!("Bearer {}", login.token);
+        let answer = server.send(
+            "GET",
+            "/sessions/current",
+            &[("Authorization", &bearer)],
+            b"",
+        );
+        assert_eq!(answer.status, 503, "{}", answer.body);
+        assert_eq!(server.send("GET", "/readyz", &[], b"").status, 503);
+    }
+    // Long enough for the change feed and the event reader to retry a few times.
+    crate::helpers::wait_until(
+        std::time::Duration::from_secs(10),
+        "the outage is logged",
+        || server.log().contains("Redis unreachable"),
+    );
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    redis.restart();
+    crate::helpers::wait_until(
+        std::time::Duration::from_secs(15),
+        "sessiond serves again",
+        || server.send("GET", "/readyz", &[], b"").status == 200,
+    );
+    crate::helpers::wait_until(
+        std::time::Duration::from_secs(5),
+        "the outage's end is logged",
+        || server.log().contains("Redis reachable again after"),
+    );
+    let (_, log) = server.terminate();
+    let count = |text: &str| log.lines().filter(|l| l.contains(text)).count();
+    assert_eq!(count("Redis unreachable"), 1, "{log}");
+    assert_eq!(count("Redis reachable again after"), 1, "{log}");
+    let noisy: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains(" WARN ") || l.contains(" ERROR "))
+        .filter(|l| !l.contains("Redis unreachable") && !l.contains("Redis reachable again"))
+        .collect();
+    assert!(noisy.is_empty(), "{noisy:#?}");
+}
+
+/// `promtool check metrics` (Prometheus' own linter) finds no problem in `text`.
+fn promtool_check(text: &str) {
+    use std::io::Write;
+    let child = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn();
+    let Ok(mut child) = child else {
+        let why = "promtool is not installed (scripts/test installs the Debian package prometheus)";
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("the metrics lint cannot be skipped in CI: {why}");
+        }
+        eprintln!("\n*** SKIPPED promtool check metrics: {why} ***\n");
+        return;
+    };
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        output.status.success() && said.trim().is_empty(),
+        "{said}\n{text}"
+    );
+}
+
+/// A container runtime kills 10 s after SIGTERM: everything that could hold a stop up is
+/// there at once (an event stream, a keep-alive connection, a request whose head never ends,
+/// webhook deliveries retrying against a closed port, a data directory to snapshot).
+#[test]
+fn a_stop_signal_ends_the_process_within_ten_seconds_whatever_is_open() {
+    use std::io::{Read, Write};
+    let dir = std::env::temp_dir().join(format!("sessiond-stop-{}", unique()));
+    let closed = crate::redis_server::free_port();
+    let hook = format!("http://127.0.0.1:{closed}/hook");
+    let secret = crate::webhooks::secret();
+    let server = Process::start(&[
+        ("SESSIOND_DATA_DIR", dir.to_str().unwrap()),
+        ("SESSIOND_WEBHOOK_URL", hook.as_str()),
+        ("SESSIOND_WEBHOOK_SECRET", secret.as_str()),
+    ])
+    .unwrap();
+    for _ in 0..20 {
+        server.login(&unique(), "10.0.0.1");
+    }
+    let admin = server.admin();
+    let address = server
+        .client
+        .url("")
+        .trim_start_matches("http://")
+        .to_string();
+    let mut stream = std::net::TcpStream::connect(&address).unwrap();
+    write!(
+        stream,
+        "GET /events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\r\n",
+        admin.token
+    )
+    .unwrap();
+    let mut first = [0u8; 12];
+    stream.read_exact(&mut first).unwrap();
+    assert_eq!(&first, b"HTTP/1.1 200");
+    let mut slow = std::net::TcpStream::connect(&address).unwrap();
+    slow.write_all(b"POST /sessions HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    let idle = std::net::TcpStream::connect(&address).unwrap();
+    let started = std::time::Instant::now();
+    let (status, log) = server.terminate();
+    let took = started.elapsed();
+    assert!(status.success(), "{log}");
+    assert!(took < std::time::Duration::from_secs(10), "{took:?}\n{log}");
+    assert!(log.contains("saved 21 sessions"), "{log}");
+    drop((stream, slow, idle));
+    std::fs::remove_dir_all(&dir).unwrap();
 }

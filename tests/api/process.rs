@@ -45,8 +45,13 @@ impl Process {
         let sink = log.clone();
         let reader = thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some((_, address)) = line.split_once("listening on http://") {
-                    let _ = sender.send(address.trim().to_string());
+                // In a text line or inside a JSON one: the address ends where its characters do.
+                if let Some((_, rest)) = line.split_once("listening on http://") {
+                    let address: String = rest
+                        .chars()
+                        .take_while(|c| c.is_ascii_alphanumeric() || ".:[]".contains(*c))
+                        .collect();
+                    let _ = sender.send(address);
                 }
                 let mut log = sink.lock().unwrap();
                 log.push_str(&line);

@@ -74,7 +74,7 @@ fn receiver(python: &PathBuf, secret: &str, fail_first: usize) -> Receiver {
     }
 }
 
-fn secret() -> String {
+pub fn secret() -> String {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).unwrap();
     format!(
@@ -337,8 +337,15 @@ fn a_claim_holds_through_the_backoff_and_hands_over_its_progress() {
         return;
     };
     let prefix = format!("claims-{}:", unique());
-    let a = RedisClaims::new(&redis.url(), &prefix, "a".into()).unwrap();
-    let b = RedisClaims::new(&redis.url(), &prefix, "b".into()).unwrap();
+    let runtime = actix_web::rt::System::new();
+    let link = || {
+        let target = sessiond::store::RedisTarget::parse(&redis.url()).unwrap();
+        runtime
+            .block_on(sessiond::store::RedisLink::connect(target))
+            .unwrap()
+    };
+    let a = RedisClaims::new(link(), &prefix, "a".into());
+    let b = RedisClaims::new(link(), &prefix, "b".into());
     let lease = Duration::from_millis(200);
     assert_eq!(a.claim("e1", lease), Claim::Mine(Progress::default()));
     assert_eq!(b.claim("e1", lease), Claim::Others);

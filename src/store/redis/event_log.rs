@@ -7,7 +7,8 @@ use redis::streams::{StreamId, StreamRangeReply, StreamReadReply};
 use redis::AsyncConnectionConfig;
 
 use super::fields::{field, roles_of, session_of};
-use super::{unavailable, EVENT_WAIT, TIMEOUT};
+use super::link::{unavailable, Link};
+use super::{EVENT_WAIT, TIMEOUT};
 use crate::domain::session::holds_admin;
 use crate::domain::{EndReason, Millis, SessionRecord};
 use crate::events::{
@@ -18,7 +19,7 @@ use crate::store::StoreError;
 /// Reads the event log into a node's hub: first the newest events the hub can keep, then
 /// every event as it is appended.
 pub(super) struct EventReader {
-    pub(super) client: redis::Client,
+    pub(super) link: Arc<Link>,
     pub(super) key: String,
     pub(super) max_lifetime_seconds: u64,
     pub(super) hub: Arc<Hub>,
@@ -34,7 +35,8 @@ impl EventReader {
             .set_connection_timeout(Some(TIMEOUT))
             .set_response_timeout(Some(EVENT_WAIT + TIMEOUT));
         let mut conn = self
-            .client
+            .link
+            .client()
             .get_multiplexed_async_connection_with_config(&config)
             .await
             .map_err(unavailable)?;

@@ -17,11 +17,13 @@
 mod event_log;
 mod fields;
 pub mod keys;
+mod link;
 mod replica;
 mod scripts;
 
 pub use fields::lua_prelude;
 pub use keys::Keys;
+pub use link::{Link as RedisLink, Target as RedisTarget};
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -29,7 +31,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::streams::StreamRangeReply;
 use redis::{AsyncCommands, Script};
 
@@ -43,6 +44,7 @@ use crate::domain::{
 use crate::events::Hub;
 use event_log::EventReader;
 use fields::{field, field_names, parse, script, to_hex, FIELDS};
+use link::{unavailable, Link, Target};
 use replica::Markers;
 use scripts::{LoginArgs, LoginReply};
 
@@ -81,8 +83,7 @@ impl RedisClock {
 
 pub struct RedisStore {
     clock: RedisClock,
-    client: redis::Client,
-    conn: ConnectionManager,
+    link: Arc<Link>,
     keys: Keys,
     max_lifetime_seconds: u64,
     replica: Arc<MemoryStore>,
@@ -94,13 +95,10 @@ pub struct RedisStore {
     sweep: Script,
 }
 
-fn unavailable(e: redis::RedisError) -> StoreError {
-    StoreError::Unavailable(format!("Redis: {e}"))
-}
-
 impl RedisStore {
     /// Connects to Redis and starts following its change feed. `url` is a `redis://` or
-    /// `rediss://` URL, with a user and password for Redis AUTH/ACL if it has them.
+    /// `rediss://` URL, with a user and password for Redis AUTH/ACL if it has them, or a
+    /// `redis[s]+sentinel://` URL naming sentinels and a master.
     pub async fn connect(
         url: &str,
         prefix: &str,
@@ -116,20 +114,11 @@ impl RedisStore {
         max_lifetime_seconds: u64,
         clock: RedisClock,
     ) -> Result<Arc<Self>, StoreError> {
-        let client = redis::Client::open(url).map_err(unavailable)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(TIMEOUT))
-            .set_response_timeout(Some(TIMEOUT))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_millis(500));
-        let conn = client
-            .get_connection_manager_with_config(config)
-            .await
-            .map_err(unavailable)?;
+        let target = Target::parse(url).map_err(StoreError::Unavailable)?;
+        let link = Link::connect(target).await?;
         let store = Arc::new(RedisStore {
             clock,
-            client: client.clone(),
-            conn,
+            link,
             keys: Keys::new(prefix),
             max_lifetime_seconds,
             replica: Arc::new(MemoryStore::new(max_lifetime_seconds)),
@@ -145,7 +134,7 @@ impl RedisStore {
             seats: script(include_str!("lua/seats.lua")),
             sweep: script(include_str!("lua/sweep.lua")),
         });
-        store.clone().follow(client);
+        store.clone().follow();
         // Serve only once the replica is loaded, so the first list is complete.
         for _ in 0..100 {
             if store.markers.following.load(Ordering::SeqCst) {
@@ -156,6 +145,11 @@ impl RedisStore {
         Err(StoreError::Unavailable(
             "the sessions in Redis could not be loaded within 10 seconds".into(),
         ))
+    }
+
+    /// The node's link to Redis, for others that keep state there (webhook claims).
+    pub fn link(&self) -> Arc<Link> {
+        self.link.clone()
     }
 
     fn max_ms(&self) -> u64 {
@@ -189,11 +183,11 @@ impl SessionStore for RedisStore {
             digest: &digest,
             session: &session,
         };
-        let reply: Vec<String> = args
-            .invocation(&self.create)
-            .invoke_async(&mut self.conn.clone())
-            .await
-            .map_err(unavailable)?;
+        let reply: Vec<String> = self.link.check(
+            args.invocation(&self.create)
+                .invoke_async(&mut self.link.conn())
+                .await,
+        )?;
         let (made_at, ended) = match LoginReply::parse(reply)? {
             LoginReply::SeatLimit => {
                 return Err(StoreError::SeatLimit {
@@ -225,17 +219,17 @@ impl SessionStore for RedisStore {
         token: &PresentedToken,
         now: Millis,
     ) -> Result<Option<SessionRecord>, StoreError> {
-        let reply: Option<Vec<Option<String>>> = self
-            .authenticate
-            .key(self.keys.session(token.id))
-            .arg(self.clock.arg(now))
-            .arg(self.max_ms())
-            .arg(self.keys.prefix())
-            .arg(self.keys.changes())
-            .arg(to_hex(&token.digest.0))
-            .invoke_async(&mut self.conn.clone())
-            .await
-            .map_err(unavailable)?;
+        let reply: Option<Vec<Option<String>>> = self.link.check(
+            self.authenticate
+                .key(self.keys.session(token.id))
+                .arg(self.clock.arg(now))
+                .arg(self.max_ms())
+                .arg(self.keys.prefix())
+                .arg(self.keys.changes())
+                .arg(to_hex(&token.digest.0))
+                .invoke_async(&mut self.link.conn())
+                .await,
+        )?;
         Ok(reply.and_then(|row| parse(&row)).map(|saved| {
             self.replica.touch(saved.data.id, saved.last_active_at);
             self.record(saved)
@@ -250,14 +244,14 @@ impl SessionStore for RedisStore {
     ) -> Result<Option<SessionRecord>, StoreError> {
         // Read with Redis' time, by which every node decides expiry (a hash outlives its
         // session until the reaper ends it).
-        let (fields, (seconds, micros)): (Vec<Option<String>>, (u64, u64)) = redis::pipe()
+        let read: redis::RedisResult<(Vec<Option<String>>, (u64, u64))> = redis::pipe()
             .cmd("HMGET")
             .arg(self.keys.session(id))
             .arg(&field_names())
             .cmd("TIME")
-            .query_async(&mut self.conn.clone())
-            .await
-            .map_err(unavailable)?;
+            .query_async(&mut self.link.conn())
+            .await;
+        let (fields, (seconds, micros)) = self.link.check(read)?;
         let now = match self.clock {
             RedisClock::Redis => Millis(seconds * 1000 + micros / 1000),
             RedisClock::Caller => now,
@@ -295,10 +289,9 @@ impl SessionStore for RedisStore {
         for id in ids {
             invocation.arg(id.to_string());
         }
-        let reply: Vec<Option<String>> = invocation
-            .invoke_async(&mut self.conn.clone())
-            .await
-            .map_err(unavailable)?;
+        let reply: Vec<Option<String>> = self
+            .link
+            .check(invocation.invoke_async(&mut self.link.conn()).await)?;
         let ended: Vec<SessionRecord> = reply
             .chunks(FIELDS.len() + 1)
             .filter_map(parse)
@@ -320,10 +313,9 @@ impl SessionStore for RedisStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        let _: String = redis::cmd("PING")
-            .query_async(&mut self.conn.clone())
-            .await
-            .map_err(unavailable)?;
+        let _: String = self
+            .link
+            .check(redis::cmd("PING").query_async(&mut self.link.conn()).await)?;
         if !self.markers.following.load(Ordering::SeqCst) {
             return Err(StoreError::Unavailable(
                 "not following the Redis change feed yet".into(),
@@ -338,17 +330,17 @@ impl SessionStore for RedisStore {
         let mut cursor = "0".to_string();
         let mut ended = 0;
         loop {
-            let (next, swept): (String, usize) = self
-                .sweep
-                .arg(self.clock.arg(now))
-                .arg(self.max_ms())
-                .arg(self.keys.prefix())
-                .arg(self.keys.changes())
-                .arg(&cursor)
-                .arg(500)
-                .invoke_async(&mut self.conn.clone())
-                .await
-                .map_err(unavailable)?;
+            let (next, swept): (String, usize) = self.link.check(
+                self.sweep
+                    .arg(self.clock.arg(now))
+                    .arg(self.max_ms())
+                    .arg(self.keys.prefix())
+                    .arg(self.keys.changes())
+                    .arg(&cursor)
+                    .arg(500)
+                    .invoke_async(&mut self.link.conn())
+                    .await,
+            )?;
             ended += swept;
             if next == "0" {
                 break;
@@ -361,7 +353,7 @@ impl SessionStore for RedisStore {
 
     fn audit_trail(&self) -> Option<Arc<dyn AuditTrail>> {
         Some(Arc::new(RedisAudit {
-            conn: self.conn.clone(),
+            link: self.link.clone(),
             key: self.keys.audit_log(),
         }))
     }
@@ -369,7 +361,7 @@ impl SessionStore for RedisStore {
     fn publish_events(&self, hub: Arc<Hub>) {
         hub.fed_elsewhere();
         let reader = EventReader {
-            client: self.client.clone(),
+            link: self.link.clone(),
             key: self.keys.event_log(),
             max_lifetime_seconds: self.max_lifetime_seconds,
             hub,
@@ -377,7 +369,9 @@ impl SessionStore for RedisStore {
         actix_web::rt::spawn(async move {
             loop {
                 if let Err(e) = reader.follow().await {
-                    log::warn!("reading the Redis event log stopped: {e}; reconnecting");
+                    reader
+                        .link
+                        .failed(&format!("reading the event log stopped: {e}"));
                 }
                 actix_web::rt::time::sleep(Duration::from_millis(250)).await;
             }
@@ -396,19 +390,20 @@ impl SessionCounts for RedisStore {
     }
 
     async fn seats_in_use(&self, organisation: &str, now: Millis) -> Result<u64, StoreError> {
-        self.seats
-            .key(self.keys.organisation(organisation))
-            .arg(self.clock.arg(now))
-            .arg(self.max_ms())
-            .arg(self.keys.prefix())
-            .arg(organisation)
-            .invoke_async(&mut self.conn.clone())
-            .await
-            .map_err(unavailable)
+        self.link.check(
+            self.seats
+                .key(self.keys.organisation(organisation))
+                .arg(self.clock.arg(now))
+                .arg(self.max_ms())
+                .arg(self.keys.prefix())
+                .arg(organisation)
+                .invoke_async(&mut self.link.conn())
+                .await,
+        )
     }
 
     async fn check_indexes(&self) -> Result<IndexReport, StoreError> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.link.conn();
         let scan = |pattern: String| {
             let mut conn = conn.clone();
             async move {
@@ -450,14 +445,14 @@ impl SessionCounts for RedisStore {
 
 /// The audit trail in Redis: a capped stream every node appends to and reads.
 struct RedisAudit {
-    conn: ConnectionManager,
+    link: Arc<Link>,
     key: String,
 }
 
 #[async_trait]
 impl AuditTrail for RedisAudit {
     async fn append(&self, record: &str, capacity: usize) -> Result<String, StoreError> {
-        redis::cmd("XADD")
+        let appended = redis::cmd("XADD")
             .arg(&self.key)
             // Exactly the capacity: the trail is bounded as SESSIOND_AUDIT_CAPACITY says.
             .arg("MAXLEN")
@@ -465,9 +460,9 @@ impl AuditTrail for RedisAudit {
             .arg("*")
             .arg("e")
             .arg(record)
-            .query_async::<String>(&mut self.conn.clone())
-            .await
-            .map_err(unavailable)
+            .query_async::<String>(&mut self.link.conn())
+            .await;
+        self.link.check(appended)
     }
 
     async fn before(
@@ -476,15 +471,15 @@ impl AuditTrail for RedisAudit {
         count: usize,
     ) -> Result<Vec<(String, String)>, StoreError> {
         let end = before.map_or("+".to_string(), |id| format!("({id}"));
-        let entries: StreamRangeReply = redis::cmd("XREVRANGE")
+        let read = redis::cmd("XREVRANGE")
             .arg(&self.key)
             .arg(end)
             .arg("-")
             .arg("COUNT")
             .arg(count)
-            .query_async(&mut self.conn.clone())
-            .await
-            .map_err(unavailable)?;
+            .query_async(&mut self.link.conn())
+            .await;
+        let entries: StreamRangeReply = self.link.check(read)?;
         Ok(entries
             .ids
             .into_iter()

@@ -13,7 +13,8 @@ use serde::Deserialize;
 use tokio::sync::oneshot;
 
 use super::fields::{field_names, parse};
-use super::{unavailable, RedisStore, TIMEOUT};
+use super::link::unavailable;
+use super::{RedisStore, TIMEOUT};
 use crate::domain::{Millis, SessionId};
 use crate::store::StoreError;
 
@@ -29,11 +30,13 @@ pub(super) struct Markers {
 impl RedisStore {
     /// Follows the change feed for as long as the process runs: subscribes, reloads the
     /// replica, applies events in order, and starts over whenever the connection drops.
-    pub(super) fn follow(self: Arc<Self>, client: redis::Client) {
+    pub(super) fn follow(self: Arc<Self>) {
         actix_web::rt::spawn(async move {
             loop {
-                if let Err(e) = self.follow_once(&client).await {
-                    log::warn!("the Redis change feed stopped: {e}; reconnecting");
+                // A client of the master now: after a failover, of the new one.
+                if let Err(e) = self.follow_once(&self.link.client()).await {
+                    self.link
+                        .failed(&format!("the change feed stopped: {e}; reconnecting"));
                 }
                 self.markers.following.store(false, Ordering::SeqCst);
                 actix_web::rt::time::sleep(Duration::from_millis(250)).await;
@@ -49,6 +52,7 @@ impl RedisStore {
             .map_err(unavailable)?;
         // Subscribed first, reloaded second: no change can fall between the two.
         let loaded = self.reload().await?;
+        self.link.succeeded();
         log::info!("replica loaded with {loaded} sessions from Redis; following changes");
         self.markers.following.store(true, Ordering::SeqCst);
         let mut messages = pubsub.into_on_message();
@@ -63,7 +67,7 @@ impl RedisStore {
 
     /// Loads every session from Redis into the replica.
     async fn reload(&self) -> Result<usize, StoreError> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.link.conn();
         let pattern = self.keys.every_session();
         let mut cursor: u64 = 0;
         let mut saved = Vec::new();
@@ -166,7 +170,7 @@ impl RedisStore {
             .unwrap_or_else(PoisonError::into_inner)
             .insert(n, sender);
         let marker = serde_json::json!({"op": "m", "node": self.markers.node, "n": n.to_string()});
-        let mut conn = self.conn.clone();
+        let mut conn = self.link.conn();
         let published: Result<(), _> = conn.publish(self.keys.changes(), marker.to_string()).await;
         let outcome = match published {
             Err(e) => Err(unavailable(e)),

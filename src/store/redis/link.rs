@@ -1,0 +1,346 @@
+//! The node's way to Redis: one server named by its URL, or the master Sentinel names
+//! (`redis+sentinel://`), followed across failovers without a restart.
+//!
+//! redis-rs' Sentinel support finds the master when asked; this asks again whenever a call to
+//! the master fails (a dead master, or a demoted one answering `READONLY`), whenever a
+//! sentinel announces `+switch-master`, and every second while Redis is unreachable. Every
+//! user of Redis on the node (requests, the replica's change feed, the event reader, the audit
+//! trail, webhook claims) takes its connection or client from here, so all follow the new
+//! master together. Each call's outcome also goes to the [`Outage`] that logs outages once.
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::sentinel::{Sentinel, SentinelNodeConnectionInfo};
+use redis::{IntoConnectionInfo, RedisResult, TlsMode};
+
+use super::TIMEOUT;
+use crate::store::outage::Outage;
+use crate::store::StoreError;
+
+/// Where Redis is, as the URL says.
+#[derive(Clone)]
+pub enum Target {
+    /// `redis://`, `rediss://`, `redis+unix://`, `unix://`: one server.
+    Direct(redis::Client),
+    /// `redis[s]+sentinel://[user:pass@]host:port,host:port/master[/db]`: the master the
+    /// sentinels name. The credentials and database are the master's; sentinels are asked
+    /// without them.
+    Sentinel {
+        sentinels: Vec<redis::ConnectionInfo>,
+        master: String,
+        node: SentinelNodeConnectionInfo,
+    },
+}
+
+const SENTINEL_PORT: u16 = 26_379;
+
+impl Target {
+    /// Parses a store URL. Errors name what is wrong, never the URL (it may hold a password).
+    pub fn parse(url: &str) -> Result<Target, String> {
+        let (tls, rest) = if let Some(rest) = url.strip_prefix("redis+sentinel://") {
+            (false, rest)
+        } else if let Some(rest) = url.strip_prefix("rediss+sentinel://") {
+            (true, rest)
+        } else {
+            return redis::Client::open(url)
+                .map(Target::Direct)
+                .map_err(|e| format!("not a usable Redis URL ({:?})", e.kind()));
+        };
+        let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+        let (credentials, hosts) = match authority.rsplit_once('@') {
+            Some((credentials, hosts)) => (Some(credentials), hosts),
+            None => (None, authority),
+        };
+        let mut path = path.split('/').filter(|p| !p.is_empty());
+        let master = path
+            .next()
+            .ok_or("a Sentinel URL must name the master after the hosts (…:26379/mymaster)")?;
+        let db = path.next().unwrap_or("0");
+        if path.next().is_some() || db.parse::<u32>().is_err() {
+            return Err("a Sentinel URL's path is /master or /master/db".into());
+        }
+        let scheme = if tls { "rediss" } else { "redis" };
+        let sentinels = hosts
+            .split(',')
+            .map(|host| {
+                let host = host.trim();
+                let has_port = host.rsplit_once(':').is_some_and(|(h, p)| {
+                    !h.is_empty() && !p.contains(']') && p.parse::<u16>().is_ok()
+                });
+                let address = match has_port {
+                    true => host.to_string(),
+                    false => format!("{host}:{SENTINEL_PORT}"),
+                };
+                format!("{scheme}://{address}")
+                    .into_connection_info()
+                    .map_err(|e| format!("a sentinel's address is not usable ({:?})", e.kind()))
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        if hosts.trim().is_empty() {
+            return Err("a Sentinel URL names at least one sentinel".into());
+        }
+        // The master's credentials and database, decoded as any Redis URL's are.
+        let userinfo = credentials.map_or(String::new(), |c| format!("{c}@"));
+        let settings = format!("redis://{userinfo}sentinel-master/{db}")
+            .into_connection_info()
+            .map_err(|e| format!("not a usable Redis URL ({:?})", e.kind()))?
+            .redis_settings()
+            .clone();
+        let mut node = SentinelNodeConnectionInfo::default().set_redis_connection_info(settings);
+        if tls {
+            node = node.set_tls_mode(TlsMode::Secure);
+        }
+        Ok(Target::Sentinel {
+            sentinels,
+            master: master.to_string(),
+            node,
+        })
+    }
+}
+
+/// The master in use: a client (for connections of their own, such as subscriptions) and the
+/// shared multiplexed connection requests use.
+#[derive(Clone)]
+struct Master {
+    client: redis::Client,
+    conn: ConnectionManager,
+    /// A second connection for writes that wait for replicas (`WAIT` blocks its connection,
+    /// so validations do not queue behind it).
+    waited: ConnectionManager,
+}
+
+pub struct Link {
+    target: Target,
+    sentinel: tokio::sync::Mutex<Option<Sentinel>>,
+    master: RwLock<Master>,
+    outage: Outage,
+}
+
+/// How often the node asks Sentinel where the master is while calls to it fail.
+const RESOLVE_SPACING: Duration = Duration::from_millis(250);
+
+impl Link {
+    /// Connects to the target (through Sentinel, to the master it names now).
+    pub async fn connect(target: Target) -> Result<Arc<Link>, StoreError> {
+        let mut sentinel = match &target {
+            Target::Direct(_) => None,
+            Target::Sentinel { sentinels, .. } => {
+                Some(Sentinel::build(sentinels.clone()).map_err(unavailable)?)
+            }
+        };
+        let client = match (&target, sentinel.as_mut()) {
+            (Target::Sentinel { master, node, .. }, Some(sentinel)) => sentinel
+                .async_master_for(master, Some(node))
+                .await
+                .map_err(|e| StoreError::Unavailable(format!("Sentinel: {e}")))?,
+            (Target::Direct(client), _) => client.clone(),
+            (Target::Sentinel { .. }, None) => unreachable!("a Sentinel target has sentinels"),
+        };
+        let master = Master::open(client).await.map_err(unavailable)?;
+        let link = Arc::new(Link {
+            target,
+            sentinel: tokio::sync::Mutex::new(sentinel),
+            master: RwLock::new(master),
+            outage: Outage::new("Redis"),
+        });
+        if matches!(link.target, Target::Sentinel { .. }) {
+            link.clone().watch_sentinels();
+        }
+        Ok(link)
+    }
+
+    fn current(&self) -> Master {
+        self.master
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The shared connection to the master.
+    pub fn conn(&self) -> ConnectionManager {
+        self.current().conn
+    }
+
+    /// The connection for writes that wait for replicas.
+    pub fn waited(&self) -> ConnectionManager {
+        self.current().waited
+    }
+
+    /// A client of the master, for connections of their own.
+    pub fn client(&self) -> redis::Client {
+        self.current().client
+    }
+
+    /// Records a call's outcome: an error is `Unavailable` (and may mean the master moved).
+    pub fn check<T>(&self, outcome: RedisResult<T>) -> Result<T, StoreError> {
+        match outcome {
+            Ok(value) => {
+                self.outage.succeeded();
+                Ok(value)
+            }
+            Err(e) => {
+                self.failed(&e);
+                Err(unavailable(e))
+            }
+        }
+    }
+
+    /// Records a failure that did not come from a call's result (a feed that stopped).
+    /// With Sentinel, the watcher asks where the master is while calls fail.
+    pub fn failed(&self, reason: &dyn std::fmt::Display) {
+        self.outage.failed(reason);
+    }
+
+    /// Records that Redis answered, outside [`Link::check`].
+    pub fn succeeded(&self) {
+        self.outage.succeeded();
+    }
+
+    /// Asks Sentinel which server is the master, and switches to it if it is another. One
+    /// question at a time.
+    async fn resolve(&self) {
+        let Target::Sentinel { master, node, .. } = &self.target else {
+            return;
+        };
+        let Ok(mut sentinel) = self.sentinel.try_lock() else {
+            return;
+        };
+        let Some(sentinel) = sentinel.as_mut() else {
+            return;
+        };
+        let client = match sentinel.async_master_for(master, Some(node)).await {
+            Ok(client) => client,
+            Err(e) => return log::debug!("Sentinel names no usable master {master:?}: {e}"),
+        };
+        let address = client.get_connection_info().addr().clone();
+        if *self.current().client.get_connection_info().addr() == address {
+            return;
+        }
+        match Master::open(client).await {
+            Ok(opened) => {
+                *self.master.write().unwrap_or_else(|e| e.into_inner()) = opened;
+                log::warn!("Sentinel names {address} as master {master:?}; following it");
+            }
+            Err(e) => log::debug!("cannot connect to the new master {address}: {e}"),
+        }
+    }
+
+    /// Follows `+switch-master` on the sentinels, and asks again every [`RESOLVE_SPACING`]
+    /// while calls fail (a dead or demoted master; a switch no sentinel was heard announcing).
+    fn watch_sentinels(self: Arc<Self>) {
+        let Target::Sentinel { sentinels, .. } = &self.target else {
+            return;
+        };
+        let sentinels = sentinels.clone();
+        let link = Arc::downgrade(&self);
+        actix_web::rt::spawn(async move {
+            let mut next = 0;
+            loop {
+                let Some(this) = link.upgrade() else { return };
+                let info = sentinels[next % sentinels.len()].clone();
+                next += 1;
+                if let Err(e) = this.follow_switches(info).await {
+                    log::debug!("listening to a sentinel stopped: {e}");
+                }
+                drop(this);
+                actix_web::rt::time::sleep(RESOLVE_SPACING).await;
+            }
+        });
+        let link = Arc::downgrade(&self);
+        actix_web::rt::spawn(async move {
+            loop {
+                actix_web::rt::time::sleep(RESOLVE_SPACING).await;
+                let Some(this) = link.upgrade() else { return };
+                if this.outage.is_down() {
+                    this.resolve().await;
+                }
+            }
+        });
+    }
+
+    async fn follow_switches(&self, sentinel: redis::ConnectionInfo) -> RedisResult<()> {
+        let client = redis::Client::open(sentinel)?;
+        let mut pubsub = client.get_async_pubsub().await?;
+        pubsub.subscribe("+switch-master").await?;
+        let mut messages = pubsub.into_on_message();
+        while let Some(message) = messages.next().await {
+            // "<master-name> <old-ip> <old-port> <new-ip> <new-port>"
+            let payload: String = message.get_payload()?;
+            if let Target::Sentinel { master, .. } = &self.target {
+                if payload.split(' ').next() == Some(master.as_str()) {
+                    self.resolve().await;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Master {
+    async fn open(client: redis::Client) -> RedisResult<Master> {
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(TIMEOUT))
+            .set_response_timeout(Some(TIMEOUT))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(500));
+        let conn = client
+            .get_connection_manager_with_config(config.clone())
+            .await?;
+        let waited = client.get_connection_manager_with_config(config).await?;
+        Ok(Master {
+            client,
+            conn,
+            waited,
+        })
+    }
+}
+
+pub(super) fn unavailable(e: redis::RedisError) -> StoreError {
+    StoreError::Unavailable(format!("Redis: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sentinel(url: &str) -> (Vec<String>, String) {
+        match Target::parse(url).unwrap() {
+            Target::Sentinel {
+                sentinels, master, ..
+            } => (
+                sentinels.iter().map(|s| s.addr().to_string()).collect(),
+                master,
+            ),
+            Target::Direct(_) => panic!("{url} is a Sentinel URL"),
+        }
+    }
+
+    #[test]
+    fn sentinel_urls_name_their_sentinels_and_master() {
+        let (hosts, master) = sentinel(
+            "redis+sentinel://ops:p%40ss@127.0.0.1:26379,127.0.0.1:26380,localhost/mymaster/2",
+        );
+        assert_eq!(
+            hosts,
+            ["127.0.0.1:26379", "127.0.0.1:26380", "localhost:26379"]
+        );
+        assert_eq!(master, "mymaster");
+        for bad in [
+            "redis+sentinel://127.0.0.1:26379",
+            "redis+sentinel://127.0.0.1:26379/",
+            "redis+sentinel:///mymaster",
+            "redis+sentinel://127.0.0.1:26379/mymaster/x",
+            "redis+sentinel://127.0.0.1:26379/mymaster/1/2",
+        ] {
+            let error = Target::parse(bad).err().unwrap_or_else(|| panic!("{bad}"));
+            assert!(!error.contains("127.0.0.1"), "{error}");
+        }
+        assert!(matches!(
+            Target::parse("redis://127.0.0.1:6379/0"),
+            Ok(Target::Direct(_))
+        ));
+    }
+}
