@@ -66,6 +66,11 @@ pub struct Settings {
     #[arg(long, env = "SESSIOND_REDIS_PREFIX", default_value = "sessiond:", value_name = "PREFIX", value_parser = parse_prefix)]
     pub redis_prefix: String,
 
+    /// Redis replicas that must confirm every login and end before it is acknowledged
+    /// (`WAIT`); when fewer confirm within a second the request answers 503.
+    #[arg(long, env = "SESSIOND_REDIS_MIN_REPLICAS", default_value_t = 0, value_name = "REPLICAS", value_parser = clap::value_parser!(u32).range(0..=16))]
+    pub redis_min_replicas: u32,
+
     /// Directory for snapshots of the sessions, the audit trail and queued webhook deliveries, so
     /// they survive restarts; memory only when unset.
     #[arg(long, env = "SESSIOND_DATA_DIR", value_name = "DIR")]
@@ -82,8 +87,9 @@ pub struct Settings {
     #[arg(long, env = "SESSIOND_FSYNC", value_enum, default_value_t = Fsync::Always, value_name = "MODE")]
     pub fsync: Fsync,
 
-    /// Seconds between records of session activity in the journal: after a crash a session
-    /// may look idle for up to this much longer, never shorter.
+    /// Seconds between records of a session's activity (in the journal, or on Redis, where
+    /// validations in between are reads): a session may end up to this much (at most a
+    /// quarter of its idle timeout) before its exact idle timeout.
     #[arg(long, env = "SESSIOND_ACTIVITY_INTERVAL", default_value_t = 5, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=3_600))]
     pub activity_interval: u64,
 
@@ -269,13 +275,14 @@ impl Settings {
         };
         let optional = |value: Option<String>| value.unwrap_or_else(|| "-".into());
         format!(
-            "bind={} server_name={} store={store} redis_prefix={} data_dir={} fsync={} \
+            "bind={} server_name={} store={store} redis_prefix={} redis_min_replicas={} data_dir={} fsync={} \
              snapshot_interval={}s activity_interval={}s idle_timeout={}s max_lifetime={}s \
              concurrent_sessions={} max_sessions_per_user={} organisation_seats={} \
              audit_capacity={} cors_origins={} webhook={} max_body={} service_keys={}",
             self.bind,
             self.server_name,
             self.redis_prefix,
+            self.redis_min_replicas,
             optional(self.data_dir.as_ref().map(|d| d.display().to_string())),
             self.fsync
                 .to_possible_value()

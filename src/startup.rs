@@ -30,7 +30,7 @@ use crate::route_table::RouteTable;
 use crate::routes;
 use crate::service::Sessions;
 use crate::state::AppState;
-use crate::store::{MemoryStore, RedisLink, RedisStore, SharedStore, StoreError};
+use crate::store::{MemoryStore, RedisLink, RedisOptions, RedisStore, SharedStore, StoreError};
 use crate::webhooks::{Claims, LocalClaims, RedisClaims, WebhookSecret, Webhooks};
 
 /// How often expired sessions are swept out of memory. They stop counting the instant they
@@ -235,7 +235,12 @@ async fn open_store(
                     dir.display()
                 );
             }
-            let redis = RedisStore::connect(url, &settings.redis_prefix, settings.max_lifetime)
+            let options = RedisOptions {
+                activity_interval: Duration::from_secs(settings.activity_interval),
+                min_replicas: settings.redis_min_replicas,
+                ..RedisOptions::new(&settings.redis_prefix, settings.max_lifetime)
+            };
+            let redis = RedisStore::connect(url, options)
                 .await
                 .map_err(StartupError::Redis)?;
             let link = redis.link();

@@ -114,6 +114,15 @@ pub struct SessionRecord {
 }
 
 impl SessionRecord {
+    /// Whether a validation at `now` should record activity, when a store records it at most
+    /// once per `interval` (so that most validations are reads): once `interval` has passed
+    /// since the last record, or a quarter of the idle timeout if that is shorter, so a short
+    /// timeout is never cut by more than a quarter.
+    pub fn activity_due(&self, now: Millis, interval_ms: u64) -> bool {
+        let timeout_ms = u64::from(self.data.timeout_seconds) * 1000;
+        now.0 >= self.last_active_at.0 + interval_ms.min(timeout_ms / 4)
+    }
+
     /// The record of `data` last active at `last_active_at`, its expiry by the one rule.
     pub fn new(data: SessionData, last_active_at: Millis, max_lifetime_seconds: u64) -> Self {
         SessionRecord {

@@ -120,7 +120,11 @@ pub async fn create_session(
 /// Validate a token.
 ///
 /// The call app servers make on every request: answers the caller's own session and slides
-/// its idle timeout.
+/// its idle timeout. Activity is recorded at most once per `SESSIOND_ACTIVITY_INTERVAL`
+/// (default 5 s; at most a quarter of the session's idle timeout) on the Redis store, where
+/// validations in between are reads: there `last_active_at`, `idle_seconds` and `expires_at`
+/// may lag the last validation by up to that much, and a session may end that much before its
+/// exact idle timeout, never after.
 #[utoipa::path(
     tag = "sessions",
     security(("bearer" = [])),

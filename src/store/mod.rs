@@ -10,7 +10,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 pub use self::redis::{
-    lua_prelude, Keys as RedisKeys, RedisClock, RedisLink, RedisStore, RedisTarget,
+    lua_prelude, Keys as RedisKeys, RedisClock, RedisLink, RedisOptions, RedisStore, RedisTarget,
 };
 pub use crate::domain::SavedSession;
 pub use memory::MemoryStore;

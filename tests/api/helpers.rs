@@ -107,6 +107,9 @@ pub fn spawn_app_with(edit: impl FnOnce(&mut Settings)) -> TestApp {
     let mut settings = Settings::defaults();
     settings.bind = "127.0.0.1:0".parse().unwrap();
     settings.service_keys = Some(ServiceKeys::from_keys(&[SERVICE_KEY]));
+    // Activity is written at most once a second (not every 5 s), so that tests of ordering by
+    // activity wait a second, not five, on either store.
+    settings.activity_interval = 1;
     let redis = match testing_redis() {
         true => {
             let server =

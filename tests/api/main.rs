@@ -29,6 +29,7 @@ mod properties;
 mod redis_server;
 mod redis_tls;
 mod self_service;
+mod sentinel;
 mod settings;
 mod snapshots;
 mod sse;

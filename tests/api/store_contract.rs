@@ -11,7 +11,7 @@ use sessiond::domain::{
     Token,
 };
 use sessiond::store::{
-    Insert, LoginRules, MemoryStore, RedisClock, RedisStore, SharedStore, StoreError,
+    Insert, LoginRules, MemoryStore, RedisClock, RedisOptions, RedisStore, SharedStore, StoreError,
 };
 
 use crate::helpers::unique;
@@ -32,14 +32,13 @@ where
             };
             let prefix = format!("contract-{}:", unique());
             // These cases travel in time, so the scripts go by the clock each call passes.
-            let store = RedisStore::connect_with_clock(
-                &server.url(),
-                &prefix,
-                MAX_LIFETIME,
-                RedisClock::Caller,
-            )
-            .await
-            .expect("Redis is reachable");
+            let options = RedisOptions {
+                clock: RedisClock::Caller,
+                ..RedisOptions::new(&prefix, MAX_LIFETIME)
+            };
+            let store = RedisStore::connect(&server.url(), options)
+                .await
+                .expect("Redis is reachable");
             case(store).await;
             drop(server);
         } else {
@@ -617,10 +616,12 @@ fn nodes_go_by_redis_clock_not_their_own() {
         return;
     };
     actix_web::rt::System::new().block_on(async move {
-        let store: SharedStore =
-            RedisStore::connect(&server.url(), &format!("clock-{}:", unique()), MAX_LIFETIME)
-                .await
-                .expect("Redis is reachable");
+        let store: SharedStore = RedisStore::connect(
+            &server.url(),
+            RedisOptions::new(&format!("clock-{}:", unique()), MAX_LIFETIME),
+        )
+        .await
+        .expect("Redis is reachable");
         let skewed = Millis::now().plus_seconds(2 * MAX_LIFETIME);
         let (id, token) = login(
             &store,
@@ -639,5 +640,60 @@ fn nodes_go_by_redis_clock_not_their_own() {
         );
         // A node two lifetimes ahead still finds the session live, as Redis does.
         assert!(store.authenticate(&token, skewed).await.unwrap().is_some());
+    });
+}
+
+/// On Redis a validation is a read unless activity is due (once per interval, or a quarter of
+/// a short idle timeout): Redis counts no write for the validations in between.
+#[test]
+fn on_redis_validations_write_activity_at_most_once_per_interval() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let url = server.url();
+    let writes = move || -> u64 {
+        let mut conn = ::redis::Client::open(server.url())
+            .unwrap()
+            .get_connection()
+            .unwrap();
+        let info: String = ::redis::cmd("INFO")
+            .arg("persistence")
+            .query(&mut conn)
+            .unwrap();
+        info.lines()
+            .find_map(|l| l.strip_prefix("rdb_changes_since_last_save:"))
+            .and_then(|n| n.trim().parse().ok())
+            .expect("Redis counts its writes")
+    };
+    actix_web::rt::System::new().block_on(async move {
+        let options = RedisOptions {
+            clock: RedisClock::Caller,
+            ..RedisOptions::new(&format!("activity-{}:", unique()), MAX_LIFETIME)
+        };
+        let store: SharedStore = RedisStore::connect(&url, options).await.unwrap();
+        let t0 = Millis::now();
+        let (_, token) = must_login(&store, session(&unique(), "A", "10.0.0.1", 600), t0).await;
+        let before = writes();
+        for ms in (0..4_900).step_by(100) {
+            let record = store
+                .authenticate(&token, Millis(t0.0 + ms))
+                .await
+                .unwrap()
+                .expect("live");
+            assert_eq!(record.last_active_at, t0, "no activity written yet");
+        }
+        assert_eq!(
+            writes(),
+            before,
+            "validations within the interval are reads"
+        );
+        let record = store
+            .authenticate(&token, at(t0, 5))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(record.last_active_at, at(t0, 5));
+        assert!(writes() > before, "due activity is written");
+        assert_eq!(record.expires_at, at(t0, 605));
     });
 }

@@ -103,7 +103,6 @@ impl Target {
 
 /// The master in use: a client (for connections of their own, such as subscriptions) and the
 /// shared multiplexed connection requests use.
-#[derive(Clone)]
 struct Master {
     client: redis::Client,
     conn: ConnectionManager,
@@ -152,26 +151,27 @@ impl Link {
         Ok(link)
     }
 
-    fn current(&self) -> Master {
-        self.master
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+    /// What `pick` takes of the master in use (cloning only that: this runs per request).
+    fn current<T>(&self, pick: impl FnOnce(&Master) -> &T) -> T
+    where
+        T: Clone,
+    {
+        pick(&self.master.read().unwrap_or_else(|e| e.into_inner())).clone()
     }
 
     /// The shared connection to the master.
     pub fn conn(&self) -> ConnectionManager {
-        self.current().conn
+        self.current(|m| &m.conn)
     }
 
     /// The connection for writes that wait for replicas.
     pub fn waited(&self) -> ConnectionManager {
-        self.current().waited
+        self.current(|m| &m.waited)
     }
 
     /// A client of the master, for connections of their own.
     pub fn client(&self) -> redis::Client {
-        self.current().client
+        self.current(|m| &m.client)
     }
 
     /// Records a call's outcome: an error is `Unavailable` (and may mean the master moved).
@@ -216,7 +216,7 @@ impl Link {
             Err(e) => return log::debug!("Sentinel names no usable master {master:?}: {e}"),
         };
         let address = client.get_connection_info().addr().clone();
-        if *self.current().client.get_connection_info().addr() == address {
+        if *self.client().get_connection_info().addr() == address {
             return;
         }
         match Master::open(client).await {

@@ -42,6 +42,7 @@ use crate::domain::{
     EndReason, ListQuery, Millis, PresentedToken, Scope, SessionId, SessionRecord,
 };
 use crate::events::Hub;
+use crate::store::outage::Outage;
 use event_log::EventReader;
 use fields::{field, field_names, parse, script, to_hex, FIELDS};
 use link::{unavailable, Link, Target};
@@ -81,11 +82,49 @@ impl RedisClock {
     }
 }
 
+/// How a node uses Redis, beyond where it is.
+#[derive(Clone, Debug)]
+pub struct RedisOptions {
+    /// Prefix of every key (`SESSIOND_REDIS_PREFIX`).
+    pub prefix: String,
+    pub max_lifetime_seconds: u64,
+    /// Activity is written at most this often per session (`SESSIOND_ACTIVITY_INTERVAL`);
+    /// validations in between are reads.
+    pub activity_interval: Duration,
+    /// Replicas that must confirm a login or an end before it is acknowledged
+    /// (`SESSIOND_REDIS_MIN_REPLICAS`).
+    pub min_replicas: u32,
+    pub clock: RedisClock,
+}
+
+impl RedisOptions {
+    /// The defaults sessiond runs with, under `prefix`.
+    pub fn new(prefix: &str, max_lifetime_seconds: u64) -> Self {
+        RedisOptions {
+            prefix: prefix.to_string(),
+            max_lifetime_seconds,
+            activity_interval: Duration::from_secs(5),
+            min_replicas: 0,
+            clock: RedisClock::Redis,
+        }
+    }
+}
+
+/// Redis' `TIME`: seconds and microseconds.
+type RedisTime = (u64, u64);
+
+/// How long a login or an end waits for replicas to confirm it (`WAIT`).
+const REPLICA_WAIT: Duration = Duration::from_secs(1);
+
 pub struct RedisStore {
     clock: RedisClock,
     link: Arc<Link>,
     keys: Keys,
     max_lifetime_seconds: u64,
+    activity_interval_ms: u64,
+    min_replicas: u32,
+    /// Replicas falling short of `min_replicas`, logged once as it starts and ends.
+    replicas: Outage,
     replica: Arc<MemoryStore>,
     markers: Arc<Markers>,
     create: Script,
@@ -99,28 +138,24 @@ impl RedisStore {
     /// Connects to Redis and starts following its change feed. `url` is a `redis://` or
     /// `rediss://` URL, with a user and password for Redis AUTH/ACL if it has them, or a
     /// `redis[s]+sentinel://` URL naming sentinels and a master.
-    pub async fn connect(
-        url: &str,
-        prefix: &str,
-        max_lifetime_seconds: u64,
-    ) -> Result<Arc<Self>, StoreError> {
-        Self::connect_with_clock(url, prefix, max_lifetime_seconds, RedisClock::Redis).await
-    }
-
-    /// [`RedisStore::connect`], deciding expiry by `clock`.
-    pub async fn connect_with_clock(
-        url: &str,
-        prefix: &str,
-        max_lifetime_seconds: u64,
-        clock: RedisClock,
-    ) -> Result<Arc<Self>, StoreError> {
+    pub async fn connect(url: &str, options: RedisOptions) -> Result<Arc<Self>, StoreError> {
+        let RedisOptions {
+            prefix,
+            max_lifetime_seconds,
+            activity_interval,
+            min_replicas,
+            clock,
+        } = options;
         let target = Target::parse(url).map_err(StoreError::Unavailable)?;
         let link = Link::connect(target).await?;
         let store = Arc::new(RedisStore {
             clock,
             link,
-            keys: Keys::new(prefix),
+            keys: Keys::new(&prefix),
             max_lifetime_seconds,
+            activity_interval_ms: u64::try_from(activity_interval.as_millis()).unwrap_or(u64::MAX),
+            min_replicas,
+            replicas: Outage::new("Redis replicas"),
             replica: Arc::new(MemoryStore::new(max_lifetime_seconds)),
             markers: Arc::new(Markers {
                 node: SessionId::generate().to_string(),
@@ -159,6 +194,65 @@ impl RedisStore {
     fn record(&self, saved: SavedSession) -> SessionRecord {
         SessionRecord::new(saved.data, saved.last_active_at, self.max_lifetime_seconds)
     }
+
+    /// A session as Redis holds it, with the time by which to judge it: Redis' (every node
+    /// decides expiry by it; a hash outlives its session until the reaper ends it), or the
+    /// caller's. One round trip, no script.
+    async fn read(
+        &self,
+        id: SessionId,
+        now: Millis,
+    ) -> Result<(Option<SavedSession>, Millis), StoreError> {
+        let read: redis::RedisResult<(Vec<Option<String>>, RedisTime)> = redis::pipe()
+            .cmd("HMGET")
+            .arg(self.keys.session(id))
+            .arg(&field_names())
+            .cmd("TIME")
+            .query_async(&mut self.link.conn())
+            .await;
+        let (fields, (seconds, micros)) = self.link.check(read)?;
+        let now = match self.clock {
+            RedisClock::Redis => Millis(seconds * 1000 + micros / 1000),
+            RedisClock::Caller => now,
+        };
+        let mut row = vec![Some(id.to_string())];
+        row.extend(fields);
+        Ok((parse(&row), now))
+    }
+
+    /// Runs a change's script. With replicas required, on the connection that then waits for
+    /// them (`WAIT` blocks its connection, so validations go on the other one): an answer
+    /// means the change is on the master and, if they confirmed in time, on the replicas.
+    async fn change<T: redis::FromRedisValue>(
+        &self,
+        invocation: &redis::ScriptInvocation<'_>,
+    ) -> Result<T, StoreError> {
+        if self.min_replicas == 0 {
+            return self
+                .link
+                .check(invocation.invoke_async(&mut self.link.conn()).await);
+        }
+        let mut conn = self.link.waited();
+        let reply = self.link.check(invocation.invoke_async(&mut conn).await)?;
+        let confirmed: u32 = self.link.check(
+            redis::cmd("WAIT")
+                .arg(self.min_replicas)
+                .arg(REPLICA_WAIT.as_millis() as u64)
+                .query_async(&mut conn)
+                .await,
+        )?;
+        if confirmed < self.min_replicas {
+            let why = format!(
+                "{confirmed} of the {} replicas SESSIOND_REDIS_MIN_REPLICAS asks for confirmed a change within {} ms",
+                self.min_replicas,
+                REPLICA_WAIT.as_millis()
+            );
+            self.replicas.failed(&why);
+            return Err(StoreError::Unavailable(why));
+        }
+        self.replicas.succeeded();
+        Ok(reply)
+    }
 }
 
 #[async_trait]
@@ -183,11 +277,7 @@ impl SessionStore for RedisStore {
             digest: &digest,
             session: &session,
         };
-        let reply: Vec<String> = self.link.check(
-            args.invocation(&self.create)
-                .invoke_async(&mut self.link.conn())
-                .await,
-        )?;
+        let reply: Vec<String> = self.change(&args.invocation(&self.create)).await?;
         let (made_at, ended) = match LoginReply::parse(reply)? {
             LoginReply::SeatLimit => {
                 return Err(StoreError::SeatLimit {
@@ -219,6 +309,18 @@ impl SessionStore for RedisStore {
         token: &PresentedToken,
         now: Millis,
     ) -> Result<Option<SessionRecord>, StoreError> {
+        // Most validations are a read: activity is written at most once per interval.
+        let (saved, now) = self.read(token.id, now).await?;
+        let Some(record) = saved
+            .filter(|saved| saved.digest == token.digest)
+            .map(|saved| self.record(saved))
+            .filter(|record| now < record.expires_at)
+        else {
+            return Ok(None);
+        };
+        if !record.activity_due(now, self.activity_interval_ms) {
+            return Ok(Some(record));
+        }
         let reply: Option<Vec<Option<String>>> = self.link.check(
             self.authenticate
                 .key(self.keys.session(token.id))
@@ -242,24 +344,9 @@ impl SessionStore for RedisStore {
         scope: &Scope,
         now: Millis,
     ) -> Result<Option<SessionRecord>, StoreError> {
-        // Read with Redis' time, by which every node decides expiry (a hash outlives its
-        // session until the reaper ends it).
-        let read: redis::RedisResult<(Vec<Option<String>>, (u64, u64))> = redis::pipe()
-            .cmd("HMGET")
-            .arg(self.keys.session(id))
-            .arg(&field_names())
-            .cmd("TIME")
-            .query_async(&mut self.link.conn())
-            .await;
-        let (fields, (seconds, micros)) = self.link.check(read)?;
-        let now = match self.clock {
-            RedisClock::Redis => Millis(seconds * 1000 + micros / 1000),
-            RedisClock::Caller => now,
-        };
-        let mut row = vec![Some(id.to_string())];
-        row.extend(fields);
+        let (saved, now) = self.read(id, now).await?;
         let live = |r: &SessionRecord| now < r.expires_at;
-        Ok(parse(&row)
+        Ok(saved
             .map(|saved| self.record(saved))
             .filter(|r| live(r) && scope.admits(&r.data.organisation, r.data.holds_admin())))
     }
@@ -289,9 +376,7 @@ impl SessionStore for RedisStore {
         for id in ids {
             invocation.arg(id.to_string());
         }
-        let reply: Vec<Option<String>> = self
-            .link
-            .check(invocation.invoke_async(&mut self.link.conn()).await)?;
+        let reply: Vec<Option<String>> = self.change(&invocation).await?;
         let ended: Vec<SessionRecord> = reply
             .chunks(FIELDS.len() + 1)
             .filter_map(parse)
