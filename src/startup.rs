@@ -380,17 +380,17 @@ fn serve(
             .default_service(web::to(routes::fallback::fallback))
             .wrap(from_fn(head_as_get))
             .wrap(from_fn(header_limits))
+            .wrap(Condition::new(
+                cors_origins.is_some(),
+                cors(cors_origins.as_ref()),
+            ))
             // Responses carry tokens and personal data: no cache keeps them, unless a route
-            // (the console's assets) says otherwise.
+            // (the console's assets) says otherwise. Outside CORS, so preflights have them too.
             .wrap(
                 DefaultHeaders::new()
                     .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
                     .add((header::CACHE_CONTROL, "no-store")),
             )
-            .wrap(Condition::new(
-                cors_origins.is_some(),
-                cors(cors_origins.as_ref()),
-            ))
             .wrap(from_fn(problem_bodies))
             .wrap(from_fn(access_log))
             .wrap(from_fn(request_id))
@@ -473,14 +473,10 @@ fn restore(
 fn cors(origins: Option<&Origins>) -> Cors {
     let mut cors = Cors::default()
         .allowed_methods(["GET", "POST", "DELETE"])
-        .allowed_headers([
-            header::AUTHORIZATION,
-            header::CONTENT_TYPE,
-            header::HeaderName::from_static("x-service-key"),
-            header::HeaderName::from_static("last-event-id"),
-            REQUEST_ID,
-            header::HeaderName::from_static("traceparent"),
-        ])
+        // Whatever headers a page sends (tracing's traceparent, baggage and sentry-trace,
+        // cache-control, X-Request-Id): sessiond reads only its own, and no cookie is ever a
+        // credential here, so allowing more grants nothing.
+        .allow_any_header()
         .expose_headers([header::LOCATION, header::WWW_AUTHENTICATE, REQUEST_ID])
         .max_age(3600);
     for origin in origins.map(|o| o.0.as_slice()).unwrap_or_default() {

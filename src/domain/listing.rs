@@ -43,6 +43,10 @@ pub struct ListParams {
     /// order and filters; empty or absent for the first page.
     #[param(format = "cursor", pattern = "^[A-Za-z0-9_-]*$")]
     pub cursor: Option<String>,
+    /// A cache-buster some clients add; ignored.
+    #[serde(rename = "_")]
+    #[param(rename = "_")]
+    pub cache_buster: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, ToSchema)]

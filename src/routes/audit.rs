@@ -22,6 +22,10 @@ pub struct AuditParams {
     /// order and filters; empty or absent for the first page.
     #[param(format = "cursor", pattern = "^[A-Za-z0-9_-]*$")]
     pub cursor: Option<String>,
+    /// A cache-buster some clients add; ignored.
+    #[serde(rename = "_")]
+    #[param(rename = "_")]
+    pub cache_buster: Option<String>,
 }
 
 /// One page of the audit trail, newest first.
@@ -58,7 +62,7 @@ pub async fn audit(
     state: web::Data<AppState>,
     params: web::Query<AuditParams>,
 ) -> Result<web::Json<AuditList>, ApiError> {
-    let AuditParams { limit, cursor } = params.into_inner();
+    let AuditParams { limit, cursor, .. } = params.into_inner();
     let limit = parse_limit(limit).map_err(ApiError::invalid)?;
     let page = state
         .audit

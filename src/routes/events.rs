@@ -3,6 +3,7 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
+use actix_web::http::header;
 use actix_web::{get, web, HttpRequest, Responder};
 use actix_web_lab::sse;
 use futures_util::StreamExt;
@@ -40,6 +41,19 @@ pub struct EventParams {
         pattern = r"^(session-created|session-ended|login-denied)?(,(session-created|session-ended|login-denied))*$"
     )]
     pub kind: Option<String>,
+    /// The same as the `Last-Event-ID` header, for `EventSource` polyfills that cannot send
+    /// it; the header wins when both are given.
+    #[serde(rename = "lastEventId")]
+    #[param(
+        rename = "lastEventId",
+        example = "1795820400000-0",
+        pattern = "^([0-9]{1,19}(-[0-9]{1,19})?)?$"
+    )]
+    pub last_event_id: Option<String>,
+    /// A cache-buster some clients add; ignored.
+    #[serde(rename = "_")]
+    #[param(rename = "_")]
+    pub cache_buster: Option<String>,
 }
 
 /// One message of the stream, as a client parses it (comments aside).
@@ -76,16 +90,23 @@ fn event_types(params: &EventParams) -> Result<Vec<EventType>, ApiError> {
     Ok(types)
 }
 
-fn last_event_id(req: &HttpRequest) -> Result<Option<EventId>, ApiError> {
-    let Some(value) = req.headers().get(LAST_EVENT_ID) else {
-        return Ok(None);
+fn last_event_id(req: &HttpRequest, query: Option<&str>) -> Result<Option<EventId>, ApiError> {
+    let (text, source) = match req.headers().get(LAST_EVENT_ID) {
+        Some(value) => (value.to_str().ok(), LAST_EVENT_ID),
+        None => (query, "lastEventId"),
     };
     let not_an_id = || {
         ApiError::invalid(format!(
-            "{LAST_EVENT_ID}: not an event id this service issued (they look like 1795820400000-0)"
+            "{source}: not an event id this service issued (they look like 1795820400000-0)"
         ))
     };
-    let text = value.to_str().map_err(|_| not_an_id())?.trim();
+    let Some(text) = text else {
+        return match source {
+            LAST_EVENT_ID => Err(not_an_id()),
+            _ => Ok(None),
+        };
+    };
+    let text = text.trim();
     if text.is_empty() {
         return Ok(None);
     }
@@ -130,7 +151,7 @@ pub async fn events(
     params: web::Query<EventParams>,
 ) -> Result<impl Responder, ApiError> {
     let types = event_types(&params)?;
-    let after = last_event_id(&req)?;
+    let after = last_event_id(&req, params.last_event_id.as_deref())?;
     // Admitted first, so that a refused reader costs nothing; the stream owns its place.
     let reader = state
         .readers
@@ -178,5 +199,9 @@ pub async fn events(
         let _ = &reader;
         Ok::<_, Infallible>(message)
     });
-    Ok(sse::Sse::from_stream(stream).with_keep_alive(KEEP_ALIVE))
+    // Like every other response, kept by no cache (the stream's own default is no-cache).
+    Ok(sse::Sse::from_stream(stream)
+        .with_keep_alive(KEEP_ALIVE)
+        .customize()
+        .insert_header((header::CACHE_CONTROL, "no-store")))
 }

@@ -144,6 +144,26 @@ fn a_reader_that_reconnects_with_last_event_id_gets_exactly_what_it_missed() {
     // And then it goes on live.
     let live = app.login(&unique(), "10.3.0.3");
     assert_eq!(resumed.event().1["data"]["id"], live.id.as_str());
+
+    // An EventSource polyfill resumes with ?lastEventId= (and a cache-buster) instead.
+    let polyfilled = EventStream::open(
+        &app,
+        &admin.token,
+        &format!("?lastEventId={seen}&_=1795820400123"),
+        None,
+    );
+    let got: Vec<String> = polyfilled
+        .events(4)
+        .iter()
+        .map(|(_, e)| e["data"]["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(got[..3], missed[..]);
+    assert_eq!(got[3], live.id);
+    for path in ["/sessions?_=1", "/audit?_=1"] {
+        assert_eq!(app.get(path, &admin.token).status, 200, "{path}");
+    }
+    app.get("/events?lastEventId=not-an-id", &admin.token)
+        .problem(400, "invalid-request");
 }
 
 #[test]

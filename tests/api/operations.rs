@@ -234,6 +234,37 @@ fn cors_allows_only_the_configured_origins() {
         b"",
     );
     assert_eq!(resume.status, 200, "{}", resume.body);
+    // Browser tracing (OpenTelemetry, Sentry) and cache-control headers pass the preflight,
+    // and the preflight's answer is kept by no cache and sniffed by no browser.
+    let traced = app.send(
+        "OPTIONS",
+        "/sessions/current",
+        &[
+            ("Origin", "https://app.example"),
+            ("Access-Control-Request-Method", "GET"),
+            (
+                "Access-Control-Request-Headers",
+                "authorization, traceparent, tracestate, baggage, sentry-trace, x-request-id, cache-control",
+            ),
+        ],
+        b"",
+    );
+    assert_eq!(traced.status, 200, "{}", traced.body);
+    let allowed_headers = traced
+        .header("access-control-allow-headers")
+        .unwrap()
+        .to_lowercase();
+    for name in [
+        "traceparent",
+        "baggage",
+        "sentry-trace",
+        "x-request-id",
+        "cache-control",
+    ] {
+        assert!(allowed_headers.contains(name), "{name}: {allowed_headers}");
+    }
+    assert_eq!(traced.header("x-content-type-options"), Some("nosniff"));
+    assert_eq!(traced.header("cache-control"), Some("no-store"));
 
     let login = app.login(&unique(), "10.0.0.1");
     let simple = app.send(

@@ -41,6 +41,10 @@ impl EventStream {
             response.headers()["content-type"].to_str().unwrap(),
             "text/event-stream"
         );
+        assert_eq!(
+            response.headers()["cache-control"].to_str().unwrap(),
+            "no-store"
+        );
         let (sender, messages) = mpsc::channel();
         thread::spawn(move || {
             let reader = BufReader::new(response.into_body().into_reader());
