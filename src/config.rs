@@ -106,6 +106,11 @@ pub struct Settings {
     #[arg(long, env = "SESSIOND_CORS_ORIGINS", value_name = "ORIGIN,...", value_parser = parse_origins)]
     pub cors_origins: Option<Origins>,
 
+    /// Request headers browsers may send from those origins, besides the ones sessiond reads
+    /// and the tracing headers allowed by default (comma-separated, e.g. `x-tenant`).
+    #[arg(long, env = "SESSIOND_CORS_HEADERS", value_name = "HEADER,...", value_parser = parse_header_names)]
+    pub cors_headers: Option<HeaderNames>,
+
     /// Where every event is POSTed, signed as Standard Webhooks says (with SESSIOND_WEBHOOK_SECRET).
     #[arg(long, env = "SESSIOND_WEBHOOK_URL", hide_env_values = true, value_name = "URL", value_parser = parse_webhook_url)]
     pub webhook_url: Option<String>,
@@ -332,6 +337,11 @@ impl Settings {
                 self.max_body
             ));
         }
+        if self.cors_headers.is_some() && self.cors_origins.is_none() {
+            found.push(
+                "SESSIOND_CORS_HEADERS is set without SESSIOND_CORS_ORIGINS: no origin is allowed, so it changes nothing".to_string(),
+            );
+        }
         if self.data_dir.is_some() && self.activity_interval >= u64::from(self.idle_timeout) {
             found.push(format!(
                 "SESSIOND_ACTIVITY_INTERVAL ({} s) is not shorter than SESSIOND_IDLE_TIMEOUT ({} s): after a crash, active sessions may come back expired",
@@ -411,6 +421,28 @@ fn parse_origins(text: &str) -> Result<Origins, String> {
         }
     }
     Ok(Origins(origins))
+}
+
+/// Names of HTTP request headers, lowercased.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HeaderNames(pub Vec<String>);
+
+fn parse_header_names(text: &str) -> Result<HeaderNames, String> {
+    let names: Vec<String> = text
+        .split(',')
+        .map(|n| n.trim().to_ascii_lowercase())
+        .filter(|n| !n.is_empty())
+        .collect();
+    if names.is_empty() {
+        return Err("must name at least one header".into());
+    }
+    if let Some(bad) = names
+        .iter()
+        .find(|n| actix_web::http::header::HeaderName::from_bytes(n.as_bytes()).is_err())
+    {
+        return Err(format!("{bad:?} is not a header name"));
+    }
+    Ok(HeaderNames(names))
 }
 
 fn parse_bind(text: &str) -> Result<SocketAddr, String> {

@@ -65,6 +65,7 @@ codes! {
     PayloadTooLarge => PAYLOAD_TOO_LARGE, "payload-too-large", "Request body too large";
     UnsupportedMediaType => UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type", "Unsupported media type";
     TooManyRequests => TOO_MANY_REQUESTS, "too-many-requests", "Too many requests";
+    HeaderFieldsTooLarge => REQUEST_HEADER_FIELDS_TOO_LARGE, "header-fields-too-large", "Request header fields too large";
     Unavailable => SERVICE_UNAVAILABLE, "unavailable", "Service unavailable";
     Internal => INTERNAL_SERVER_ERROR, "internal", "Internal error";
 }

@@ -65,8 +65,8 @@ pub fn spec() -> utoipa::openapi::OpenApi {
     spec
 }
 
-/// What only the whole document can say: which operations need no credential, and where the
-/// server is.
+/// What only the whole document can say: which operations need no credential, the `431` any
+/// operation may answer, and where the server is.
 fn finish(openapi: &mut utoipa::openapi::OpenApi) {
     // An operation that names no credential needs none: say so (`security: []`) rather
     // than leave a reader or a linter to guess.
@@ -82,6 +82,12 @@ fn finish(openapi: &mut utoipa::openapi::OpenApi) {
         .flatten()
         {
             operation.security.get_or_insert_with(Vec::new);
+            // Any request can meet this before its operation runs.
+            operation
+                .responses
+                .responses
+                .entry("431".into())
+                .or_insert_with(|| head_too_large().into());
         }
     }
     openapi.servers = Some(vec![utoipa::openapi::ServerBuilder::new()
@@ -90,6 +96,23 @@ fn finish(openapi: &mut utoipa::openapi::OpenApi) {
             "sessiond at its default address (SESSIOND_BIND); use your deployment's",
         ))
         .build()]);
+}
+
+/// `431 header-fields-too-large`: a head with more headers or header bytes than any client of
+/// this API sends.
+fn head_too_large() -> utoipa::openapi::Response {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    ResponseBuilder::new()
+        .description(
+            "The request's head has more headers or header bytes than any client of this API sends (code header-fields-too-large)",
+        )
+        .content(
+            "application/problem+json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("Problem")))
+                .build(),
+        )
+        .build()
 }
 
 /// The document as pretty-printed JSON, as committed in `openapi/openapi.json`.

@@ -132,13 +132,6 @@ fn no_such_session() -> ApiError {
     ApiError::not_found("no such session")
 }
 
-fn not_yours() -> ApiError {
-    ApiError::new(
-        Code::Forbidden,
-        "this is not a session of your own user; only an administrator may reach it",
-    )
-}
-
 impl Sessions {
     /// The service over `store`, with the login rules and defaults of `settings`.
     pub fn new(
@@ -260,9 +253,9 @@ impl Sessions {
         })
     }
 
-    /// A live session the caller may reach, by the id as sent. An administrator gets `404`
-    /// for anything outside its scope; anyone else `403` for anything not of its own user,
-    /// whether or not it exists.
+    /// A live session the caller may reach, by the id as sent: `404` for anything else (for
+    /// an administrator, outside its scope; for anyone else, not a live session of its own
+    /// user — so a device already signed out reads as gone, and an id tells nothing).
     pub async fn get(&self, acting: &Acting<'_>, id: &str) -> Result<SessionRecord, ApiError> {
         match acting.reach {
             Reach::Administers(scope) => {
@@ -276,14 +269,14 @@ impl Sessions {
         }
     }
 
-    /// A live session of the caller's own user, or `403`.
+    /// A live session of the caller's own user, or `404`.
     async fn own_users(&self, acting: &Acting<'_>, id: &str) -> Result<SessionRecord, ApiError> {
-        let id = SessionId::parse(id).ok_or_else(not_yours)?;
+        let id = SessionId::parse(id).ok_or_else(no_such_session)?;
         self.store
             .get(id, &Scope::All, acting.now)
             .await?
             .filter(|record| record.data.user_id == acting.caller.user_id)
-            .ok_or_else(not_yours)
+            .ok_or_else(no_such_session)
     }
 
     /// Ends one session the caller names; never the caller's own (that is a logout).
@@ -318,7 +311,7 @@ impl Sessions {
                     )
                     .await?;
                 (
-                    ended.into_iter().next().ok_or_else(not_yours)?,
+                    ended.into_iter().next().ok_or_else(no_such_session)?,
                     EndReason::SelfService,
                 )
             }
@@ -399,7 +392,10 @@ impl Sessions {
         requested: Vec<String>,
     ) -> Result<BulkOutcome, ApiError> {
         let Reach::Administers(scope) = acting.reach else {
-            return Err(not_yours());
+            return Err(ApiError::new(
+                Code::Forbidden,
+                "only an administrator ends sessions in bulk",
+            ));
         };
         let own = acting.caller.id;
         let mut seen = HashSet::with_capacity(requested.len());

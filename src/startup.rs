@@ -14,7 +14,7 @@ use actix_web::{web, App, HttpServer};
 use utoipa_actix_web::AppExt;
 
 use crate::audit::AuditLog;
-use crate::config::{Origins, ServiceKeys, Settings, StoreSetting};
+use crate::config::{HeaderNames, Origins, ServiceKeys, Settings, StoreSetting};
 use crate::domain::Millis;
 use crate::domain::SessionId;
 use crate::error::{json_error, path_error, query_error};
@@ -360,6 +360,7 @@ fn serve(
 ) -> std::io::Result<Server> {
     let max_body = settings.max_body as usize;
     let cors_origins = settings.cors_origins.clone();
+    let cors_headers = settings.cors_headers.clone();
     let server = HttpServer::new(move || {
         let (app, _) = App::new()
             .into_utoipa_app()
@@ -382,7 +383,7 @@ fn serve(
             .wrap(from_fn(header_limits))
             .wrap(Condition::new(
                 cors_origins.is_some(),
-                cors(cors_origins.as_ref()),
+                cors(cors_origins.as_ref(), cors_headers.as_ref()),
             ))
             // Responses carry tokens and personal data: no cache keeps them, unless a route
             // (the console's assets) says otherwise. Outside CORS, so preflights have them too.
@@ -470,13 +471,33 @@ fn restore(
 /// The CORS policy for the allowed origins: the API's methods, and the headers a frontend
 /// sends (`Authorization`, `Content-Type`, `Last-Event-ID` to resume the event stream) or
 /// reads (`Location`, `WWW-Authenticate`).
-fn cors(origins: Option<&Origins>) -> Cors {
+/// Request headers a page may send besides sessiond's own: tracing (W3C, OpenTelemetry
+/// baggage, Sentry), request ids, and what fetch libraries add.
+const CORS_HEADERS: [&str; 7] = [
+    "traceparent",
+    "tracestate",
+    "baggage",
+    "sentry-trace",
+    "x-request-id",
+    "cache-control",
+    "x-requested-with",
+];
+
+fn cors(origins: Option<&Origins>, extra: Option<&HeaderNames>) -> Cors {
+    let own = [
+        header::AUTHORIZATION,
+        header::CONTENT_TYPE,
+        header::HeaderName::from_static("x-service-key"),
+        header::HeaderName::from_static("last-event-id"),
+    ];
+    let more = CORS_HEADERS
+        .iter()
+        .map(|name| name.to_string())
+        .chain(extra.map(|e| e.0.clone()).unwrap_or_default())
+        .filter_map(|name| header::HeaderName::from_bytes(name.as_bytes()).ok());
     let mut cors = Cors::default()
         .allowed_methods(["GET", "POST", "DELETE"])
-        // Whatever headers a page sends (tracing's traceparent, baggage and sentry-trace,
-        // cache-control, X-Request-Id): sessiond reads only its own, and no cookie is ever a
-        // credential here, so allowing more grants nothing.
-        .allow_any_header()
+        .allowed_headers(own.into_iter().chain(more))
         .expose_headers([header::LOCATION, header::WWW_AUTHENTICATE, REQUEST_ID])
         .max_age(3600);
     for origin in origins.map(|o| o.0.as_slice()).unwrap_or_default() {

@@ -4,7 +4,7 @@ use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, Code};
 
 /// The most headers, and header bytes, a request may carry. The HTTP layer bounds a single
 /// header line; this bounds the whole head, which it does not.
@@ -22,11 +22,13 @@ pub async fn header_limits(
         .map(|(name, value)| name.as_str().len() + value.len() + 4)
         .sum();
     if headers.len() > MAX_HEADERS || bytes > MAX_HEADER_BYTES {
-        let error = ApiError::invalid(format!(
-            "the request has {} headers of {bytes} bytes; at most {MAX_HEADERS} headers of {MAX_HEADER_BYTES} bytes are accepted",
-            headers.len()
-        ))
-        .with_status(actix_web::http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+        let error = ApiError::new(
+            Code::HeaderFieldsTooLarge,
+            format!(
+                "the request has {} headers of {bytes} bytes; at most {MAX_HEADERS} headers of {MAX_HEADER_BYTES} bytes are accepted",
+                headers.len()
+            ),
+        );
         return Ok(req.error_response(error));
     }
     Ok(next.call(req).await?.map_into_boxed_body())

@@ -4,7 +4,6 @@ use actix_web::{get, web, HttpResponse};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::problems::HeadProblems;
 use crate::domain::Millis;
 use crate::error::{ApiError, Code, Problem};
 use crate::metrics::Picture;
@@ -29,7 +28,7 @@ pub enum HealthStatus {
 /// restart the process when this fails. Needs no credentials.
 #[utoipa::path(
     tag = "operations",
-    responses((status = 200, description = "Alive", body = Health), HeadProblems)
+    responses((status = 200, description = "Alive", body = Health))
 )]
 #[get("/healthz")]
 pub async fn healthz() -> web::Json<Health> {
@@ -47,7 +46,6 @@ pub async fn healthz() -> web::Json<Health> {
     responses(
         (status = 200, description = "Ready", body = Health),
         (status = 503, description = "The session store cannot be reached", body = Problem, content_type = "application/problem+json"),
-        HeadProblems,
     )
 )]
 #[get("/readyz")]
@@ -80,7 +78,6 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<web::Json<Health>, Api
     tag = "operations",
     responses(
         (status = 200, description = "Prometheus text exposition format 0.0.4", content_type = "text/plain; version=0.0.4", body = String),
-        HeadProblems,
     )
 )]
 #[get("/metrics")]

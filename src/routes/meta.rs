@@ -2,7 +2,6 @@
 
 use actix_web::{get, web, HttpResponse};
 
-use super::problems::HeadProblems;
 use crate::state::AppState;
 
 /// The OpenAPI document of this API.
@@ -13,7 +12,6 @@ use crate::state::AppState;
     tag = "meta",
     responses(
         (status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json"),
-        HeadProblems,
     )
 )]
 #[get("/openapi.json")]

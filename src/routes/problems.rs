@@ -39,12 +39,3 @@ pub enum BodyProblems {
     #[response(status = 415, content_type = "application/problem+json")]
     NotJson(Problem),
 }
-
-/// The client error any request can meet, before its operation runs: a head with more headers
-/// or header bytes than any client of this API sends.
-#[derive(IntoResponses)]
-#[allow(dead_code)]
-pub enum HeadProblems {
-    #[response(status = 431, content_type = "application/problem+json")]
-    TooLarge(Problem),
-}

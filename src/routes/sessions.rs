@@ -193,9 +193,9 @@ pub async fn list_sessions(
 /// Read one session.
 ///
 /// Any live session for an `admin`; for an `org_admin`, only sessions of its own organisation
-/// (others are `404`, as if they did not exist). Anyone else may read the sessions of its own
-/// user; any other id is `403`, whether or not it exists. Reading does not touch the session
-/// read.
+/// (others are `404`, as if they did not exist). Anyone else may read the live sessions of its
+/// own user; any other id — another user's, one already ended, one that never was — is `404`.
+/// Reading does not touch the session read.
 #[utoipa::path(
     tag = "sessions",
     params(("id" = String, Path, description = "The session id")),
@@ -203,8 +203,7 @@ pub async fn list_sessions(
     responses(
         (status = 200, description = "The session", body = Session),
         BearerProblems,
-        (status = 403, description = "Not an administrator, and not a session of the caller's own user", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "For an administrator: no live session with this id in its scope", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No live session with this id that the caller may reach: in an administrator's scope, or of the caller's own user", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[get("/sessions/{id}")]
@@ -223,8 +222,9 @@ pub async fn get_session(
 
 /// End one session.
 ///
-/// An administrator ends any session in its scope; anyone else a session of its own user
-/// (another device), and any other id is `403`. Nobody ends their own session this way (`409`,
+/// An administrator ends any session in its scope; anyone else a live session of its own user
+/// (another device), and any other id is `404` (a device already signed out included). Nobody
+/// ends their own session this way (`409`,
 /// code `own-session`): that is what `DELETE /sessions/current` is for.
 #[utoipa::path(
     tag = "sessions",
@@ -233,8 +233,7 @@ pub async fn get_session(
     responses(
         (status = 204, description = "The session has ended"),
         BearerProblems,
-        (status = 403, description = "Not an administrator, and not a session of the caller's own user", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "For an administrator: no live session with this id in its scope", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No live session with this id that the caller may reach: in an administrator's scope, or of the caller's own user", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "That is the caller's own session (code `own-session`)", body = Problem, content_type = "application/problem+json"),
     )
 )]

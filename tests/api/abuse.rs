@@ -129,3 +129,26 @@ fn thousands_of_idle_connections_do_not_stop_service() {
     );
     drop(idle);
 }
+
+#[test]
+fn a_head_with_too_many_headers_is_a_431_problem_on_any_operation() {
+    let app = crate::helpers::spawn_app();
+    let names: Vec<String> = (0..70).map(|i| format!("X-Extra-{i}")).collect();
+    let headers: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "1")).collect();
+    for (method, path) in [
+        ("GET", "/healthz"),
+        ("POST", "/sessions"),
+        ("GET", "/sessions"),
+    ] {
+        let problem = app
+            .send(method, path, &headers, b"")
+            .problem(431, "header-fields-too-large");
+        assert!(
+            problem["detail"]
+                .as_str()
+                .unwrap()
+                .contains("at most 64 headers"),
+            "{problem}"
+        );
+    }
+}

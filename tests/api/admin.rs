@@ -35,8 +35,14 @@ fn admin_operations_need_a_token_and_an_admin_role() {
         anonymous.problem(401, "unauthorized");
         assert!(anonymous.header("www-authenticate").is_some());
         let header = format!("Bearer {}", plain.token);
+        // The list is for administrators (403); another user's session is, to a plain user,
+        // as if it did not exist (404).
+        let (status, code) = match path.as_str() {
+            "/sessions" => (403, "forbidden"),
+            _ => (404, "not-found"),
+        };
         app.send(method, path, &[("Authorization", &header)], b"")
-            .problem(403, "forbidden");
+            .problem(status, code);
     }
     app.delete_ids(&plain.token, &[&target.id])
         .problem(403, "forbidden");

@@ -4,7 +4,7 @@ use serde_json::{json, Value};
 
 use crate::helpers::{spawn_app, spawn_app_with, unique, Login, TestApp, SERVICE_KEY};
 use crate::process::Process;
-use sessiond::config::Origins;
+use sessiond::config::{HeaderNames, Origins};
 
 #[test]
 fn health_and_readiness_answer_without_credentials() {
@@ -188,8 +188,10 @@ fn the_audit_history_is_bounded() {
 
 #[test]
 fn cors_allows_only_the_configured_origins() {
-    let app =
-        spawn_app_with(|s| s.cors_origins = Some(Origins(vec!["https://app.example".into()])));
+    let app = spawn_app_with(|s| {
+        s.cors_origins = Some(Origins(vec!["https://app.example".into()]));
+        s.cors_headers = Some(HeaderNames(vec!["x-tenant".into()]));
+    });
     let preflight = |origin: &str| {
         app.send(
             "OPTIONS",
@@ -244,7 +246,7 @@ fn cors_allows_only_the_configured_origins() {
             ("Access-Control-Request-Method", "GET"),
             (
                 "Access-Control-Request-Headers",
-                "authorization, traceparent, tracestate, baggage, sentry-trace, x-request-id, cache-control",
+                "authorization, traceparent, tracestate, baggage, sentry-trace, x-request-id, cache-control, x-requested-with, x-tenant",
             ),
         ],
         b"",
@@ -265,6 +267,18 @@ fn cors_allows_only_the_configured_origins() {
     }
     assert_eq!(traced.header("x-content-type-options"), Some("nosniff"));
     assert_eq!(traced.header("cache-control"), Some("no-store"));
+    // A header neither sessiond nor the operator allows is refused at the preflight.
+    let odd = app.send(
+        "OPTIONS",
+        "/sessions/current",
+        &[
+            ("Origin", "https://app.example"),
+            ("Access-Control-Request-Method", "GET"),
+            ("Access-Control-Request-Headers", "x-not-allowed"),
+        ],
+        b"",
+    );
+    assert_eq!(odd.status, 400, "{}", odd.body);
 
     let login = app.login(&unique(), "10.0.0.1");
     let simple = app.send(

@@ -62,11 +62,12 @@ fn a_user_reads_and_ends_its_other_devices_and_nothing_else() {
     let read = app.get(&format!("/sessions/{}", phone.id), &laptop.token);
     assert_eq!(read.status, 200);
     assert_eq!(read.json()["own"], false);
+    // Another user's session reads exactly as one that never was: nothing is told.
     for other in [stranger.id.as_str(), absent, "not-an-id"] {
         app.get(&format!("/sessions/{other}"), &laptop.token)
-            .problem(403, "forbidden");
+            .problem(404, "not-found");
         app.delete(&format!("/sessions/{other}"), &laptop.token)
-            .problem(403, "forbidden");
+            .problem(404, "not-found");
     }
     app.delete(&format!("/sessions/{}", laptop.id), &laptop.token)
         .problem(409, "own-session");
@@ -85,6 +86,11 @@ fn a_user_reads_and_ends_its_other_devices_and_nothing_else() {
         "the other device is logged out"
     );
     assert!(app.validates(&laptop.token));
+    // A device already signed out is gone: 404, so a page can say so.
+    app.get(&format!("/sessions/{}", phone.id), &laptop.token)
+        .problem(404, "not-found");
+    app.delete(&format!("/sessions/{}", phone.id), &laptop.token)
+        .problem(404, "not-found");
 }
 
 #[test]
