@@ -48,7 +48,8 @@ struct Ring {
 /// What a reader gets on joining: the events it missed and the live feed after them.
 pub struct Replay {
     pub missed: Vec<Arc<Event>>,
-    /// Whether events it asked about had already left the ring (some are lost to it).
+    /// Whether it may have missed events: its id is not one this hub holds (it left the ring,
+    /// or was numbered before a restart or by a log that started over).
     pub gap: bool,
     pub live: broadcast::Receiver<Arc<Event>>,
 }
@@ -209,7 +210,15 @@ impl Hub {
             });
         };
         let start = ring.events.partition_point(|e| e.id <= after);
-        let gap = ring.dropped.is_some_and(|dropped| after < dropped);
+        // A reader resumes exactly only from an event this hub holds (or the last to leave
+        // it): any other id left the ring long ago, was numbered before a restart, or comes
+        // from a shared log that started over. Events may be lost to it: say so.
+        let held = ring
+            .events
+            .get(start.wrapping_sub(1))
+            .is_some_and(|e| e.id == after)
+            || ring.dropped == Some(after);
+        let gap = !held;
         Some(Replay {
             missed: ring.events.range(start..).cloned().collect(),
             gap,

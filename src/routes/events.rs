@@ -7,7 +7,6 @@ use actix_web::http::header;
 use actix_web::{get, web, HttpRequest, Responder};
 use actix_web_lab::sse;
 use futures_util::StreamExt;
-use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
 use super::problems::{AdminProblems, BearerProblems};
@@ -23,27 +22,23 @@ pub const KEEP_ALIVE: Duration = Duration::from_secs(10);
 /// The header a reconnecting reader sends with the last id it saw.
 const LAST_EVENT_ID: &str = "Last-Event-ID";
 
-#[derive(Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
+/// `GET /events` query, read by [`EventParams::parse`] (`type` may repeat, which a derived
+/// query reader refuses).
+#[derive(Default, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct EventParams {
-    /// Only these event types, comma-separated (`session-created`, `session-ended`,
-    /// `login-denied`); every type when absent or empty.
+    /// Only these event types (repeat the parameter: `type=session-ended&type=login-denied`);
+    /// every type when absent.
+    #[param(rename = "type", explode, style = Form)]
+    pub kind: Option<Vec<EventType>>,
+    /// The same as `type`, comma-separated (`session-created,session-ended`).
     #[param(
         example = "session-created,session-ended",
         pattern = r"^(session-created|session-ended|login-denied)?(,(session-created|session-ended|login-denied))*$"
     )]
     pub types: Option<String>,
-    /// The same as `types`.
-    #[serde(rename = "type")]
-    #[param(
-        rename = "type",
-        pattern = r"^(session-created|session-ended|login-denied)?(,(session-created|session-ended|login-denied))*$"
-    )]
-    pub kind: Option<String>,
     /// The same as the `Last-Event-ID` header, for `EventSource` polyfills that cannot send
     /// it; the header wins when both are given.
-    #[serde(rename = "lastEventId")]
     #[param(
         rename = "lastEventId",
         example = "1795820400000-0",
@@ -51,9 +46,43 @@ pub struct EventParams {
     )]
     pub last_event_id: Option<String>,
     /// A cache-buster some clients add; ignored.
-    #[serde(rename = "_")]
     #[param(rename = "_")]
     pub cache_buster: Option<String>,
+}
+
+impl EventParams {
+    /// Reads a query string: each `type` and `types` value may name several types,
+    /// comma-separated; an unknown parameter is refused, so a misspelling is caught.
+    fn parse(query: &str) -> Result<Self, ApiError> {
+        let pairs = web::Query::<Vec<(String, String)>>::from_query(query)
+            .map_err(|e| ApiError::invalid(format!("the query string is not valid: {e}")))?;
+        let mut params = EventParams::default();
+        for (name, value) in pairs.into_inner() {
+            match name.as_str() {
+                "type" | "types" => {
+                    for word in value.split(',').map(str::trim).filter(|w| !w.is_empty()) {
+                        let kinds = params.kind.get_or_insert_with(Vec::new);
+                        kinds.push(EventType::parse(word).ok_or_else(|| {
+                            let known: Vec<&str> =
+                                EventType::ALL.iter().map(|t| t.as_str()).collect();
+                            ApiError::invalid(format!(
+                                "{name}: {word:?} is not an event type; one of {}",
+                                known.join(", ")
+                            ))
+                        })?);
+                    }
+                }
+                "lastEventId" => params.last_event_id = Some(value),
+                "_" => {}
+                other => {
+                    return Err(ApiError::invalid(format!(
+                        "the query string is not valid: unknown parameter {other:?}; expected type, types, lastEventId or _"
+                    )))
+                }
+            }
+        }
+        Ok(params)
+    }
 }
 
 /// One message of the stream, as a client parses it (comments aside).
@@ -70,24 +99,6 @@ pub struct ServerSentEvent {
     /// One EventMessage, as JSON.
     #[schema(content_media_type = "application/json")]
     data: String,
-}
-
-fn event_types(params: &EventParams) -> Result<Vec<EventType>, ApiError> {
-    let mut types = Vec::new();
-    for (name, list) in [("types", &params.types), ("type", &params.kind)] {
-        let words = list.iter().flat_map(|l| l.split(',')).map(str::trim);
-        for word in words.filter(|w| !w.is_empty()) {
-            let kind = EventType::parse(word).ok_or_else(|| {
-                let known: Vec<&str> = EventType::ALL.iter().map(|t| t.as_str()).collect();
-                ApiError::invalid(format!(
-                    "{name}: {word:?} is not an event type; one of {}",
-                    known.join(", ")
-                ))
-            })?;
-            types.push(kind);
-        }
-    }
-    Ok(types)
 }
 
 fn last_event_id(req: &HttpRequest, query: Option<&str>) -> Result<Option<EventId>, ApiError> {
@@ -113,6 +124,16 @@ fn last_event_id(req: &HttpRequest, query: Option<&str>) -> Result<Option<EventI
     EventId::parse(text).map(Some).ok_or_else(not_an_id)
 }
 
+/// A message about the stream itself, delivered like the events (client libraries drop
+/// comments): `stream-reset` — reload, then follow (`gap`: events after the id asked for are
+/// no longer kept, or were numbered before a restart; `behind`: the reader fell too far behind
+/// and the stream closes) — or `stream-ended`: the reader's own session ended and the stream
+/// closes.
+fn stream_state(kind: &str, reason: &str) -> sse::Event {
+    let message = serde_json::json!({"type": kind, "data": {"reason": reason}});
+    sse::Data::new(message.to_string()).into()
+}
+
 /// How long a reader refused for a limit is asked to wait.
 const RETRY_AFTER_SECONDS: u64 = 5;
 
@@ -123,9 +144,11 @@ const RETRY_AFTER_SECONDS: u64 = 5;
 /// expired, replaced, evicted) and `login-denied` (`other-ip` or `seat-limit`). Each message's
 /// `data` is one JSON `EventMessage`, and its `id:` line the event's id: a client that
 /// reconnects with `Last-Event-ID` first gets the events it missed (the newest 16,384 are
-/// kept; if older ones were asked for, a comment says some were lost). A comment line comes at
-/// least every 10 s. A reader too slow to keep up is disconnected and may resume; a reader
-/// whose own session ends (logout, expiry, an administrator) is disconnected. Browsers read
+/// kept; if older ones were asked for, or the id is from before a restart, a `stream-reset`
+/// message with reason `gap` comes first: reload, then follow). A comment line comes at least
+/// every 10 s. A reader too slow to keep up gets `stream-reset` (`behind`) and is
+/// disconnected; a reader whose own session ends (logout, expiry, an administrator) gets
+/// `stream-ended` and is disconnected. Browsers read
 /// it with `fetch`, since `EventSource` cannot send a bearer token.
 #[utoipa::path(
     tag = "sessions",
@@ -148,9 +171,9 @@ pub async fn events(
     admin: AdminCaller,
     state: web::Data<AppState>,
     req: HttpRequest,
-    params: web::Query<EventParams>,
 ) -> Result<impl Responder, ApiError> {
-    let types = event_types(&params)?;
+    let params = EventParams::parse(req.query_string())?;
+    let types = params.kind.unwrap_or_default();
     let after = last_event_id(&req, params.last_event_id.as_deref())?;
     // Admitted first, so that a refused reader costs nothing; the stream owns its place.
     let reader = state
@@ -186,13 +209,9 @@ pub async fn events(
         Item::Event(event) => sse::Data::new(event.json().to_string())
             .id(event.id.to_string())
             .into(),
-        Item::Missed => sse::Event::Comment(
-            "some events after Last-Event-ID are no longer kept; these are the oldest kept".into(),
-        ),
-        Item::Behind => sse::Event::Comment(
-            "this reader fell too far behind; reconnect with Last-Event-ID to resume".into(),
-        ),
-        Item::Gone => sse::Event::Comment("your session has ended".into()),
+        Item::Missed => stream_state("stream-reset", "gap"),
+        Item::Behind => stream_state("stream-reset", "behind"),
+        Item::Gone => stream_state("stream-ended", "session-ended"),
     });
     let stream = hello.chain(messages).map(move |message| {
         // The stream owns the reader's place until it is dropped.

@@ -283,8 +283,10 @@ fn events_made_on_one_node_reach_a_stream_on_the_other_in_order() {
 
     // A reader that drops its stream on B resumes on A from the id B gave it.
     let (last, _) = {
+        // An id B never held ("0"): told as a reset first, then everything B keeps.
         let probe = crate::sse::EventStream::open(&b, &watcher.token, "", Some("0"));
-        let all = probe.events(11);
+        let all = probe.events(12);
+        assert_eq!(all[0].1["type"], "stream-reset", "{:?}", all[0]);
         all.last().cloned().unwrap()
     };
     let missed = b.login(&unique(), "10.7.1.1");

@@ -104,7 +104,7 @@ impl EventStream {
     }
 
     /// Whether the server ends the stream within `limit` (messages before the end are read);
-    /// returns the comments it sent meanwhile.
+    /// returns the comments it sent meanwhile, and the `type` of each event.
     pub fn ends_within(&self, limit: Duration) -> Option<Vec<String>> {
         let deadline = std::time::Instant::now() + limit;
         let mut comments = Vec::new();
@@ -112,7 +112,9 @@ impl EventStream {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             match self.messages.recv_timeout(left) {
                 Ok(Message::Comment(text)) => comments.push(text),
-                Ok(Message::Event { .. }) => {}
+                Ok(Message::Event { data, .. }) => {
+                    comments.push(data["type"].as_str().unwrap_or_default().to_string())
+                }
                 Err(mpsc::RecvTimeoutError::Disconnected) => return Some(comments),
                 Err(mpsc::RecvTimeoutError::Timeout) => return None,
             }
