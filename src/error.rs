@@ -97,8 +97,19 @@ impl utoipa::PartialSchema for Code {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
         utoipa::openapi::schema::ObjectBuilder::new()
             .schema_type(utoipa::openapi::schema::Type::String)
-            .description(Some("The stable, machine-readable reason of a problem."))
-            .enum_values(Some(Code::ALL.iter().map(|c| c.as_str())))
+            .description(Some(
+                "The stable, machine-readable reason of a problem. `login-denied` and `seat-limit` \
+                 come only in their own problems (LoginDeniedProblem, SeatLimitProblem), so a \
+                 client that matches on them has their fields.",
+            ))
+            // Left out, so that matching `code` narrows a generated client's type to the
+            // problem that carries it.
+            .enum_values(Some(
+                Code::ALL
+                    .iter()
+                    .filter(|c| !matches!(c, Code::LoginDenied | Code::SeatLimit))
+                    .map(|c| c.as_str()),
+            ))
             .into()
     }
 }

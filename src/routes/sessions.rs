@@ -4,7 +4,7 @@
 use actix_web::http::header;
 use actix_web::{delete, get, post, web, HttpResponse};
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 use super::problems::{AdminProblems, BearerProblems, BodyProblems};
 use crate::auth::{AdminCaller, Caller, Holder, ServiceCaller};
@@ -260,7 +260,54 @@ pub struct SessionSummary {
     pub by_organisation: Vec<OrganisationSummary>,
     /// Largest first.
     pub by_server: Vec<ServerSummary>,
+    /// What the lists leave out beyond `limit`, summed.
+    pub other: OtherSummary,
 }
+
+/// The organisations and servers beyond a summary's `limit`, summed per list.
+#[derive(Serialize, ToSchema)]
+pub struct OtherSummary {
+    pub by_organisation: OtherOrganisations,
+    pub by_server: OtherServers,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct OtherOrganisations {
+    /// Organisations not listed.
+    #[schema(example = 0)]
+    pub organisations: u64,
+    /// Their sessions.
+    #[schema(example = 0)]
+    pub sessions: u64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct OtherServers {
+    /// Servers not listed.
+    #[schema(example = 0)]
+    pub servers: u64,
+    /// Their sessions.
+    #[schema(example = 0)]
+    pub sessions: u64,
+}
+
+/// `GET /sessions/summary` query.
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct SummaryParams {
+    /// How many organisations and servers to list, largest first, 1..=1000; the rest are
+    /// summed in `other`.
+    #[param(minimum = 1, maximum = 1000, default = 20)]
+    pub limit: Option<u32>,
+    /// A cache-buster some clients add; ignored.
+    #[serde(rename = "_")]
+    #[param(rename = "_")]
+    pub cache_buster: Option<String>,
+}
+
+/// Organisations and servers a summary lists when no `limit` is given.
+const SUMMARY_LIMIT: usize = 20;
 
 #[derive(Serialize, ToSchema)]
 pub struct OrganisationSummary {
@@ -286,13 +333,15 @@ pub struct ServerSummary {
 /// The sessions at a glance.
 ///
 /// Totals, and sessions and users by organisation (with its seats) and by server, largest
-/// first; an `org_admin` sees its own organisation. Counted at most every 5 seconds, like the
-/// metrics.
+/// first — the `limit` largest of each (default 20), the rest summed in `other`; an
+/// `org_admin` sees its own organisation. Counted at most every 5 seconds, like the metrics.
 #[utoipa::path(
     tag = "sessions",
+    params(SummaryParams),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The counts", body = SessionSummary),
+        (status = 400, description = "A parameter is unknown or out of range", body = Problem, content_type = "application/problem+json"),
         BearerProblems,
         AdminProblems,
     )
@@ -301,14 +350,40 @@ pub struct ServerSummary {
 pub async fn session_summary(
     admin: AdminCaller,
     state: web::Data<AppState>,
+    params: web::Query<SummaryParams>,
 ) -> Result<web::Json<SessionSummary>, ApiError> {
-    let summary = state
+    let limit = match params.limit {
+        None => SUMMARY_LIMIT,
+        Some(n @ 1..=1000) => n as usize,
+        Some(n) => {
+            return Err(ApiError::invalid(format!(
+                "limit: {n} is out of range; 1 to 1000"
+            )))
+        }
+    };
+    let mut summary = state
         .sessions
         .summary(admin.scope(), admin.caller.now)
         .await?;
+    let left_organisations = summary
+        .by_organisation
+        .split_off(limit.min(summary.by_organisation.len()));
+    let left_servers = summary
+        .by_server
+        .split_off(limit.min(summary.by_server.len()));
     Ok(web::Json(SessionSummary {
         total: summary.total,
         users: summary.users,
+        other: OtherSummary {
+            by_organisation: OtherOrganisations {
+                organisations: left_organisations.len() as u64,
+                sessions: left_organisations.iter().map(|o| o.sessions).sum(),
+            },
+            by_server: OtherServers {
+                servers: left_servers.len() as u64,
+                sessions: left_servers.iter().map(|(_, n)| n).sum(),
+            },
+        },
         by_organisation: summary
             .by_organisation
             .into_iter()

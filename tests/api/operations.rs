@@ -428,6 +428,36 @@ fn the_summary_counts_sessions_users_and_seats_within_the_callers_scope() {
     let plain = app.login(&unique(), "10.0.0.9");
     app.get("/sessions/summary", &plain.token)
         .problem(403, "forbidden");
+
+    // The largest only, the rest summed: Acme (3) is listed; Globex and Default (the
+    // admin's) are summed. (The counts are those of the same cached census as above.)
+    assert_eq!(
+        all["other"],
+        serde_json::json!({"by_organisation": {"organisations": 0, "sessions": 0},
+            "by_server": {"servers": 0, "sessions": 0}})
+    );
+    let top = app
+        .get("/sessions/summary?limit=1&_=1", &admin.token)
+        .json();
+    assert_eq!(top["total"], 5, "{top}");
+    assert_eq!(top["by_organisation"].as_array().unwrap().len(), 1, "{top}");
+    assert_eq!(top["by_organisation"][0]["organisation"], "Acme");
+    assert_eq!(
+        top["other"]["by_organisation"],
+        serde_json::json!({"organisations": 2, "sessions": 2})
+    );
+    assert_eq!(top["by_server"].as_array().unwrap().len(), 1, "{top}");
+    assert_eq!(top["by_server"][0], all["by_server"][0]);
+    let servers = all["by_server"].as_array().unwrap();
+    assert_eq!(
+        top["other"]["by_server"],
+        serde_json::json!({"servers": servers.len() - 1,
+            "sessions": 5 - servers[0]["sessions"].as_u64().unwrap()})
+    );
+    for bad in ["limit=0", "limit=1001", "limit=x", "colour=red"] {
+        app.get(&format!("/sessions/summary?{bad}"), &admin.token)
+            .problem(400, "invalid-request");
+    }
 }
 
 #[test]

@@ -1,7 +1,8 @@
 // A typed client of sessiond: every path, body and answer below is checked by `tsc --strict`
 // against types generated from sessiond's OpenAPI document, then run against a live server.
 //
-//   SESSIOND_URL=http://127.0.0.1:8080 SESSIOND_SERVICE_KEY=… node dist/client.js
+//   npm ci && npm run build      (generates src/schema.d.ts from ../../openapi/openapi.json first)
+//   SESSIOND_URL=http://127.0.0.1:8080 SESSIOND_SERVICE_KEYS=… npm start
 
 import assert from "node:assert/strict";
 import createClient from "openapi-fetch";
@@ -10,8 +11,9 @@ import type { components, paths } from "./schema.js";
 type Session = components["schemas"]["Session"];
 
 const baseUrl = process.env.SESSIOND_URL ?? "http://127.0.0.1:8080";
-const serviceKey = process.env.SESSIOND_SERVICE_KEY;
-if (!serviceKey) throw new Error("SESSIOND_SERVICE_KEY is needed to log users in");
+// The same variable the server reads its keys from; the first key is used.
+const serviceKey = process.env.SESSIOND_SERVICE_KEYS?.split(",")[0]?.trim();
+if (!serviceKey) throw new Error("SESSIOND_SERVICE_KEYS is needed to log users in");
 
 const sessiond = createClient<paths>({ baseUrl });
 const bearer = (token: string) => ({ Authorization: `Bearer ${token}` });
