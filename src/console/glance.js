@@ -7,7 +7,8 @@ const GLANCE_BARS = 8;
 export async function loadSummary() {
   let summary;
   try {
-    summary = await api("GET", "/sessions/summary");
+    // Only the bars it draws; the rest come summed in `other`.
+    summary = await api("GET", `/sessions/summary?limit=${GLANCE_BARS}`);
   } catch {
     return;
   }
@@ -16,14 +17,24 @@ export async function loadSummary() {
   $("glance-total").textContent = plural(summary.total, "session", "sessions");
   $("glance-users").textContent = `of ${plural(summary.users, "user", "users")}`;
   const largest = Math.max(1, ...summary.by_organisation.map((o) => o.sessions), ...summary.by_server.map((s) => s.sessions));
+  const more = (count, one, many, sessions) => {
+    if (!count) return [];
+    const li = document.createElement("li");
+    li.className = "bar-more";
+    li.textContent = `+ ${count} more ${count === 1 ? one : many} · ${plural(sessions, "session", "sessions")}`;
+    return [li];
+  };
+  const other = summary.other;
   $("glance-organisations").replaceChildren(
-    ...summary.by_organisation.slice(0, GLANCE_BARS).map((o) => {
+    ...summary.by_organisation.map((o) => {
       const seats = o.seats === null ? "" : ` · ${o.users} of ${o.seats} seats`;
       return bar(o.organisation, o.sessions, largest, `${plural(o.sessions, "session", "sessions")} · ${plural(o.users, "user", "users")}${seats}`, o.seats !== null && o.users >= o.seats);
     }),
+    ...more(other.by_organisation.organisations, "organisation", "organisations", other.by_organisation.sessions),
   );
   $("glance-servers").replaceChildren(
-    ...summary.by_server.slice(0, GLANCE_BARS).map((s) => bar(s.server_name, s.sessions, largest, plural(s.sessions, "session", "sessions"), false)),
+    ...summary.by_server.map((s) => bar(s.server_name, s.sessions, largest, plural(s.sessions, "session", "sessions"), false)),
+    ...more(other.by_server.servers, "server", "servers", other.by_server.sessions),
   );
 }
 

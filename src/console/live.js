@@ -12,6 +12,7 @@ export function stopLive() {
   if (live.controller) live.controller.abort();
   live.controller = null;
   clearTimeout(live.pending);
+  live.pending = null;
 }
 
 export async function startLive() {
@@ -63,8 +64,13 @@ function onLiveMessage(message) {
     live.stale = true;
     return;
   }
-  clearTimeout(live.pending);
-  live.pending = setTimeout(() => load(), LIVE_SETTLE_MS);
+  // A throttle, not a debounce: under a steady stream of events the list still reloads every
+  // LIVE_SETTLE_MS (a debounce would wait for a pause that a busy site never has).
+  if (live.pending) return;
+  live.pending = setTimeout(() => {
+    live.pending = null;
+    load();
+  }, LIVE_SETTLE_MS);
 }
 
 function showLive(up) {

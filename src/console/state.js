@@ -4,7 +4,7 @@ export const TOKEN_KEY = "sessiond.token";
 export const PAGE_SIZE = 50;
 // While the event stream is down, the list is polled this often instead.
 export const POLL_MS = 5000;
-// A burst of events reloads the list once.
+// Events reload the list at most this often, however many keep coming.
 export const LIVE_SETTLE_MS = 200;
 
 export const $ = (id) => document.getElementById(id);

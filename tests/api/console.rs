@@ -467,6 +467,41 @@ fn an_administrator_has_my_sessions_as_a_second_view() {
 }
 
 #[test]
+fn the_glance_draws_the_largest_and_sums_the_rest() {
+    let Some(driver) = Chromedriver::start() else {
+        return;
+    };
+    let app = spawn_app();
+    for n in 0..10 {
+        // Org-0 is the largest (two sessions); nine more of one session each.
+        for _ in 0..(1 + usize::from(n == 0)) {
+            person(&app, &format!("Org-{n}"), "Many Orgs", "10.0.0.1");
+        }
+    }
+    let admin = app.admin();
+    actix_web::rt::System::new().block_on(async {
+        let client = driver.browser(1280, 900).await;
+        open_as(&client, &app, &admin.token).await;
+        // Eight bars (the summary is asked for no more), then the rest in one line: of the
+        // eleven organisations (the administrator's Default too), three more of one session.
+        let organisations = eventually(
+            &client,
+            "the organisations are charted",
+            "return [...document.querySelectorAll('#glance-organisations li')].map(li => li.textContent)",
+            |v| v.as_array().is_some_and(|a| a.len() == 9),
+        )
+        .await;
+        assert!(organisations[0].as_str().unwrap().starts_with("Org-0"), "{organisations}");
+        assert_eq!(
+            organisations[8],
+            json!("+ 3 more organisations · 3 sessions"),
+            "{organisations}"
+        );
+        client.close().await.unwrap();
+    });
+}
+
+#[test]
 fn the_console_shows_the_sessions_at_a_glance() {
     let Some(driver) = Chromedriver::start() else {
         return;
@@ -547,6 +582,52 @@ fn the_console_follows_logins_and_deletions_live_without_a_click() {
         })
         .await;
         screenshot(&client, "live.png").await;
+
+        // A busy site: 20 logins a second that never pause. The list keeps up while they go
+        // on (a reload that waited for a quiet moment would never come).
+        let total = "return Number(document.getElementById('total').textContent.split(' ')[0])";
+        let before = client
+            .execute(total, vec![])
+            .await
+            .unwrap()
+            .as_u64()
+            .unwrap();
+        let running = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let steady = {
+            let (running, address) = (running.clone(), app.url(""));
+            let organisation = organisation.clone();
+            std::thread::spawn(move || {
+                let client = crate::helpers::Client::new(
+                    address.trim_start_matches("http://").parse().unwrap(),
+                );
+                for n in 0..200 {
+                    if !running.load(std::sync::atomic::Ordering::SeqCst) {
+                        break;
+                    }
+                    person(
+                        &client,
+                        &organisation,
+                        "Busy Bee",
+                        &format!("10.9.{}.{}", n / 200, n % 200),
+                    );
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                running.store(false, std::sync::atomic::Ordering::SeqCst);
+            })
+        };
+        eventually(
+            &client,
+            "the count follows a steady stream of logins",
+            total,
+            |v| v.as_u64().is_some_and(|n| n >= before + 20),
+        )
+        .await;
+        assert!(
+            running.load(std::sync::atomic::Ordering::SeqCst),
+            "the list caught up only once the logins stopped"
+        );
+        running.store(false, std::sync::atomic::Ordering::SeqCst);
+        steady.join().unwrap();
         client.close().await.unwrap();
     });
 }
