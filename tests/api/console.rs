@@ -466,6 +466,26 @@ fn an_administrator_has_my_sessions_as_a_second_view() {
     });
 }
 
+/// The console opened by a new administrator, and the glance's organisation rows as text once
+/// there are `rows` of them.
+async fn glance(
+    driver: &Chromedriver,
+    app: &crate::helpers::TestApp,
+    rows: usize,
+) -> (fantoccini::Client, Value) {
+    let admin = app.admin();
+    let client = driver.browser(1280, 900).await;
+    open_as(&client, app, &admin.token).await;
+    let organisations = eventually(
+        &client,
+        "the organisations are charted",
+        "return [...document.querySelectorAll('#glance-organisations li')].map(li => li.textContent)",
+        |v| v.as_array().is_some_and(|a| a.len() == rows),
+    )
+    .await;
+    (client, organisations)
+}
+
 #[test]
 fn the_glance_draws_the_largest_and_sums_the_rest() {
     let Some(driver) = Chromedriver::start() else {
@@ -478,20 +498,14 @@ fn the_glance_draws_the_largest_and_sums_the_rest() {
             person(&app, &format!("Org-{n}"), "Many Orgs", "10.0.0.1");
         }
     }
-    let admin = app.admin();
     actix_web::rt::System::new().block_on(async {
-        let client = driver.browser(1280, 900).await;
-        open_as(&client, &app, &admin.token).await;
         // Eight bars (the summary is asked for no more), then the rest in one line: of the
         // eleven organisations (the administrator's Default too), three more of one session.
-        let organisations = eventually(
-            &client,
-            "the organisations are charted",
-            "return [...document.querySelectorAll('#glance-organisations li')].map(li => li.textContent)",
-            |v| v.as_array().is_some_and(|a| a.len() == 9),
-        )
-        .await;
-        assert!(organisations[0].as_str().unwrap().starts_with("Org-0"), "{organisations}");
+        let (client, organisations) = glance(&driver, &app, 9).await;
+        assert!(
+            organisations[0].as_str().unwrap().starts_with("Org-0"),
+            "{organisations}"
+        );
         assert_eq!(
             organisations[8],
             json!("+ 3 more organisations · 3 sessions"),
@@ -518,17 +532,8 @@ fn the_console_shows_the_sessions_at_a_glance() {
             "organisation": organisation, "server_name": server}),
         );
     }
-    let admin = app.admin();
     actix_web::rt::System::new().block_on(async {
-        let client = driver.browser(1280, 900).await;
-        open_as(&client, &app, &admin.token).await;
-        let organisations = eventually(
-            &client,
-            "the organisations are charted",
-            "return [...document.querySelectorAll('#glance-organisations li')].map(li => li.textContent)",
-            |v| v.as_array().is_some_and(|a| a.len() == 3),
-        )
-        .await;
+        let (client, organisations) = glance(&driver, &app, 3).await;
         let first = organisations[0].as_str().unwrap();
         assert!(
             first.starts_with("Acme") && first.contains("2 users") && first.contains("2 of 3 seats"),
