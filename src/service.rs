@@ -320,6 +320,9 @@ impl Sessions {
             .session_ended(acting.caller, &ended.data, EndMethod::Single)
             .await;
         self.metrics.ended(reason, 1);
+        if reason == EndReason::Admin {
+            self.recount().await;
+        }
         Ok(())
     }
 
@@ -422,6 +425,9 @@ impl Sessions {
                 .await;
         }
         self.metrics.ended(EndReason::Admin, records.len());
+        if !records.is_empty() {
+            self.recount().await;
+        }
         let ended: HashSet<SessionId> = records.iter().map(|record| record.data.id).collect();
         let mut outcome = BulkOutcome::default();
         for (text, id) in unique {
@@ -446,6 +452,14 @@ impl Sessions {
     /// frequent, cost one scan that often at most.
     /// One count at a time: requests that find the last one too old wait for the count
     /// under way and share it, instead of each counting again.
+    /// Drops the cached counts, so that the next summary counts again: after an
+    /// administrator's deletion, which the console follows with the summary (logins and
+    /// expiries, by far the most changes, keep the cache, so a busy site counts at most every
+    /// few seconds).
+    async fn recount(&self) {
+        self.picture.lock().await.take();
+    }
+
     pub async fn picture(&self, now: Millis) -> Result<Picture, ApiError> {
         let mut cached = self.picture.lock().await;
         if let Some((at, picture)) = &*cached {

@@ -454,6 +454,20 @@ fn the_summary_counts_sessions_users_and_seats_within_the_callers_scope() {
         serde_json::json!({"servers": servers.len() - 1,
             "sessions": 5 - servers[0]["sessions"].as_u64().unwrap()})
     );
+    // An administrator's deletion is counted at once (the console refreshes the summary after
+    // it), not after the few seconds the counts are otherwise kept.
+    let acme = app.list_all(&admin.token, "organisation=Acme");
+    let one = acme[0]["id"].as_str().unwrap();
+    assert_eq!(
+        app.delete(&format!("/sessions/{one}"), &admin.token).status,
+        204
+    );
+    let after = app.get("/sessions/summary", &admin.token).json();
+    assert_eq!(after["by_organisation"][0]["sessions"], 2, "{after}");
+    let two = acme[1]["id"].as_str().unwrap();
+    app.delete_ids(&admin.token, &[two]);
+    let after = app.get("/sessions/summary", &admin.token).json();
+    assert_eq!(after["total"], 4, "{after}");
     for bad in ["limit=0", "limit=1001", "limit=x", "colour=red"] {
         app.get(&format!("/sessions/summary?{bad}"), &admin.token)
             .problem(400, "invalid-request");
