@@ -337,6 +337,12 @@ impl Settings {
                 self.max_body
             ));
         }
+        if self.redis_min_replicas > 0 && matches!(self.store, StoreSetting::Memory) {
+            found.push(format!(
+                "SESSIOND_REDIS_MIN_REPLICAS ({}) is set but SESSIOND_STORE is memory: there are no replicas to wait for, so it changes nothing",
+                self.redis_min_replicas
+            ));
+        }
         if self.cors_headers.is_some() && self.cors_origins.is_none() {
             found.push(
                 "SESSIOND_CORS_HEADERS is set without SESSIOND_CORS_ORIGINS: no origin is allowed, so it changes nothing".to_string(),

@@ -9,39 +9,26 @@ use crate::error::ApiError;
 const INDEX_HTML: &str = include_str!("../console/index.html");
 const JAVASCRIPT: &str = "text/javascript; charset=utf-8";
 
+/// One file of `src/console/`, compiled in: its name, content type and contents.
+macro_rules! asset {
+    ($name:literal, $kind:expr) => {
+        ($name, $kind, include_str!(concat!("../console/", $name)))
+    };
+}
+
 /// The page's files under `/console/`: name, content type, contents. `console.js` is the
 /// entry module; the others are the modules it imports, one per part of the page.
 const ASSETS: [(&str, &str, &str); 10] = [
-    (
-        "console.js",
-        JAVASCRIPT,
-        include_str!("../console/console.js"),
-    ),
-    ("state.js", JAVASCRIPT, include_str!("../console/state.js")),
-    ("api.js", JAVASCRIPT, include_str!("../console/api.js")),
-    (
-        "signin.js",
-        JAVASCRIPT,
-        include_str!("../console/signin.js"),
-    ),
-    ("list.js", JAVASCRIPT, include_str!("../console/list.js")),
-    (
-        "glance.js",
-        JAVASCRIPT,
-        include_str!("../console/glance.js"),
-    ),
-    ("live.js", JAVASCRIPT, include_str!("../console/live.js")),
-    ("mine.js", JAVASCRIPT, include_str!("../console/mine.js")),
-    (
-        "format.js",
-        JAVASCRIPT,
-        include_str!("../console/format.js"),
-    ),
-    (
-        "console.css",
-        "text/css; charset=utf-8",
-        include_str!("../console/console.css"),
-    ),
+    asset!("console.js", JAVASCRIPT),
+    asset!("state.js", JAVASCRIPT),
+    asset!("api.js", JAVASCRIPT),
+    asset!("signin.js", JAVASCRIPT),
+    asset!("list.js", JAVASCRIPT),
+    asset!("glance.js", JAVASCRIPT),
+    asset!("live.js", JAVASCRIPT),
+    asset!("mine.js", JAVASCRIPT),
+    asset!("format.js", JAVASCRIPT),
+    asset!("console.css", "text/css; charset=utf-8"),
 ];
 
 /// Only this origin's own files; no inline script or style, no framing.

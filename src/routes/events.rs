@@ -31,6 +31,7 @@ pub struct EventParams {
     /// every type when absent.
     #[param(rename = "type", explode, style = Form)]
     pub kind: Option<Vec<EventType>>,
+    // Documented here; `EventParams::parse` reads it into `kind`.
     /// The same as `type`, comma-separated (`session-created,session-ended`).
     #[param(
         example = "session-created,session-ended",

@@ -35,9 +35,14 @@ fn a_mistyped_variable_and_contradicting_settings_are_warned_of() {
         ("SESSIOND_IDLE_TIMEOUTT", "60"),
         ("SESSIOND_IDLE_TIMEOUT", "3600"),
         ("SESSIOND_MAX_LIFETIME", "10"),
+        ("SESSIOND_REDIS_MIN_REPLICAS", "1"),
     ])
     .unwrap();
     let log = server.log();
+    assert!(
+        log.contains("SESSIOND_REDIS_MIN_REPLICAS (1) is set but SESSIOND_STORE is memory"),
+        "{log}"
+    );
     assert!(
         log.contains("SESSIOND_IDLE_TIMEOUTT is set but no setting reads it"),
         "{log}"
@@ -319,13 +324,7 @@ fn a_redis_outage_is_logged_once_when_it_starts_and_once_when_it_ends() {
     let login = server.login(&unique(), "10.0.0.1");
     redis.stop();
     for _ in 0..20 {
-        let bearer = format!("Bearer {}", login.token);
-        let answer = server.send(
-            "GET",
-            "/sessions/current",
-            &[("Authorization", &bearer)],
-            b"",
-        );
+        let answer = server.get("/sessions/current", &login.token);
         assert_eq!(answer.status, 503, "{}", answer.body);
         assert_eq!(server.send("GET", "/readyz", &[], b"").status, 503);
     }

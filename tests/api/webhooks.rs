@@ -341,7 +341,7 @@ fn a_claim_holds_through_the_backoff_and_hands_over_its_progress() {
     let link = || {
         let target = sessiond::store::RedisTarget::parse(&redis.url()).unwrap();
         runtime
-            .block_on(sessiond::store::RedisLink::connect(target))
+            .block_on(sessiond::store::RedisLink::connect(target, false))
             .unwrap()
     };
     let a = RedisClaims::new(link(), &prefix, "a".into());

@@ -62,6 +62,9 @@ impl Target {
         if path.next().is_some() || db.parse::<u32>().is_err() {
             return Err("a Sentinel URL's path is /master or /master/db".into());
         }
+        if hosts.trim().is_empty() {
+            return Err("a Sentinel URL names at least one sentinel".into());
+        }
         let scheme = if tls { "rediss" } else { "redis" };
         let sentinels = hosts
             .split(',')
@@ -79,9 +82,6 @@ impl Target {
                     .map_err(|e| format!("a sentinel's address is not usable ({:?})", e.kind()))
             })
             .collect::<Result<Vec<_>, String>>()?;
-        if hosts.trim().is_empty() {
-            return Err("a Sentinel URL names at least one sentinel".into());
-        }
         // The master's credentials and database, decoded as any Redis URL's are.
         let userinfo = credentials.map_or(String::new(), |c| format!("{c}@"));
         let settings = format!("redis://{userinfo}sentinel-master/{db}")
@@ -106,13 +106,15 @@ impl Target {
 struct Master {
     client: redis::Client,
     conn: ConnectionManager,
-    /// A second connection for writes that wait for replicas (`WAIT` blocks its connection,
-    /// so validations do not queue behind it).
-    waited: ConnectionManager,
+    /// With replicas to wait for, a second connection for the writes that wait (`WAIT` blocks
+    /// its connection, so validations do not queue behind it).
+    waited: Option<ConnectionManager>,
 }
 
 pub struct Link {
     target: Target,
+    /// Whether writes wait for replicas (each master then gets a second connection).
+    waits: bool,
     sentinel: tokio::sync::Mutex<Option<Sentinel>>,
     master: RwLock<Master>,
     outage: Outage,
@@ -122,8 +124,9 @@ pub struct Link {
 const RESOLVE_SPACING: Duration = Duration::from_millis(250);
 
 impl Link {
-    /// Connects to the target (through Sentinel, to the master it names now).
-    pub async fn connect(target: Target) -> Result<Arc<Link>, StoreError> {
+    /// Connects to the target (through Sentinel, to the master it names now); `waits`: some
+    /// writes will wait for replicas.
+    pub async fn connect(target: Target, waits: bool) -> Result<Arc<Link>, StoreError> {
         let mut sentinel = match &target {
             Target::Direct(_) => None,
             Target::Sentinel { sentinels, .. } => {
@@ -138,9 +141,10 @@ impl Link {
             (Target::Direct(client), _) => client.clone(),
             (Target::Sentinel { .. }, None) => unreachable!("a Sentinel target has sentinels"),
         };
-        let master = Master::open(client).await.map_err(unavailable)?;
+        let master = Master::open(client, waits).await.map_err(unavailable)?;
         let link = Arc::new(Link {
             target,
+            waits,
             sentinel: tokio::sync::Mutex::new(sentinel),
             master: RwLock::new(master),
             outage: Outage::new("Redis"),
@@ -166,7 +170,7 @@ impl Link {
 
     /// The connection for writes that wait for replicas.
     pub fn waited(&self) -> ConnectionManager {
-        self.current(|m| &m.waited)
+        self.current(|m| m.waited.as_ref().unwrap_or(&m.conn))
     }
 
     /// A client of the master, for connections of their own.
@@ -219,7 +223,7 @@ impl Link {
         if *self.client().get_connection_info().addr() == address {
             return;
         }
-        match Master::open(client).await {
+        match Master::open(client, self.waits).await {
             Ok(opened) => {
                 *self.master.write().unwrap_or_else(|e| e.into_inner()) = opened;
                 log::warn!("Sentinel names {address} as master {master:?}; following it");
@@ -280,7 +284,7 @@ impl Link {
 }
 
 impl Master {
-    async fn open(client: redis::Client) -> RedisResult<Master> {
+    async fn open(client: redis::Client, waits: bool) -> RedisResult<Master> {
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(TIMEOUT))
             .set_response_timeout(Some(TIMEOUT))
@@ -289,7 +293,10 @@ impl Master {
         let conn = client
             .get_connection_manager_with_config(config.clone())
             .await?;
-        let waited = client.get_connection_manager_with_config(config).await?;
+        let waited = match waits {
+            true => Some(client.get_connection_manager_with_config(config).await?),
+            false => None,
+        };
         Ok(Master {
             client,
             conn,
@@ -338,6 +345,10 @@ mod tests {
             let error = Target::parse(bad).err().unwrap_or_else(|| panic!("{bad}"));
             assert!(!error.contains("127.0.0.1"), "{error}");
         }
+        assert_eq!(
+            Target::parse("redis+sentinel:///mymaster").err().unwrap(),
+            "a Sentinel URL names at least one sentinel"
+        );
         assert!(matches!(
             Target::parse("redis://127.0.0.1:6379/0"),
             Ok(Target::Direct(_))

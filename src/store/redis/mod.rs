@@ -147,7 +147,7 @@ impl RedisStore {
             clock,
         } = options;
         let target = Target::parse(url).map_err(StoreError::Unavailable)?;
-        let link = Link::connect(target).await?;
+        let link = Link::connect(target, min_replicas > 0).await?;
         let store = Arc::new(RedisStore {
             clock,
             link,
