@@ -9,11 +9,14 @@ use prometheus::{
 };
 
 use crate::domain::EndReason;
+use crate::events::EventId;
 use crate::store::{Census, Users};
 
 /// The sessions at a glance, for the metrics.
 #[derive(Clone, Debug, Default)]
 pub struct Picture {
+    /// Where the counts stand in the events.
+    pub last_event_id: EventId,
     /// Live sessions by organisation, server and role `admin`.
     pub sessions: Vec<Census>,
     /// Distinct users with live sessions.

@@ -1,6 +1,7 @@
 //! The OpenAPI document, collected from the routes themselves.
 
 use actix_web::App;
+use utoipa::openapi::extensions::Extensions;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_actix_web::AppExt;
@@ -8,7 +9,7 @@ use utoipa_actix_web::AppExt;
 use crate::auth::SERVICE_KEY_HEADER;
 use crate::domain::listing::{Order, SortField};
 use crate::error::{Code, Problem};
-use crate::events::{EventData, EventMessage};
+use crate::events::{EventMessage, EventType};
 use crate::routes;
 
 #[derive(OpenApi)]
@@ -21,7 +22,7 @@ use crate::routes;
         contact(name = "sessiond maintainers")
     ),
     modifiers(&SecuritySchemes),
-    components(schemas(Problem, Code, SortField, Order, EventMessage, EventData)),
+    components(schemas(Problem, Code, SortField, Order, EventType, EventMessage)),
     tags(
         (name = "sessions", description = "Logging in, validating, listing and ending sessions"),
         (name = "operations", description = "Health, metrics and the audit trail, for operators"),
@@ -90,6 +91,10 @@ fn finish(openapi: &mut utoipa::openapi::OpenApi) {
                 .or_insert_with(|| head_too_large().into());
         }
     }
+    openapi
+        .extensions
+        .get_or_insert_with(Default::default)
+        .merge(Extensions::from_iter([("webhooks", webhooks())]));
     openapi.servers = Some(vec![utoipa::openapi::ServerBuilder::new()
         .url("http://127.0.0.1:8080")
         .description(Some(
@@ -113,6 +118,44 @@ fn head_too_large() -> utoipa::openapi::Response {
                 .build(),
         )
         .build()
+}
+
+/// OpenAPI 3.1's `webhooks`: what sessiond `POST`s to `SESSIOND_WEBHOOK_URL` (utoipa has no
+/// builder for them, so they are written here as the document says them).
+fn webhooks() -> serde_json::Value {
+    let header = |name: &str, about: &str, example: &str| {
+        serde_json::json!({
+            "name": name, "in": "header", "required": true, "description": about,
+            "schema": {"type": "string"}, "example": example,
+        })
+    };
+    serde_json::json!({
+        "event": {
+            "post": {
+                "operationId": "receive_event",
+                "summary": "An event, delivered to SESSIOND_WEBHOOK_URL",
+                // No HTTP credential: the receiver checks `webhook-signature`.
+                "security": [],
+                "description": "Every event (the messages of `GET /events`) is `POST`ed as JSON, \
+                    signed as the Standard Webhooks specification says. Any `2xx` acknowledges \
+                    it; any other answer, or none within 10 s, is retried with exponential \
+                    backoff for an hour. Delivery is at least once: deduplicate by `webhook-id`. \
+                    For any one session, `session-created` arrives before `session-ended`.",
+                "parameters": [
+                    header("webhook-id", "The event's id", "1795820400000-0"),
+                    header("webhook-timestamp", "When this attempt was signed (Unix seconds)", "1795820400"),
+                    header("webhook-signature", "`v1,` and the base64 HMAC-SHA256 of `id.timestamp.body` under the secret's key", "v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4="),
+                ],
+                "requestBody": {
+                    "required": true,
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/EventMessage"}}},
+                },
+                "responses": {
+                    "2XX": {"description": "Received; not sent again"},
+                },
+            },
+        },
+    })
 }
 
 /// The document as pretty-printed JSON, as committed in `openapi/openapi.json`.

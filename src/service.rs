@@ -18,6 +18,7 @@ use crate::domain::{
     Scope, SessionData, SessionId, SessionRecord, SortField, Token,
 };
 use crate::error::{ApiError, Code};
+use crate::events::EventId;
 use crate::metrics::{Metrics, Picture};
 use crate::store::{Created, Insert, LoginRules, SharedStore, StoreError};
 
@@ -37,6 +38,8 @@ pub struct Sessions {
 
 /// The sessions at a glance.
 pub struct Summary {
+    /// Where the counts stand in the events.
+    pub last_event_id: EventId,
     pub total: u64,
     pub users: u64,
     pub by_organisation: Vec<OrganisationCount>,
@@ -101,6 +104,9 @@ pub struct Listing {
     pub items: Vec<SessionRecord>,
     pub total: u64,
     pub next_cursor: Option<String>,
+    /// Where the list stands in the events, for an administrator's list (following them
+    /// from here misses nothing).
+    pub last_event_id: Option<EventId>,
 }
 
 /// What a bulk delete did with each id sent, duplicates removed, in the order sent.
@@ -241,6 +247,8 @@ impl Sessions {
         now: Millis,
     ) -> Result<Listing, ApiError> {
         let query = ListQuery::parse(params).map_err(ApiError::invalid)?;
+        // Read before the list: every change up to it is in the page.
+        let last_event_id = Some(self.store.position());
         let page = self.store.list(&query, scope, now).await?;
         let next_cursor = match (page.more, page.items.last()) {
             (true, Some(last)) => Some(query.cursor_after(&Position::of(&query, last))),
@@ -250,6 +258,7 @@ impl Sessions {
             items: page.items,
             total: page.total,
             next_cursor,
+            last_event_id,
         })
     }
 
@@ -342,6 +351,7 @@ impl Sessions {
             items: page.items,
             total: page.total,
             next_cursor: None,
+            last_event_id: None,
         })
     }
 
@@ -468,6 +478,7 @@ impl Sessions {
             }
         }
         let mut picture = Picture {
+            last_event_id: self.store.position(),
             sessions: self.store.census(now).await?,
             users: self.store.users(now).await?,
             seats: Vec::new(),
@@ -524,6 +535,7 @@ impl Sessions {
             .collect();
         servers.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         Ok(Summary {
+            last_event_id: picture.last_event_id,
             total: organisations.iter().map(|o| o.sessions).sum(),
             users: match scope {
                 Scope::All => picture.users.distinct,

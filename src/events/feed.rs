@@ -66,6 +66,10 @@ pub fn feed(replay: Replay, filter: Filter) -> impl Stream<Item = Item> {
             return Some((Item::Missed, state));
         }
         for event in state.missed.by_ref() {
+            if state.filter.ends_reader(&event) {
+                state.done = true;
+                return Some((Item::Gone, state));
+            }
             if state.filter.admits(&event) {
                 return Some((Item::Event(event), state));
             }

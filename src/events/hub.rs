@@ -34,11 +34,22 @@ pub struct Hub {
     /// With a webhook outbox: the newest event it holds on disk (changes are acknowledged only
     /// once their events are there).
     kept: Option<watch::Sender<EventId>>,
+    /// The newest event in the ring, for readers waiting to resume from one numbered elsewhere
+    /// that has not reached this node yet.
+    newest: watch::Sender<EventId>,
+    /// Whether events are numbered elsewhere (a shared log) rather than here.
+    shared: AtomicBool,
 }
 
 struct Ring {
     events: VecDeque<Arc<Event>>,
+    /// The newest id numbered or passed on; before any, the hub's origin: for a hub that
+    /// numbers its own events, the time it started at (so an id from an earlier run is never
+    /// taken for one of this run's), else `0-0`.
     last: EventId,
+    /// Whether `last` is still the origin, or every event since it is in the ring: a reader
+    /// resuming from the origin then misses nothing.
+    from_origin: Option<EventId>,
     /// The newest event that has left the ring.
     dropped: Option<EventId>,
     /// `None` once the hub is closed: readers' streams end.
@@ -63,10 +74,15 @@ impl Default for Hub {
 impl Hub {
     pub fn new(capacity: usize) -> Self {
         let (sender, _) = broadcast::channel(READER_BACKLOG);
+        let origin = EventId {
+            ms: Millis::now().0,
+            seq: 0,
+        };
         Hub {
             ring: Mutex::new(Ring {
                 events: VecDeque::with_capacity(capacity.min(1024)),
-                last: EventId::default(),
+                last: origin,
+                from_origin: Some(origin),
                 dropped: None,
                 sender: Some(sender),
             }),
@@ -75,6 +91,8 @@ impl Hub {
             wanted_at: AtomicU64::new(0),
             ready: watch::Sender::new(true),
             kept: None,
+            newest: watch::Sender::new(origin),
+            shared: AtomicBool::new(false),
         }
     }
 
@@ -124,6 +142,11 @@ impl Hub {
     /// [`Hub::seed`] and [`Hub::mark_ready`].
     pub fn fed_elsewhere(&self) {
         self.ready.send_replace(false);
+        self.shared.store(true, Ordering::Relaxed);
+        let mut ring = self.ring();
+        ring.last = EventId::default();
+        ring.from_origin = Some(EventId::default());
+        self.newest.send_replace(EventId::default());
     }
 
     pub fn mark_ready(&self) {
@@ -143,6 +166,12 @@ impl Hub {
     pub fn seed(&self, events: impl IntoIterator<Item = Event>) {
         let since = self.wanted_at.load(Ordering::Relaxed).saturating_sub(1_000);
         let mut ring = self.ring();
+        let mut events = events.into_iter().peekable();
+        if events.peek().is_some() {
+            // The shared log may have held more than it still does: only a log that was empty
+            // when it was first read is known to be held here from its origin.
+            ring.from_origin = None;
+        }
         for event in events {
             if event.id <= ring.last {
                 continue;
@@ -185,8 +214,10 @@ impl Hub {
 
     fn push(&self, ring: &mut Ring, event: Arc<Event>) {
         ring.last = event.id;
+        self.newest.send_replace(event.id);
         if ring.events.len() == self.capacity {
             ring.dropped = ring.events.pop_front().map(|e| e.id);
+            ring.from_origin = None;
         }
         ring.events.push_back(event);
     }
@@ -195,6 +226,24 @@ impl Hub {
     pub fn last(&self) -> Option<EventId> {
         let ring = self.ring();
         ring.events.back().map(|e| e.id)
+    }
+
+    /// Where a reader that has seen every change so far resumes from: the newest event
+    /// numbered or passed on here, or the hub's origin before any. Events are wanted from now on.
+    pub fn position(&self) -> EventId {
+        self.want();
+        self.ring().last
+    }
+
+    /// Waits (at most `limit`) until the event `id`, numbered elsewhere, has reached this hub
+    /// (a list read on this node may be ahead of its events); at once for a hub that numbers
+    /// its own.
+    pub async fn reached(&self, id: EventId, limit: Duration) {
+        if !self.shared.load(Ordering::Relaxed) {
+            return;
+        }
+        let mut newest = self.newest.subscribe();
+        let _ = tokio::time::timeout(limit, newest.wait_for(|newest| *newest >= id)).await;
     }
 
     /// Joins the feed: with `after`, first every kept event after it. `None` once closed.
@@ -217,7 +266,8 @@ impl Hub {
             .events
             .get(start.wrapping_sub(1))
             .is_some_and(|e| e.id == after)
-            || ring.dropped == Some(after);
+            || ring.dropped == Some(after)
+            || ring.from_origin == Some(after);
         let gap = !held;
         Some(Replay {
             missed: ring.events.range(start..).cloned().collect(),
@@ -237,6 +287,21 @@ mod tests {
     use super::*;
     use crate::domain::EndReason;
     use crate::events::{denied, Ended};
+
+    #[test]
+    fn a_reader_resumes_from_the_origin_of_this_run_only() {
+        let hub = Hub::new(10);
+        let origin = hub.position();
+        hub.publish(denied(), Millis(5));
+        let replay = hub.join(Some(origin)).unwrap();
+        assert_eq!(replay.missed.len(), 1);
+        assert!(!replay.gap, "everything since the origin is held");
+        let earlier_run = EventId {
+            ms: origin.ms - 1,
+            seq: 0,
+        };
+        assert!(hub.join(Some(earlier_run)).unwrap().gap);
+    }
 
     #[test]
     fn a_reader_resumes_after_the_last_event_it_saw() {
@@ -267,6 +332,7 @@ mod tests {
     #[test]
     fn a_seed_is_kept_and_only_what_came_since_events_were_wanted_is_passed_on() {
         let hub = Hub::new(10);
+        hub.fed_elsewhere();
         let mut live = hub.join(None).unwrap().live;
         let now = Millis::now().0;
         let at = |ms: u64| Event::new(EventId { ms, seq: 0 }, Millis(ms), denied());
@@ -284,6 +350,7 @@ mod tests {
     #[test]
     fn live_readers_get_new_events_and_repeats_are_dropped() {
         let hub = Hub::new(10);
+        hub.fed_elsewhere();
         let mut replay = hub.join(None).unwrap();
         let event = Event::new(
             EventId { ms: 5, seq: 0 },

@@ -6,6 +6,7 @@
 mod feed;
 mod hub;
 pub mod readers;
+mod schema;
 
 use std::sync::OnceLock;
 
@@ -18,6 +19,7 @@ use utoipa::ToSchema;
 pub use feed::{feed, Filter, Item};
 pub use hub::{Hub, Replay, HUB_CAPACITY};
 pub use readers::Readers;
+pub use schema::{EventMessage, StreamMessage};
 
 use crate::domain::{EndReason, Millis, Scope, Session, SessionData, SessionId, SessionRecord};
 
@@ -301,22 +303,7 @@ impl Event {
     }
 }
 
-/// An event as `GET /events` and webhooks deliver it.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct EventMessage {
-    /// Unique; later events have greater ids. Send the last one seen as `Last-Event-ID` to
-    /// resume. Webhooks send it as `webhook-id`.
-    #[schema(example = "1795820400000-0")]
-    id: String,
-    #[schema(rename = "type")]
-    kind: EventType,
-    #[schema(value_type = String, format = DateTime, example = "2026-11-27T23:00:00Z")]
-    time: Millis,
-    data: EventData,
-}
-
-/// [`EventMessage`] as it is written, with the data of its type.
+/// An event as it is written ([`EventMessage`] describes it), with the data of its type.
 #[derive(Serialize)]
 struct Wire<D> {
     id: String,
@@ -324,17 +311,6 @@ struct Wire<D> {
     kind: EventType,
     time: Millis,
     data: D,
-}
-
-/// An event's `data`, by its `type`: `session-created` carries the session,
-/// `session-ended` which session ended and why, `login-denied` whose login and why.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-#[serde(untagged)]
-pub enum EventData {
-    Session(Session),
-    Ended(Ended),
-    Denied(Denied),
 }
 
 /// A denied login, for tests of what carries events.

@@ -7,13 +7,14 @@ use actix_web::http::header;
 use actix_web::{get, web, HttpRequest, Responder};
 use actix_web_lab::sse;
 use futures_util::StreamExt;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::IntoParams;
 
 use super::problems::{AdminProblems, BearerProblems};
 use crate::auth::AdminCaller;
+use crate::domain::{Millis, Scope};
 use crate::error::{ApiError, Code, Problem};
 use crate::events::readers::{Full, PER_SESSION};
-use crate::events::{feed, EventId, EventType, Filter, Item};
+use crate::events::{feed, EventId, EventType, Filter, Item, StreamMessage};
 use crate::state::AppState;
 
 /// A comment at least this often keeps proxies from closing a quiet stream.
@@ -86,22 +87,8 @@ impl EventParams {
     }
 }
 
-/// One message of the stream, as a client parses it (comments aside).
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct ServerSentEvent {
-    /// The event's id, as in its data: send the last one seen as `Last-Event-ID`.
-    #[schema(example = "1795820400000-0")]
-    id: String,
-    /// Always `message` (the default), so `onmessage` handlers see every event; the data's
-    /// `type` tells them apart.
-    #[schema(example = "message")]
-    event: Option<String>,
-    /// One EventMessage, as JSON.
-    #[schema(content_media_type = "application/json")]
-    data: String,
-}
-
+/// The id to resume after: the `Last-Event-ID` header, else `lastEventId` (which EventSource
+/// polyfills append).
 fn last_event_id(req: &HttpRequest, query: Option<&str>) -> Result<Option<EventId>, ApiError> {
     let (text, source) = match req.headers().get(LAST_EVENT_ID) {
         Some(value) => (value.to_str().ok(), LAST_EVENT_ID),
@@ -159,7 +146,7 @@ const RETRY_AFTER_SECONDS: u64 = 5;
     ),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "A stream of events; each message's data is an EventMessage", content_type = "text/event-stream", body = ServerSentEvent),
+        (status = 200, description = "A stream of server-sent events: each message's `data` is one StreamMessage as JSON, and an event's `id:` line its id", content_type = "text/event-stream", body = StreamMessage),
         (status = 400, description = "Last-Event-ID or a type is not valid", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "This node serves as many event streams as it may (SESSIOND_MAX_EVENT_STREAMS), or this session holds 4 already; try again after Retry-After seconds", body = Problem, content_type = "application/problem+json",
             headers(("Retry-After" = u64, description = "Seconds to wait before trying again"))),
@@ -197,6 +184,9 @@ pub async fn events(
     if !hub.ready(Duration::from_secs(5)).await {
         return Err(ApiError::unavailable("the event log cannot be read yet"));
     }
+    if let Some(after) = after {
+        hub.reached(after, Duration::from_secs(2)).await;
+    }
     let replay = hub
         .join(after)
         .ok_or_else(|| ApiError::new(Code::Unavailable, "the server is stopping"))?;
@@ -205,8 +195,21 @@ pub async fn events(
         types,
         own: admin.caller.session.data.id,
     };
+    // An end of the reader's own session that came before it joined (a node that just filled
+    // its ring from the shared log) is in no feed it gets: ask the store.
+    let own = admin.caller.session.data.id;
+    let ended_already = state
+        .sessions
+        .store()
+        .get(own, &Scope::All, Millis::now())
+        .await?
+        .is_none();
     let hello = futures_util::stream::once(async { sse::Event::Comment("connected".into()) });
-    let messages = feed(replay, filter).map(|item| match item {
+    let feed = match ended_already {
+        true => futures_util::stream::iter([Item::Gone]).left_stream(),
+        false => feed(replay, filter).right_stream(),
+    };
+    let messages = feed.map(|item| match item {
         Item::Event(event) => sse::Data::new(event.json().to_string())
             .id(event.id.to_string())
             .into(),

@@ -37,6 +37,12 @@ pub struct SessionList {
     /// Pass as `cursor` for the next page; null when no rows follow.
     #[schema(required = true, example = json!(null))]
     pub next_cursor: Option<String>,
+    /// Where this answer stands in the events: every change up to this event is in it.
+    /// Follow `GET /events` with it as `Last-Event-ID` to keep the list current without
+    /// missing a change (one made while the list was read may come again: applying it twice
+    /// changes nothing).
+    #[schema(example = "1795820400000-0")]
+    pub last_event_id: String,
 }
 
 /// `DELETE /sessions` body.
@@ -187,6 +193,7 @@ pub async fn list_sessions(
             .collect(),
         total: listing.total,
         next_cursor: listing.next_cursor,
+        last_event_id: listing.last_event_id.unwrap_or_default().to_string(),
     }))
 }
 
@@ -262,6 +269,10 @@ pub struct SessionSummary {
     pub by_server: Vec<ServerSummary>,
     /// What the lists leave out beyond `limit`, summed.
     pub other: OtherSummary,
+    /// Where these counts stand in the events (they are at most 5 s old): every change up to
+    /// this event is counted. Follow `GET /events` from it to keep them current.
+    #[schema(example = "1795820400000-0")]
+    pub last_event_id: String,
 }
 
 /// The organisations and servers beyond a summary's `limit`, summed per list.
@@ -372,6 +383,7 @@ pub async fn session_summary(
         .by_server
         .split_off(limit.min(summary.by_server.len()));
     Ok(web::Json(SessionSummary {
+        last_event_id: summary.last_event_id.to_string(),
         total: summary.total,
         users: summary.users,
         other: OtherSummary {

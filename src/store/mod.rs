@@ -22,7 +22,7 @@ use crate::domain::{
     TokenDigest,
 };
 pub use crate::error::StoreError;
-use crate::events::Hub;
+use crate::events::{EventId, Hub};
 
 /// A store behind a shared pointer, as the application holds it.
 pub type SharedStore = Arc<dyn SessionStore>;
@@ -130,6 +130,11 @@ pub trait SessionStore: SessionCounts + Send + Sync {
     /// One page of the live sessions in `scope` that match the query.
     async fn list(&self, query: &ListQuery, scope: &Scope, now: Millis)
         -> Result<Page, StoreError>;
+
+    /// Where the answers of `list` and the counts stand in the event stream: every event up
+    /// to this id has its change in them (later ones may too, when they come while a list is
+    /// read: following the events from here misses nothing).
+    fn position(&self) -> EventId;
 
     /// Frees the memory of expired sessions; returns how many it removed.
     async fn reap(&self, now: Millis) -> Result<usize, StoreError>;

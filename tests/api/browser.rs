@@ -69,7 +69,18 @@ impl Chromedriver {
 
     /// A new headless browser session.
     pub async fn browser(&self, width: u32, height: u32) -> Client {
-        let options = json!({
+        self.session(width, height, None).await
+    }
+
+    /// A new headless browser session that is a phone's: a viewport 390 CSS pixels wide (a
+    /// window cannot be made that narrow), at three device pixels each, with touch.
+    pub async fn phone(&self) -> Client {
+        let phone = json!({"deviceMetrics": {"width": 390, "height": 844, "pixelRatio": 3.0, "touch": true}});
+        self.session(390, 844, Some(phone)).await
+    }
+
+    async fn session(&self, width: u32, height: u32, emulation: Option<Value>) -> Client {
+        let mut options = json!({
             "binary": find(&["/usr/bin/chromium", "/usr/bin/chromium-browser"]).unwrap(),
             "args": [
                 "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
@@ -79,6 +90,9 @@ impl Chromedriver {
                 format!("--window-size={width},{height}"),
             ]
         });
+        if let Some(emulation) = emulation {
+            options["mobileEmulation"] = emulation;
+        }
         let mut capabilities = Capabilities::new();
         capabilities.insert("goog:chromeOptions".into(), options);
         ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
@@ -161,4 +175,44 @@ pub async fn screenshot(client: &Client, name: &str) -> PathBuf {
         .join(name);
     std::fs::write(&path, png).expect("the screenshot is written");
     path
+}
+
+/// axe-core's violations of WCAG 2.1 A/AA and its best practices on the page as it is now
+/// (each as its rule, impact and first offending elements), or `None` after saying loudly why
+/// axe-core cannot be had here. Under CI a missing axe-core fails the test instead.
+pub async fn accessibility_violations(client: &Client) -> Option<Vec<Value>> {
+    let path = std::env::var("SESSIOND_AXE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("target/tools/node/node_modules/axe-core/axe.min.js")
+        });
+    let Ok(axe) = std::fs::read_to_string(&path) else {
+        let why = format!(
+            "axe-core is not at {} (scripts/test installs it; or set SESSIOND_AXE)",
+            path.display()
+        );
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("accessibility checks cannot be skipped in CI: {why}");
+        }
+        eprintln!("\n*** SKIPPED accessibility check: {why} ***\n");
+        return None;
+    };
+    run(client, &format!("{axe}\n;return typeof window.axe;")).await;
+    let found = client
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             axe.run(document, {runOnly: {type: 'tag',
+                 values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice']}})
+               .then(r => done(r.violations.map(v => ({id: v.id, impact: v.impact, help: v.help,
+                   nodes: v.nodes.slice(0, 3).map(n => n.target.join(' '))}))))
+               .catch(e => done('axe failed: ' + e));",
+            vec![],
+        )
+        .await
+        .expect("axe runs");
+    match found {
+        Value::Array(violations) => Some(violations),
+        other => panic!("{other}"),
+    }
 }

@@ -384,3 +384,73 @@ fn resuming_from_before_a_restart_is_told_as_a_stream_reset() {
     let live = restarted.login(&unique(), "10.5.0.2");
     while resumed.event().1["data"]["id"] != live.id.as_str() {}
 }
+
+/// The list and the summary say where they stand in the events: following from there gets the
+/// changes made since, in order, and none of those already in the answer.
+#[test]
+fn a_list_says_where_it_stands_so_following_from_it_misses_nothing() {
+    let app = spawn_app();
+    let admin = app.admin();
+    let organisation = unique();
+    let member = |ip: &str| {
+        app.login_as(&json!({
+            "user_id": unique(), "name": "Lena List", "organisation": organisation,
+            "ip_address": ip,
+        }))
+    };
+    let summary = app.get("/sessions/summary", &admin.token).json();
+    let counted = summary["last_event_id"].as_str().unwrap().to_string();
+    let first = member("10.6.0.1");
+    let second = member("10.6.0.2");
+    let list = app
+        .get(
+            &format!("/sessions?organisation={organisation}"),
+            &admin.token,
+        )
+        .json();
+    assert_eq!(list["total"], 2);
+    let listed = list["last_event_id"].as_str().unwrap().to_string();
+    assert!(
+        listed
+            .split_once('-')
+            .is_some_and(|(ms, seq)| { ms.parse::<u64>().is_ok() && seq.parse::<u64>().is_ok() }),
+        "{listed}"
+    );
+
+    // Changes after the list, before anyone follows.
+    let third = member("10.6.0.3");
+    assert_eq!(
+        app.delete(&format!("/sessions/{}", first.id), &admin.token)
+            .status,
+        204
+    );
+
+    let stream = EventStream::open(&app, &admin.token, "", Some(&listed));
+    let got: Vec<(String, String)> = stream
+        .events(2)
+        .iter()
+        .map(|(_, e)| {
+            (
+                e["type"].as_str().unwrap().to_string(),
+                e["data"]["id"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("session-created".to_string(), third.id.clone()),
+            ("session-ended".to_string(), first.id.clone()),
+        ]
+    );
+    assert!(stream.next_event(Duration::from_millis(300)).is_none());
+
+    // The summary counted before both logins: following from it starts with them.
+    let stream = EventStream::open(&app, &admin.token, "", Some(&counted));
+    let created: Vec<String> = stream
+        .events(3)
+        .iter()
+        .map(|(_, e)| e["data"]["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(created, [first.id, second.id, third.id]);
+}

@@ -8,7 +8,7 @@ use std::sync::{Arc, OnceLock};
 use compact_str::CompactString;
 
 use crate::domain::{EndReason, Millis, SessionData, SessionId, SessionRecord, TokenDigest};
-use crate::events::{Change, CreatedSession, Denied, DenyReason, Ended, Hub};
+use crate::events::{Change, CreatedSession, Denied, DenyReason, Ended, EventId, Hub};
 use crate::persistence::journal::{Fsync, Journal};
 use crate::store::StoreError;
 
@@ -54,6 +54,15 @@ impl Changes {
             hub.kept().await;
         }
         Ok(())
+    }
+
+    /// Where the store stands in its events (which are wanted from now on): changes are
+    /// numbered after they are made, so every event up to it has its change in the store.
+    pub(super) fn position(&self) -> EventId {
+        self.events
+            .get()
+            .map(|hub| hub.position())
+            .unwrap_or_default()
     }
 
     /// The hub, if there is one and anyone reads its events.

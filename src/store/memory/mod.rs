@@ -51,7 +51,7 @@ use super::{
 use crate::domain::{
     EndReason, ListQuery, Millis, PresentedToken, SavedSession, Scope, SessionId, SessionRecord,
 };
-use crate::events::Hub;
+use crate::events::{EventId, Hub};
 use crate::persistence::journal::Journal;
 
 /// The embedded store, shared with the threads a listing runs on.
@@ -213,6 +213,10 @@ impl SessionStore for MemoryStore {
 
     fn publish_events(&self, hub: Arc<Hub>) {
         self.engine.changes.publish_events(hub);
+    }
+
+    fn position(&self) -> EventId {
+        self.engine.changes.position()
     }
 }
 

@@ -41,7 +41,7 @@ use super::{
 use crate::domain::{
     EndReason, ListQuery, Millis, PresentedToken, Scope, SessionId, SessionRecord,
 };
-use crate::events::Hub;
+use crate::events::{EventId, Hub};
 use crate::store::outage::Outage;
 use event_log::EventReader;
 use fields::{field, field_names, parse, script, to_hex, FIELDS};
@@ -162,6 +162,7 @@ impl RedisStore {
                 next: AtomicU64::new(0),
                 waiting: Mutex::new(HashMap::new()),
                 following: AtomicBool::new(false),
+                position: Mutex::new(EventId::default()),
             }),
             create: scripts::login_script(),
             authenticate: script(include_str!("lua/authenticate.lua")),
@@ -441,6 +442,10 @@ impl SessionStore for RedisStore {
             link: self.link.clone(),
             key: self.keys.audit_log(),
         }))
+    }
+
+    fn position(&self) -> EventId {
+        self.markers.position()
     }
 
     fn publish_events(&self, hub: Arc<Hub>) {

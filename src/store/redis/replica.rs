@@ -16,6 +16,7 @@ use super::fields::{field_names, parse};
 use super::link::unavailable;
 use super::{RedisStore, TIMEOUT};
 use crate::domain::{Millis, SessionId};
+use crate::events::EventId;
 use crate::store::StoreError;
 
 /// Markers this node published and is waiting to see come back.
@@ -25,6 +26,22 @@ pub(super) struct Markers {
     pub(super) waiting: Mutex<HashMap<u64, oneshot::Sender<()>>>,
     /// Whether the change feed is subscribed and the replica caught up.
     pub(super) following: AtomicBool,
+    /// The newest event whose change the replica holds (the feed's messages carry their
+    /// events' ids, in the order Redis ran the scripts).
+    pub(super) position: Mutex<EventId>,
+}
+
+impl Markers {
+    pub(super) fn position(&self) -> EventId {
+        *self.position.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn advance(&self, event: Option<&str>) {
+        if let Some(id) = event.and_then(EventId::parse) {
+            let mut position = self.position.lock().unwrap_or_else(PoisonError::into_inner);
+            *position = (*position).max(id);
+        }
+    }
 }
 
 impl RedisStore {
@@ -68,6 +85,24 @@ impl RedisStore {
     /// Loads every session from Redis into the replica.
     async fn reload(&self) -> Result<usize, StoreError> {
         let mut conn = self.link.conn();
+        // Read before the sessions: every change up to the newest event is in what follows.
+        let newest: Vec<(String, redis::Value)> = redis::cmd("XREVRANGE")
+            .arg(self.keys.event_log())
+            .arg("+")
+            .arg("-")
+            .arg("COUNT")
+            .arg(1)
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        *self
+            .markers
+            .position
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = newest
+            .first()
+            .and_then(|(id, _)| EventId::parse(id))
+            .unwrap_or_default();
         let pattern = self.keys.every_session();
         let mut cursor: u64 = 0;
         let mut saved = Vec::new();
@@ -116,7 +151,7 @@ impl RedisStore {
             Err(e) => return log::warn!("unreadable change event: {e}"),
         };
         match message {
-            FeedMessage::Created { id, row } => {
+            FeedMessage::Created { id, row, e } => {
                 // The row's values in FIELDS order; `false` for a field not given.
                 let row: Vec<Option<String>> = std::iter::once(Some(id))
                     .chain(row.into_iter().map(|v| match v {
@@ -127,16 +162,18 @@ impl RedisStore {
                 if let Some(saved) = parse(&row) {
                     self.replica.import(vec![saved], Millis::now());
                 }
+                self.markers.advance(e.as_deref());
             }
             FeedMessage::Touched { id, l } => {
                 if let (Some(id), Ok(at)) = (SessionId::parse(&id), l.parse()) {
                     self.replica.touch(id, Millis(at));
                 }
             }
-            FeedMessage::Deleted { id } => {
+            FeedMessage::Deleted { id, e } => {
                 if let Some(id) = SessionId::parse(&id) {
                     self.replica.forget(&[id]);
                 }
+                self.markers.advance(e.as_deref());
             }
             FeedMessage::Marker { node, n } => {
                 if node == self.markers.node {
@@ -198,11 +235,13 @@ enum FeedMessage {
     Created {
         id: String,
         row: Vec<serde_json::Value>,
+        /// The id of the change's event.
+        e: Option<String>,
     },
     #[serde(rename = "t")]
     Touched { id: String, l: String },
     #[serde(rename = "d")]
-    Deleted { id: String },
+    Deleted { id: String, e: Option<String> },
     #[serde(rename = "m")]
     Marker { node: String, n: String },
 }

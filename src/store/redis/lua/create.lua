@@ -21,8 +21,7 @@ for _, sid in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   elseif session_expires_at(s, max_ms) <= now then
     redis.call('DEL', key)
     redis.call('SREM', KEYS[1], sid)
-    redis.call('PUBLISH', channel, cjson.encode({op = 'd', id = sid}))
-    emit(prefix, 'ended', 'expired', now, sid, s)
+    announce_end(prefix, channel, 'expired', now, sid, s)
   else
     table.insert(live, {sid, s[IP_ADDRESS], s[SERVER_NAME], tonumber(s[LAST_ACTIVE_AT]),
       s[ORGANISATION] == ARG.organisation, s})
@@ -33,8 +32,7 @@ local function end_session(live_session, reason, ended)
   local sid = live_session[1]
   redis.call('DEL', session_key(prefix, sid))
   redis.call('SREM', KEYS[1], sid)
-  redis.call('PUBLISH', channel, cjson.encode({op = 'd', id = sid}))
-  emit(prefix, 'ended', reason, now, sid, live_session[6])
+  announce_end(prefix, channel, reason, now, sid, live_session[6])
   table.insert(ended, reason); table.insert(ended, sid)
 end
 
@@ -113,6 +111,6 @@ redis.call('SADD', KEYS[1], id)
 -- The user index lives as long as the longest session it may hold.
 redis.call('PEXPIREAT', KEYS[1], keep_until(now + max_ms), 'NX')
 redis.call('PEXPIREAT', KEYS[1], keep_until(now + max_ms), 'GT')
-redis.call('PUBLISH', channel, cjson.encode({op = 'c', id = id, row = row}))
-emit(prefix, 'created', '', now, id, row)
+local event = emit(prefix, 'created', '', now, id, row)
+redis.call('PUBLISH', channel, cjson.encode({op = 'c', id = id, row = row, e = event}))
 return ended

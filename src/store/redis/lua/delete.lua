@@ -14,8 +14,7 @@ for n = 7, #ARGV do
   if s[USER_ID] and in_scope and session_expires_at(s, max_ms) > now then
     redis.call('DEL', key)
     redis.call('SREM', user_key(prefix, s[USER_ID]), id)
-    redis.call('PUBLISH', channel, cjson.encode({op = 'd', id = id}))
-    emit(prefix, 'ended', reason, now, id, s)
+    announce_end(prefix, channel, reason, now, id, s)
     table.insert(ended, id)
     for i = 1, #ROW do table.insert(ended, s[i]) end
   end

@@ -42,7 +42,8 @@ end
 
 
 -- Append an event to the capped event log: its kind, reason, time and session id, and the
--- session's fields `s` (in ROW order; never the digest). Every node reads the log.
+-- session's fields `s` (in ROW order; never the digest). Every node reads the log. Returns the
+-- event's id.
 local function emit(prefix, kind, reason, now, id, s)
   local entry = {'kind', kind, 'why', reason, 'at', string.format('%d', now), 'sid', id}
   for i = 1, #ROW do
@@ -50,7 +51,14 @@ local function emit(prefix, kind, reason, now, id, s)
       table.insert(entry, ROW[i]); table.insert(entry, s[i])
     end
   end
-  redis.call('XADD', prefix .. EVENT_LOG, 'MAXLEN', '~', EVENT_LOG_LENGTH, '*', unpack(entry))
+  return redis.call('XADD', prefix .. EVENT_LOG, 'MAXLEN', '~', EVENT_LOG_LENGTH, '*', unpack(entry))
+end
+
+-- Announce that session `id` (fields `s`) ended: its event, then the change feed's message,
+-- which carries the event's id so that listings know where they stand in the events.
+local function announce_end(prefix, channel, reason, now, id, s)
+  local event = emit(prefix, 'ended', reason, now, id, s)
+  redis.call('PUBLISH', channel, cjson.encode({op = 'd', id = id, e = event}))
 end
 
 -- How long a session's hash outlives its expiry: the reaper ends it meanwhile, saying so.

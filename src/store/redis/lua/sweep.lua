@@ -15,8 +15,7 @@ for _, set in ipairs(step[2]) do
     elseif session_expires_at(s, max_ms) <= now then
       redis.call('DEL', key)
       redis.call('SREM', set, id)
-      redis.call('PUBLISH', channel, cjson.encode({op = 'd', id = id}))
-      emit(prefix, 'ended', 'expired', now, id, s)
+      announce_end(prefix, channel, 'expired', now, id, s)
       ended = ended + 1
     end
   end
