@@ -206,3 +206,43 @@ impl AdminCaller {
         acting(&self.caller, &self.reach)
     }
 }
+
+/// Who may end every session of a user: an app server (its service key: the account was
+/// disabled, or its password changed), or an administrator, within its scope.
+pub enum UserAuthority {
+    App,
+    Admin(Box<AdminCaller>),
+}
+
+impl FromRequest for UserAuthority {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        if req.headers().contains_key(SERVICE_KEY_HEADER) {
+            let app = ServiceCaller::from_request(req, payload);
+            Box::pin(async move { app.await.map(|_| UserAuthority::App) })
+        } else {
+            let admin = AdminCaller::from_request(req, payload);
+            Box::pin(async move { admin.await.map(|a| UserAuthority::Admin(Box::new(a))) })
+        }
+    }
+}
+
+impl UserAuthority {
+    /// Which sessions it may end.
+    pub fn scope(&self) -> &Scope {
+        match self {
+            UserAuthority::App => &Scope::All,
+            UserAuthority::Admin(admin) => admin.scope(),
+        }
+    }
+
+    /// The administrator's session; none for an app server.
+    pub fn session(&self) -> Option<&SessionData> {
+        match self {
+            UserAuthority::App => None,
+            UserAuthority::Admin(admin) => Some(&admin.caller.session.data),
+        }
+    }
+}

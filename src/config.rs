@@ -44,6 +44,11 @@ pub struct Settings {
     #[arg(long, env = "SESSIOND_CONCURRENT_SESSIONS", value_enum, default_value_t = ConcurrentSessions::DenyOtherIp, value_name = "POLICY")]
     pub concurrent_sessions: ConcurrentSessions,
 
+    /// Which `concurrent_sessions` values a login may ask for instead of the server's policy,
+    /// comma-separated (`replace`, `replace,allow`), or `none`; any other is refused (400).
+    #[arg(long, env = "SESSIOND_LOGIN_OVERRIDES", default_value = "replace", value_name = "POLICY,...|none", value_parser = LoginOverrides::parse)]
+    pub login_overrides: LoginOverrides,
+
     /// The most live sessions one user may have; a login beyond it ends the user's least
     /// recently active one. 0: no limit.
     #[arg(long, env = "SESSIOND_MAX_SESSIONS_PER_USER", default_value_t = 100, value_name = "SESSIONS", value_parser = clap::value_parser!(u32).range(0..=1_000_000))]
@@ -126,6 +131,49 @@ pub struct Settings {
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "SESSIOND_MAX_BODY", default_value_t = 1_048_576, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..=1_073_741_824))]
     pub max_body: u64,
+}
+
+/// The policies a login may ask for (`SESSIOND_LOGIN_OVERRIDES`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoginOverrides(Vec<ConcurrentSessions>);
+
+impl LoginOverrides {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        if text == "none" {
+            return Ok(LoginOverrides(Vec::new()));
+        }
+        let mut allowed = Vec::new();
+        for name in text.split(',').map(str::trim) {
+            let policy = ConcurrentSessions::from_str(name, false).map_err(|_| {
+                format!(
+                    "{name:?} is not a policy; list some of {}, or say none",
+                    ConcurrentSessions::names()
+                )
+            })?;
+            if !allowed.contains(&policy) {
+                allowed.push(policy);
+            }
+        }
+        Ok(LoginOverrides(allowed))
+    }
+
+    pub fn allows(&self, policy: ConcurrentSessions) -> bool {
+        self.0.contains(&policy)
+    }
+
+    /// As the setting is written: `replace,allow`, or `none`.
+    pub fn names(&self) -> String {
+        match self.0.is_empty() {
+            true => "none".into(),
+            false => self
+                .0
+                .iter()
+                .map(|p| p.name())
+                .collect::<Vec<_>>()
+                .join(","),
+        }
+    }
 }
 
 /// An `http` or `https` URL with a host.
@@ -282,7 +330,7 @@ impl Settings {
         format!(
             "bind={} server_name={} store={store} redis_prefix={} redis_min_replicas={} data_dir={} fsync={} \
              snapshot_interval={}s activity_interval={}s idle_timeout={}s max_lifetime={}s \
-             concurrent_sessions={} max_sessions_per_user={} organisation_seats={} \
+             concurrent_sessions={} login_overrides={} max_sessions_per_user={} organisation_seats={} \
              audit_capacity={} cors_origins={} webhook={} max_body={} service_keys={}",
             self.bind,
             self.server_name,
@@ -297,6 +345,7 @@ impl Settings {
             self.idle_timeout,
             self.max_lifetime,
             self.concurrent_sessions.name(),
+            self.login_overrides.names(),
             self.max_sessions_per_user,
             optional(self.organisation_seats.as_ref().map(|s| {
                 s.iter()

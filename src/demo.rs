@@ -209,9 +209,12 @@ pub async fn seed(sessions: &Sessions) -> Result<String, String> {
         roles: None,
         timeout_seconds: None,
         user_agent: Some("Mozilla/5.0 (X11; Linux x86_64) demo".into()),
-        concurrent_sessions: Some("deny-other-ip".into()),
+        concurrent_sessions: None,
     };
-    match sessions.log_in(again).await {
+    match sessions
+        .log_in_under(again, ConcurrentSessions::DenyOtherIp)
+        .await
+    {
         Err(refused) if refused.to_string().contains("already has a session") => log::info!(
             "demo: Marcus Webb's login from 198.51.100.23 was denied: he is already on from 203.0.113.45"
         ),

@@ -7,7 +7,7 @@ use utoipa::openapi::schema::{
 
 /// No control characters (U+0000–U+001F, U+007F–U+009F) and none of the invisible characters
 /// that reorder or hide text: what every text field accepts (`domain::text`).
-pub const NO_CONTROL_CHARACTERS: &str = "^[^\\x00-\\x1F\\x7F-\\x9F\\u00AD\\u061C\\u180E\\u200B\\u200E\\u200F\\u202A-\\u202E\\u2060-\\u2064\\u2066-\\u206F\\uFEFF\\uFFF9-\\uFFFB]*$";
+pub const NO_CONTROL_CHARACTERS: &str = "^[^\\x00-\\x1F\\x7F-\\x9F\\u00AD\\u061C\\u180E\\u200B\\u200E\\u200F\\u2028-\\u202E\\u2060-\\u2064\\u2066-\\u206F\\uFEFF\\uFFF9-\\uFFFB]*$";
 
 /// An IPv4 or IPv6 address. `anyOf`, not `oneOf`: where formats are only annotations, both
 /// branches accept any string, and exactly one must not be required.

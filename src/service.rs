@@ -8,14 +8,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::audit::{AuditLog, EndMethod, Subject};
-use crate::config::{Seats, Settings};
-use crate::domain::limits::MAX_LIMIT;
+use crate::config::{LoginOverrides, Seats, Settings};
+use crate::domain::limits::{MAX_LIMIT, MAX_TEXT_CHARS};
 use crate::domain::listing::ListParams;
 use crate::domain::new_session::{requested_policy, Defaults};
 use crate::domain::session::holds_admin;
+use crate::domain::text::check;
 use crate::domain::{
-    EndReason, ListQuery, Millis, NewSession, NewSessionRequest, Order, Position, PresentedToken,
-    Scope, SessionData, SessionId, SessionRecord, SortField, Token,
+    ConcurrentSessions, EndReason, ListQuery, Millis, NewSession, NewSessionRequest, Order,
+    Position, PresentedToken, Scope, SessionData, SessionId, SessionRecord, SortField, Token,
 };
 use crate::error::{ApiError, Code};
 use crate::events::EventId;
@@ -28,6 +29,8 @@ pub struct Sessions {
     /// The server's rules; a login may ask for another policy, and its organisation's seats
     /// come from `seats`.
     rules: LoginRules,
+    /// The policies a login may ask for instead.
+    overrides: LoginOverrides,
     seats: Seats,
     server_name: String,
     idle_timeout: u32,
@@ -153,6 +156,7 @@ impl Sessions {
                 max_per_user: settings.max_sessions_per_user,
                 seats: None,
             },
+            overrides: settings.login_overrides.clone(),
             seats: settings.organisation_seats.clone().unwrap_or_default(),
             server_name: settings.server_name.clone(),
             idle_timeout: settings.idle_timeout,
@@ -171,13 +175,31 @@ impl Sessions {
     /// for), the per-user limit and the organisation's seats. A refused login is audited and
     /// counted.
     pub async fn log_in(&self, request: NewSessionRequest) -> Result<LoggedIn, ApiError> {
+        let policy = match requested_policy(&request).map_err(ApiError::invalid)? {
+            None => self.rules.policy,
+            Some(asked) if self.overrides.allows(asked) => asked,
+            Some(asked) => {
+                return Err(ApiError::invalid(format!(
+                    "concurrent_sessions: a login may not ask for {:?} here (SESSIOND_LOGIN_OVERRIDES allows {})",
+                    asked.name(),
+                    self.overrides.names()
+                )))
+            }
+        };
+        self.log_in_under(request, policy).await
+    }
+
+    /// [`Sessions::log_in`] under `policy`, whatever the login asks for: for callers inside
+    /// the service (the demo's sample of a refused login).
+    pub async fn log_in_under(
+        &self,
+        request: NewSessionRequest,
+        policy: ConcurrentSessions,
+    ) -> Result<LoggedIn, ApiError> {
         let defaults = Defaults {
             server_name: &self.server_name,
             timeout_seconds: self.idle_timeout,
         };
-        let policy = requested_policy(&request)
-            .map_err(ApiError::invalid)?
-            .unwrap_or(self.rules.policy);
         let session = NewSession::parse(request, &defaults).map_err(ApiError::invalid)?;
         let rules = LoginRules {
             policy,
@@ -206,13 +228,11 @@ impl Sessions {
             Err(refused @ (StoreError::LoginDenied(_) | StoreError::SeatLimit { .. })) => {
                 self.metrics.logins_denied.inc();
                 let subject = attempt.subject();
-                let blocking_addresses = match &refused {
-                    StoreError::LoginDenied(blocking) => {
-                        blocking.iter().map(|b| b.ip_address).collect()
-                    }
-                    _ => Vec::new(),
+                let blocking = match &refused {
+                    StoreError::LoginDenied(blocking) => &blocking[..],
+                    _ => &[],
                 };
-                self.audit.login_denied(subject, blocking_addresses).await;
+                self.audit.login_denied(subject, blocking).await;
                 Err(refused.into())
             }
             Err(e) => Err(e.into()),
@@ -326,7 +346,7 @@ impl Sessions {
             }
         };
         self.audit
-            .session_ended(acting.caller, &ended.data, EndMethod::Single)
+            .session_ended(Some(acting.caller), &ended.data, EndMethod::Single)
             .await;
         self.metrics.ended(reason, 1);
         if reason == EndReason::Admin {
@@ -362,20 +382,76 @@ impl Sessions {
         caller: &SessionData,
         now: Millis,
     ) -> Result<Vec<SessionId>, ApiError> {
-        let mut others = Vec::new();
+        self.end_user(
+            Some(caller),
+            &Scope::All,
+            &caller.user_id,
+            Some(caller.id),
+            (EndReason::SelfService, EndMethod::Bulk),
+            now,
+        )
+        .await
+    }
+
+    /// Ends every session of `user_id` that `scope` reaches, but `except` (the device that
+    /// changed the password): the account was disabled or its password changed. `by` is the
+    /// administrator acting, or none for an app server. Returns the ids it ended.
+    pub async fn revoke_user(
+        &self,
+        by: Option<&SessionData>,
+        scope: &Scope,
+        user_id: &str,
+        except: Option<&str>,
+        now: Millis,
+    ) -> Result<Vec<SessionId>, ApiError> {
+        check("user_id", user_id, MAX_TEXT_CHARS).map_err(ApiError::invalid)?;
+        let except = match except.filter(|e| !e.is_empty()) {
+            None => None,
+            Some(text) => Some(SessionId::parse(text).ok_or_else(|| {
+                ApiError::invalid(format!("except: {text:?} is not a session id"))
+            })?),
+        };
+        let ended = self
+            .end_user(
+                by,
+                scope,
+                user_id,
+                except,
+                (EndReason::Revoked, EndMethod::Revoke),
+                now,
+            )
+            .await?;
+        if !ended.is_empty() {
+            self.recount().await;
+        }
+        Ok(ended)
+    }
+
+    /// Ends the live sessions of `user_id` in `scope` but `except`, as one store call, and
+    /// audits and counts them.
+    async fn end_user(
+        &self,
+        by: Option<&SessionData>,
+        scope: &Scope,
+        user_id: &str,
+        except: Option<SessionId>,
+        (reason, method): (EndReason, EndMethod),
+        now: Millis,
+    ) -> Result<Vec<SessionId>, ApiError> {
+        let mut ids = Vec::new();
         let mut params = ListParams {
-            user_id: Some(caller.user_id.to_string()),
+            user_id: Some(user_id.to_string()),
             limit: Some(MAX_LIMIT as i64),
             ..ListParams::default()
         };
         loop {
             let query = ListQuery::parse(params.clone()).map_err(ApiError::invalid)?;
-            let page = self.store.list(&query, &Scope::All, now).await?;
-            others.extend(
+            let page = self.store.list(&query, scope, now).await?;
+            ids.extend(
                 page.items
                     .iter()
                     .map(|r| r.data.id)
-                    .filter(|&id| id != caller.id),
+                    .filter(|&id| Some(id) != except),
             );
             match (page.more, page.items.last()) {
                 (true, Some(last)) => {
@@ -384,16 +460,11 @@ impl Sessions {
                 _ => break,
             }
         }
-        let ended = self
-            .store
-            .delete(&others, &Scope::All, now, EndReason::SelfService)
-            .await?;
+        let ended = self.store.delete(&ids, scope, now, reason).await?;
         for record in &ended {
-            self.audit
-                .session_ended(caller, &record.data, EndMethod::Bulk)
-                .await;
+            self.audit.session_ended(by, &record.data, method).await;
         }
-        self.metrics.ended(EndReason::SelfService, ended.len());
+        self.metrics.ended(reason, ended.len());
         Ok(ended.into_iter().map(|r| r.data.id).collect())
     }
 
@@ -431,7 +502,7 @@ impl Sessions {
             .await?;
         for record in &records {
             self.audit
-                .session_ended(acting.caller, &record.data, EndMethod::Bulk)
+                .session_ended(Some(acting.caller), &record.data, EndMethod::Bulk)
                 .await;
         }
         self.metrics.ended(EndReason::Admin, records.len());

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::domain::{Millis, SessionData};
+use crate::domain::{Millis, Scope, SessionData};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "kebab-case")]
@@ -22,8 +22,10 @@ pub enum AuditAction {
 pub enum EndMethod {
     /// `DELETE /sessions/{id}`.
     Single,
-    /// `DELETE /sessions`.
+    /// `DELETE /sessions`, or `DELETE /sessions/mine`.
     Bulk,
+    /// `DELETE /users/{user_id}/sessions`: every session of the user.
+    Revoke,
 }
 
 /// The session holder who acted: an administrator, or the user from another device.
@@ -85,11 +87,35 @@ pub struct AuditEvent {
     /// For `session-ended`: single or bulk; null otherwise.
     #[schema(required = true)]
     pub method: Option<EndMethod>,
-    /// For `session-ended`: who ended it; null otherwise.
+    /// For `session-ended`: who ended it; null otherwise, and when an app server did (its
+    /// service key revoked the user's sessions).
     #[schema(required = true)]
     pub actor: Option<Actor>,
     pub session: Subject,
-    /// For `login-denied`: the IP addresses the user already had sessions from.
+    /// For `login-denied`: the IP addresses the user already had sessions from (those the
+    /// reader may see: an `org_admin` sees only its organisation's).
     #[schema(value_type = Vec<String>)]
     pub existing_ip_addresses: Vec<IpAddr>,
+    /// Where each of `existing_ip_addresses` is: its organisation, and whether it holds
+    /// `admin`. Kept, never shown.
+    #[serde(skip)]
+    pub existing_in: Vec<(String, bool)>,
+}
+
+impl AuditEvent {
+    /// The event as a reader of `scope` may see it: a denied login's existing sessions
+    /// outside the scope are left out (an address recorded without where it was, by an
+    /// earlier version, only for a reader of everything).
+    pub fn within(mut self, scope: &Scope) -> Self {
+        if *scope != Scope::All {
+            let existing = std::mem::take(&mut self.existing_ip_addresses);
+            self.existing_ip_addresses = existing
+                .into_iter()
+                .zip(&self.existing_in)
+                .filter(|(_, (organisation, admin))| scope.admits(organisation, *admin))
+                .map(|(ip, _)| ip)
+                .collect();
+        }
+        self
+    }
 }

@@ -4,13 +4,12 @@
 //! file of the data directory (and read back at start-up), or in Redis for every node.
 
 use std::collections::VecDeque;
-use std::net::IpAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::domain::{Millis, Scope, SessionData};
 use crate::error::ApiError;
-use crate::store::AuditTrail;
+use crate::store::{AuditTrail, BlockingSession};
 
 mod cursor;
 mod event;
@@ -80,20 +79,28 @@ impl AuditLog {
         }
     }
 
-    pub async fn session_ended(&self, actor: &SessionData, ended: &SessionData, method: EndMethod) {
+    /// A session ended by `actor` (none: an app server, with its service key).
+    pub async fn session_ended(
+        &self,
+        actor: Option<&SessionData>,
+        ended: &SessionData,
+        method: EndMethod,
+    ) {
         self.record(AuditEvent {
             id: String::new(),
             at: Millis::now(),
             action: AuditAction::SessionEnded,
             method: Some(method),
-            actor: Some(Actor::of(actor)),
+            actor: actor.map(Actor::of),
             session: Subject::of(ended),
             existing_ip_addresses: Vec::new(),
+            existing_in: Vec::new(),
         })
         .await;
     }
 
-    pub async fn login_denied(&self, attempt: Subject, existing: Vec<IpAddr>) {
+    /// A login refused; `existing`: the user's sessions that stood in the way.
+    pub async fn login_denied(&self, attempt: Subject, existing: &[BlockingSession]) {
         self.record(AuditEvent {
             id: String::new(),
             at: Millis::now(),
@@ -101,7 +108,11 @@ impl AuditLog {
             method: None,
             actor: None,
             session: attempt,
-            existing_ip_addresses: existing,
+            existing_ip_addresses: existing.iter().map(|s| s.ip_address).collect(),
+            existing_in: existing
+                .iter()
+                .map(|s| (s.organisation.to_string(), s.holds_admin))
+                .collect(),
         })
         .await;
     }
@@ -185,7 +196,7 @@ impl AuditLog {
         let items: Vec<(u64, AuditEvent)> = matching
             .by_ref()
             .take(limit)
-            .map(|(s, e)| (*s, e.clone()))
+            .map(|(s, e)| (*s, e.clone().within(scope)))
             .collect();
         let more = matching.next().is_some();
         Ok(AuditPage {
@@ -213,13 +224,13 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("sessiond-audit-{}", SessionId::generate()));
         {
             let log = AuditLog::in_dir(10, &dir).unwrap();
-            run(log.login_denied(attempt("A"), vec![]));
+            run(log.login_denied(attempt("A"), &[]));
             run(log.login_denied(
                 Subject {
                     holds_admin: true,
                     ..attempt("A")
                 },
-                vec![],
+                &[],
             ));
         }
         let mut file = std::fs::OpenOptions::new()
@@ -228,7 +239,7 @@ mod tests {
             .unwrap();
         file.write_all(b"{\"seq\": 3, \"adm").unwrap();
         let log = AuditLog::in_dir(10, &dir).unwrap();
-        run(log.login_denied(attempt("B"), vec![]));
+        run(log.login_denied(attempt("B"), &[]));
         let page = run(log.page(&Scope::All, None, 10)).unwrap();
         let ids: Vec<&str> = page.items.iter().map(|e| e.id.as_str()).collect();
         assert_eq!(ids, ["3", "2", "1"], "numbering goes on after the restart");
@@ -252,7 +263,7 @@ mod tests {
     fn keeps_the_newest_up_to_capacity_and_pages_newest_first() {
         let log = AuditLog::new(5);
         for _ in 0..8 {
-            run(log.login_denied(attempt("A"), vec![]));
+            run(log.login_denied(attempt("A"), &[]));
         }
         let first = run(log.page(&Scope::All, None, 3)).unwrap();
         let ids: Vec<&str> = first.items.iter().map(|e| e.id.as_str()).collect();
@@ -266,8 +277,8 @@ mod tests {
     #[test]
     fn an_organisation_sees_only_its_own() {
         let log = AuditLog::new(10);
-        run(log.login_denied(attempt("A"), vec![]));
-        run(log.login_denied(attempt("B"), vec![]));
+        run(log.login_denied(attempt("A"), &[]));
+        run(log.login_denied(attempt("B"), &[]));
         let page = run(log.page(&Scope::Organisation("B".into()), None, 10)).unwrap();
         assert_eq!(page.items.len(), 1);
         assert_eq!(page.items[0].session.organisation, "B");
@@ -281,11 +292,36 @@ mod tests {
                 holds_admin: true,
                 ..attempt("B")
             },
-            vec![],
+            &[],
         ));
         let org = run(log.page(&Scope::Organisation("B".into()), None, 10)).unwrap();
         assert!(org.items.is_empty());
         assert_eq!(run(log.page(&Scope::All, None, 10)).unwrap().items.len(), 1);
+    }
+
+    #[test]
+    fn a_denied_logins_existing_sessions_are_shown_only_within_the_readers_scope() {
+        let log = AuditLog::new(10);
+        let existing = |organisation: &str, ip: &str| BlockingSession {
+            id: SessionId::generate(),
+            ip_address: ip.parse().unwrap(),
+            server_name: "LOCAL".into(),
+            organisation: organisation.into(),
+            holds_admin: false,
+        };
+        run(log.login_denied(
+            attempt("B"),
+            &[existing("A", "10.0.0.7"), existing("B", "10.0.0.8")],
+        ));
+        let shown = |scope: Scope| {
+            run(log.page(&scope, None, 10)).unwrap().items[0]
+                .existing_ip_addresses
+                .iter()
+                .map(|ip| ip.to_string())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(shown(Scope::Organisation("B".into())), ["10.0.0.8"]);
+        assert_eq!(shown(Scope::All), ["10.0.0.7", "10.0.0.8"]);
     }
 
     #[test]

@@ -41,7 +41,7 @@ pub(super) async fn shared_page(
                     break 'reading before;
                 }
                 event.id = id.clone();
-                items.push(event);
+                items.push(event.within(scope));
             }
             before = Some(id);
         }

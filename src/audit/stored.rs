@@ -13,6 +13,9 @@ pub(super) struct Stored {
     seq: Option<u64>,
     admin: bool,
     event: AuditEvent,
+    /// Where the existing sessions of a denied login are ([`AuditEvent::existing_in`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    existing: Vec<(String, bool)>,
 }
 
 impl Stored {
@@ -20,6 +23,7 @@ impl Stored {
         serde_json::to_string(&Stored {
             seq,
             admin: event.session.holds_admin,
+            existing: event.existing_in.clone(),
             event: event.clone(),
         })
         .expect("an audit event always serialises")
@@ -28,6 +32,7 @@ impl Stored {
     pub(super) fn into_event(self) -> (Option<u64>, AuditEvent) {
         let mut event = self.event;
         event.session.holds_admin = self.admin;
+        event.existing_in = self.existing;
         (self.seq, event)
     }
 }

@@ -35,9 +35,14 @@ pub struct ApiClient {
     service_key: Option<String>,
 }
 
-enum Credential {
+/// What a request is sent with.
+#[derive(Clone, Copy)]
+pub enum Credential {
     Bearer,
     ServiceKey,
+    /// The token when there is one (an administrator, named in the audit trail), else the
+    /// service key (an app server).
+    Either,
 }
 
 impl ApiClient {
@@ -59,6 +64,15 @@ impl ApiClient {
 
     fn credential(&self, credential: Credential) -> Result<(&'static str, String), CliError> {
         match credential {
+            Credential::Either if self.token.is_none() && self.service_key.is_none() => {
+                Err(CliError::Usage(
+                    "a token (SESSIOND_TOKEN or --token-file) or a service key \
+                     (SESSIOND_SERVICE_KEY or --service-key-file) is needed"
+                        .into(),
+                ))
+            }
+            Credential::Either if self.token.is_some() => self.credential(Credential::Bearer),
+            Credential::Either => self.credential(Credential::ServiceKey),
             Credential::Bearer => self
                 .token
                 .as_ref()
@@ -95,17 +109,39 @@ impl ApiClient {
     }
 
     pub fn delete(&self, path: &str, body: &Value) -> Result<Value, CliError> {
-        let (name, value) = self.credential(Credential::Bearer)?;
-        let request = self
+        self.delete_as(Credential::Bearer, path, &[], body)
+    }
+
+    pub fn delete_as(
+        &self,
+        credential: Credential,
+        path: &str,
+        query: &[(&str, String)],
+        body: &Value,
+    ) -> Result<Value, CliError> {
+        let (name, value) = self.credential(credential)?;
+        let mut request = self
             .agent
             .delete(format!("{}{path}", self.base))
             .header(name, &value)
             .force_send_body();
+        for (k, v) in query {
+            request = request.query(k, v);
+        }
         self.finish(path, request.send_json(body))
     }
 
     pub fn post(&self, path: &str, body: &Value) -> Result<Value, CliError> {
-        let (name, value) = self.credential(Credential::ServiceKey)?;
+        self.post_as(Credential::ServiceKey, path, body)
+    }
+
+    pub fn post_as(
+        &self,
+        credential: Credential,
+        path: &str,
+        body: &Value,
+    ) -> Result<Value, CliError> {
+        let (name, value) = self.credential(credential)?;
         let request = self
             .agent
             .post(format!("{}{path}", self.base))

@@ -7,9 +7,10 @@ use std::process::ExitCode;
 use clap::{ArgGroup, Args, Subcommand};
 use comfy_table::presets::UTF8_BORDERS_ONLY;
 use comfy_table::{ContentArrangement, Table};
+use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 use serde_json::{json, Value};
 
-use super::client::{ApiClient, CliError};
+use super::client::{ApiClient, CliError, Credential};
 use super::export::{export, ExportArgs};
 use super::responses::{read, Created, Deleted, Event, Listed, Login, Mine, Page};
 use crate::domain::limits::MAX_DELETE_IDS;
@@ -93,6 +94,16 @@ pub enum SessionsCommand {
     /// End every other session of the token's own user ("log out my other devices").
     #[command(name = "end-others", after_help = EXIT_CODES)]
     EndOthers,
+    /// End every session of a user (account disabled, password changed): with an
+    /// administrator's token, or an app server's service key.
+    #[command(name = "revoke-user", after_help = EXIT_CODES)]
+    RevokeUser {
+        /// The user's id.
+        user: String,
+        /// A session of the user to keep (the device that changed the password).
+        #[arg(long, value_name = "SESSION_ID")]
+        except: Option<String>,
+    },
     /// Write every session the token may list, page by page, as JSON lines or CSV (for audits
     /// and spreadsheets).
     #[command(after_help = EXIT_CODES)]
@@ -213,6 +224,7 @@ pub fn run(args: SessionsArgs) -> ExitCode {
         SessionsCommand::Login(login) => log_in(&client, &login),
         SessionsCommand::Mine { json } => my_sessions(&client, json),
         SessionsCommand::EndOthers => end_others(&client),
+        SessionsCommand::RevokeUser { user, except } => revoke_user(&client, &user, except),
         SessionsCommand::Watch { json, types } => watch(&client, json, types.as_deref()),
         SessionsCommand::Export(export_args) => export(&client, &export_args),
     };
@@ -351,6 +363,26 @@ fn end_others(client: &ApiClient) -> Result<ExitCode, CliError> {
     let count = ended.deleted.len();
     let noun = if count == 1 { "session" } else { "sessions" };
     println!("ended {count} other {noun}; this one stays");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn revoke_user(
+    client: &ApiClient,
+    user: &str,
+    except: Option<String>,
+) -> Result<ExitCode, CliError> {
+    let query: Vec<(&str, String)> = except.into_iter().map(|id| ("except", id)).collect();
+    // The user id is one path segment, whatever it holds.
+    let user_segment = utf8_percent_encode(user, NON_ALPHANUMERIC);
+    let path = format!("/users/{user_segment}/sessions");
+    let ended: Deleted =
+        read(client.delete_as(Credential::Either, &path, &query, &Value::Null)?)?;
+    for id in &ended.deleted {
+        println!("revoked    {id}");
+    }
+    let count = ended.deleted.len();
+    let noun = if count == 1 { "session" } else { "sessions" };
+    println!("ended {count} {noun} of user {user}");
     Ok(ExitCode::SUCCESS)
 }
 

@@ -35,6 +35,10 @@ pub struct BlockingSession {
     pub id: SessionId,
     pub ip_address: IpAddr,
     pub server_name: Arc<str>,
+    /// Where it is, so that the audit trail shows it only to administrators who may see it
+    /// (it may be in another organisation than the login it blocked).
+    pub organisation: Arc<str>,
+    pub holds_admin: bool,
 }
 
 /// One of the user's live sessions, as a login weighs it.

@@ -27,11 +27,13 @@ use super::text::{check, checked, refuse_forbidden};
     "user_agent": "Mozilla/5.0 (X11; Linux x86_64)"
 }))]
 pub struct NewSessionRequest {
-    /// 1–256 characters.
+    /// 1–256 characters. One identity across organisations: the policy, the per-user limit
+    /// and My sessions count a user's sessions in every organisation together. An app whose
+    /// user ids are unique only within an organisation qualifies them (`acme:jsmith`).
     #[schema(
         min_length = 1,
         max_length = 256,
-        pattern = "^[^\\x00-\\x1F\\x7F-\\x9F\\u00AD\\u061C\\u180E\\u200B\\u200E\\u200F\\u202A-\\u202E\\u2060-\\u2064\\u2066-\\u206F\\uFEFF\\uFFF9-\\uFFFB]*$",
+        pattern = "^[^\\x00-\\x1F\\x7F-\\x9F\\u00AD\\u061C\\u180E\\u200B\\u200E\\u200F\\u2028-\\u202E\\u2060-\\u2064\\u2066-\\u206F\\uFEFF\\uFFF9-\\uFFFB]*$",
         example = "tpringle"
     )]
     pub user_id: String,
@@ -39,7 +41,7 @@ pub struct NewSessionRequest {
     #[schema(
         min_length = 1,
         max_length = 256,
-        pattern = "^[^\\x00-\\x1F\\x7F-\\x9F\\u00AD\\u061C\\u180E\\u200B\\u200E\\u200F\\u202A-\\u202E\\u2060-\\u2064\\u2066-\\u206F\\uFEFF\\uFFF9-\\uFFFB]*$",
+        pattern = "^[^\\x00-\\x1F\\x7F-\\x9F\\u00AD\\u061C\\u180E\\u200B\\u200E\\u200F\\u2028-\\u202E\\u2060-\\u2064\\u2066-\\u206F\\uFEFF\\uFFF9-\\uFFFB]*$",
         example = "Teresa Pringle"
     )]
     pub name: String,
@@ -47,7 +49,7 @@ pub struct NewSessionRequest {
     #[schema(
         min_length = 1,
         max_length = 256,
-        pattern = "^[^\\x00-\\x1F\\x7F-\\x9F\\u00AD\\u061C\\u180E\\u200B\\u200E\\u200F\\u202A-\\u202E\\u2060-\\u2064\\u2066-\\u206F\\uFEFF\\uFFF9-\\uFFFB]*$",
+        pattern = "^[^\\x00-\\x1F\\x7F-\\x9F\\u00AD\\u061C\\u180E\\u200B\\u200E\\u200F\\u2028-\\u202E\\u2060-\\u2064\\u2066-\\u206F\\uFEFF\\uFFF9-\\uFFFB]*$",
         example = "Default"
     )]
     pub organisation: Option<String>,
@@ -59,7 +61,7 @@ pub struct NewSessionRequest {
     #[schema(
         min_length = 1,
         max_length = 256,
-        pattern = "^[^\\x00-\\x1F\\x7F-\\x9F\\u00AD\\u061C\\u180E\\u200B\\u200E\\u200F\\u202A-\\u202E\\u2060-\\u2064\\u2066-\\u206F\\uFEFF\\uFFF9-\\uFFFB]*$",
+        pattern = "^[^\\x00-\\x1F\\x7F-\\x9F\\u00AD\\u061C\\u180E\\u200B\\u200E\\u200F\\u2028-\\u202E\\u2060-\\u2064\\u2066-\\u206F\\uFEFF\\uFFF9-\\uFFFB]*$",
         example = "LOCAL"
     )]
     pub server_name: Option<String>,
@@ -72,7 +74,7 @@ pub struct NewSessionRequest {
     /// At most 512 characters.
     #[schema(
         max_length = 512,
-        pattern = "^[^\\x00-\\x1F\\x7F-\\x9F\\u00AD\\u061C\\u180E\\u200B\\u200E\\u200F\\u202A-\\u202E\\u2060-\\u2064\\u2066-\\u206F\\uFEFF\\uFFF9-\\uFFFB]*$"
+        pattern = "^[^\\x00-\\x1F\\x7F-\\x9F\\u00AD\\u061C\\u180E\\u200B\\u200E\\u200F\\u2028-\\u202E\\u2060-\\u2064\\u2066-\\u206F\\uFEFF\\uFFF9-\\uFFFB]*$"
     )]
     pub user_agent: Option<String>,
     /// Overrides the server's concurrent-session policy for this one login: after a

@@ -77,16 +77,24 @@ pub enum EndReason {
     /// Its own user ended it from another of their sessions.
     #[serde(rename = "self")]
     SelfService,
+    /// Every session of its user was ended (`DELETE /users/{user_id}/sessions`: the account
+    /// was disabled, or its password changed).
+    Revoked,
+    /// A validation reported another client address and `SESSIOND_IP_CHANGE=end` ends it.
+    IpChanged,
 }
 
 impl EndReason {
-    pub const ALL: [EndReason; 6] = [
+    /// Every reason; a journal record names one by its position here, so new ones go last.
+    pub const ALL: [EndReason; 8] = [
         EndReason::Logout,
         EndReason::Admin,
         EndReason::SelfService,
         EndReason::Expired,
         EndReason::Replaced,
         EndReason::Evicted,
+        EndReason::Revoked,
+        EndReason::IpChanged,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -97,6 +105,8 @@ impl EndReason {
             EndReason::Replaced => "replaced",
             EndReason::Evicted => "evicted",
             EndReason::SelfService => "self",
+            EndReason::Revoked => "revoked",
+            EndReason::IpChanged => "ip-changed",
         }
     }
 

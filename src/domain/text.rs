@@ -1,12 +1,15 @@
-//! What a text field may hold: no control characters (they forge lines in logs and terminals)
-//! and no invisible characters that reorder or hide text (U+202E and friends make "Ada Admin"
+//! What a text field may hold: no control characters or line separators (they forge lines in
+//! logs and terminals, and in files read by tools that split on Unicode's line breaks) and no
+//! invisible characters that reorder or hide text (U+202E and friends make "Ada Admin"
 //! display as something else in the console and the CLI).
 
 use std::sync::Arc;
 
 /// Invisible format characters refused in every text field: bidirectional embeddings,
 /// overrides, isolates and marks, zero-width space, word joiner and invisible operators, the
-/// byte-order mark, soft hyphen, Mongolian vowel separator and interlinear annotation marks.
+/// byte-order mark, soft hyphen, Mongolian vowel separator and interlinear annotation marks;
+/// and the line and paragraph separators (U+2028, U+2029), which end a line for JavaScript
+/// and other Unicode-aware readers.
 /// Zero-width joiner and non-joiner (U+200C, U+200D) stay allowed: Persian and Indic names and
 /// emoji sequences need them, and they reorder nothing.
 const INVISIBLE: [(char, char); 10] = [
@@ -15,7 +18,7 @@ const INVISIBLE: [(char, char); 10] = [
     ('\u{180E}', '\u{180E}'),
     ('\u{200B}', '\u{200B}'),
     ('\u{200E}', '\u{200F}'),
-    ('\u{202A}', '\u{202E}'),
+    ('\u{2028}', '\u{202E}'),
     ('\u{2060}', '\u{2064}'),
     ('\u{2066}', '\u{206F}'),
     ('\u{FEFF}', '\u{FEFF}'),
@@ -62,6 +65,10 @@ pub fn refuse_forbidden(field: &str, value: &str) -> Result<(), String> {
     match value.chars().find(|&c| forbidden(c)) {
         None => Ok(()),
         Some(c) if c.is_control() => Err(format!("{field}: control characters are not allowed")),
+        Some(c @ ('\u{2028}' | '\u{2029}')) => Err(format!(
+            "{field}: the line separator U+{:04X} is not allowed",
+            u32::from(c)
+        )),
         Some(c) => Err(format!(
             "{field}: the invisible character U+{:04X} is not allowed",
             u32::from(c)
@@ -78,6 +85,8 @@ mod tests {
         for bad in [
             "a\nb",
             "Ada\u{202E}nimdA",
+            "forged\u{2028}line",
+            "forged\u{2029}paragraph",
             "zero\u{200B}width",
             "\u{FEFF}bom",
             "iso\u{2066}late",

@@ -9,6 +9,7 @@ pub mod health;
 pub mod meta;
 pub mod problems;
 pub mod sessions;
+pub mod users;
 
 use utoipa_actix_web::service_config::ServiceConfig;
 
@@ -26,6 +27,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(sessions::delete_sessions)
         .service(sessions::get_session)
         .service(sessions::delete_session)
+        .service(users::revoke_user_sessions)
         .service(audit::audit)
         .service(events::events)
         .service(health::healthz)

@@ -427,7 +427,7 @@ pub struct MySessions {
     pub total: u64,
 }
 
-/// The ids a `DELETE /sessions/mine` ended.
+/// The ids a `DELETE /sessions/mine` or `DELETE /users/{user_id}/sessions` ended.
 #[derive(Serialize, ToSchema)]
 pub struct EndedSessions {
     #[schema(example = json!(["5d1e2a3b-4c5d-4e6f-8a7b-9c0d1e2f3a4b"]))]

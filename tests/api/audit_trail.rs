@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use crate::helpers::unique;
+use crate::helpers::{spawn_app, unique};
 use crate::process::Process;
 use crate::redis_server::RedisServer;
 
@@ -176,4 +176,40 @@ fn pages_of_the_shared_trail_read_a_bounded_part_and_refuse_a_bad_cursor() {
             .get(&format!("/audit?cursor={cursor}"), &admin.token)
             .problem(400, "invalid-request");
     }
+}
+
+/// A login into one organisation denied because of the user's session in another: that
+/// organisation's administrator sees the denial, not where the other session is.
+#[test]
+fn a_denied_logins_existing_sessions_elsewhere_are_not_shown_to_an_org_admin() {
+    let app = spawn_app();
+    let user = unique();
+    app.login_as(
+        &json!({"user_id": user, "name": "Wanda", "organisation": "Globex",
+        "ip_address": "10.14.0.1"}),
+    );
+    app.create(
+        &json!({"user_id": user, "name": "Wanda", "organisation": "Acme",
+        "ip_address": "10.14.0.2"}),
+    )
+    .problem(409, "login-denied");
+    let olga = app.login_as(
+        &json!({"user_id": unique(), "name": "Olga", "organisation": "Acme",
+        "ip_address": "10.14.0.3", "roles": ["org_admin"]}),
+    );
+    let admin = app.admin();
+    let denial = |token: &str| {
+        app.get("/audit", token).json()["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["action"] == "login-denied" && e["session"]["user_id"] == user.as_str())
+            .cloned()
+            .expect("the denial is in the trail")
+    };
+    assert_eq!(denial(&olga.token)["existing_ip_addresses"], json!([]));
+    assert_eq!(
+        denial(&admin.token)["existing_ip_addresses"],
+        json!(["10.14.0.1"])
+    );
 }

@@ -595,3 +595,44 @@ fn export_writes_every_session_in_scope_as_json_lines_or_csv() {
         "a formula is defused: {text}"
     );
 }
+
+#[test]
+fn revoke_user_ends_a_users_sessions_with_a_service_key_or_a_token() {
+    let app = spawn_app();
+    let user = format!("jo smith/{}", unique());
+    let login = |ip: &str| {
+        app.login_as(&json!({"user_id": user, "name": "Jo", "ip_address": ip,
+            "concurrent_sessions": "allow"}))
+    };
+    let (kept, gone, later) = (login("10.13.0.1"), login("10.13.0.2"), login("10.13.0.3"));
+    let output = cli(&app, None)
+        .args(["revoke-user", &user, "--except", &kept.id])
+        .env("SESSIOND_SERVICE_KEY", SERVICE_KEY)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let printed = stdout(&output);
+    assert!(
+        printed.contains(&gone.id) && printed.contains(&later.id),
+        "{printed}"
+    );
+    assert!(printed.contains("ended 2 sessions of user"), "{printed}");
+    assert!(app.validates(&kept.token) && !app.validates(&gone.token));
+
+    let admin = app.admin();
+    let output = cli(&app, Some(&admin.token))
+        .args(["revoke-user", &user])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(!app.validates(&kept.token));
+    let output = cli(&app, None)
+        .args(["revoke-user", &user])
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "no credential is a usage error"
+    );
+}

@@ -190,6 +190,9 @@ fn names_that_reorder_or_hide_text_are_refused() {
         ("organisation", "\u{2066}Acme"),
         ("server_name", "APP\u{FEFF}"),
         ("user_agent", "Mozilla\u{200F}"),
+        // Line separators: a forged line for tools that split audit.jsonl on Unicode breaks.
+        ("name", "Ada\u{2028}{\"action\":\"forged\"}"),
+        ("user_agent", "Mozilla\u{2029}"),
     ] {
         let mut body = json!({"user_id": unique(), "name": "N", "ip_address": "10.0.0.1"});
         body[field] = json!(value);

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use actix_web::dev::ServerHandle;
 use serde_json::{json, Value};
-use sessiond::config::{ServiceKeys, Settings, StoreSetting};
+use sessiond::config::{LoginOverrides, ServiceKeys, Settings, StoreSetting};
 use sessiond::startup::Application;
 use sessiond::store::{IndexReport, SharedStore};
 
@@ -110,6 +110,9 @@ pub fn spawn_app_with(edit: impl FnOnce(&mut Settings)) -> TestApp {
     // Activity is written at most once a second (not every 5 s), so that tests of ordering by
     // activity wait a second, not five, on either store.
     settings.activity_interval = 1;
+    // Many tests log one user in from several devices with `"concurrent_sessions": "allow"`;
+    // the default (`replace` only) has tests of its own.
+    settings.login_overrides = LoginOverrides::parse("replace,allow").unwrap();
     let redis = match testing_redis() {
         true => {
             let server =

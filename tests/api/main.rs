@@ -28,6 +28,7 @@ mod process;
 mod properties;
 mod redis_server;
 mod redis_tls;
+mod revocation;
 mod self_service;
 mod sentinel;
 mod settings;

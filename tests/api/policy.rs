@@ -103,3 +103,46 @@ fn of_simultaneous_logins_from_different_ips_exactly_one_wins() {
         race_logins(16, move |_, body| app.create(body).status);
     }
 }
+
+/// A login asks for another policy only as far as SESSIOND_LOGIN_OVERRIDES lets it: by default
+/// `replace` (the answer to a `login-denied`), never `allow`, which would lift the server's
+/// policy for good.
+#[test]
+fn a_login_may_ask_only_for_the_policies_the_server_allows() {
+    let defaults = sessiond::config::Settings::defaults().login_overrides;
+    let app = spawn_app_with(move |s| s.login_overrides = defaults);
+    let user = unique();
+    let login = |ip: &str, policy: &str| {
+        app.create(
+            &json!({"user_id": user, "name": "Otto Override", "ip_address": ip,
+            "concurrent_sessions": policy}),
+        )
+    };
+    let first = login("10.8.0.1", "replace");
+    assert_eq!(first.status, 201);
+    let refused = login("10.8.0.2", "allow").problem(400, "invalid-request");
+    let detail = refused["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("SESSIOND_LOGIN_OVERRIDES") && detail.contains("replace"),
+        "{detail}"
+    );
+    let token = first.json()["token"].as_str().unwrap().to_string();
+    assert!(app.validates(&token), "a refused login changes nothing");
+    assert_eq!(login("10.8.0.3", "replace").status, 201);
+    assert!(!app.validates(&token), "replace still works");
+
+    let none = spawn_app_with(|s| {
+        s.login_overrides = sessiond::config::LoginOverrides::parse("none").unwrap()
+    });
+    none.create(
+        &json!({"user_id": unique(), "name": "N", "ip_address": "10.8.0.4",
+        "concurrent_sessions": "replace"}),
+    )
+    .problem(400, "invalid-request");
+    for bad in ["sometimes", "replace,", ""] {
+        assert!(
+            sessiond::config::LoginOverrides::parse(bad).is_err(),
+            "{bad:?}"
+        );
+    }
+}

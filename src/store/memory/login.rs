@@ -85,6 +85,8 @@ impl Engine {
                         id: row.id(),
                         ip_address: row.ip_address,
                         server_name: rows.labels.get(row.server_name).clone(),
+                        organisation: rows.labels.get(row.organisation).clone(),
+                        holds_admin: rows.holds_admin(row),
                     },
                     live: LiveSession {
                         ip_address: row.ip_address,

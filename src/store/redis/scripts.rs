@@ -133,12 +133,14 @@ impl LoginReply {
         match status.as_str() {
             "seat-limit" => Ok(LoginReply::SeatLimit),
             "denied" => rest
-                .chunks(3)
+                .chunks(5)
                 .map(|c| {
                     Some(BlockingSession {
                         id: SessionId::parse(c.first()?)?,
                         ip_address: c.get(1)?.parse().ok()?,
                         server_name: c.get(2)?.as_str().into(),
+                        organisation: c.get(3)?.as_str().into(),
+                        holds_admin: c.get(4)? == "1",
                     })
                 })
                 .collect::<Option<Vec<_>>>()

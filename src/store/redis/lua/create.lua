@@ -5,7 +5,7 @@
 --       channel, id, digest, user_id, name, organisation, ip, server, roles (JSON), timeout
 --       (seconds), user_agent, has_user_agent ('1'/'0'), max_per_user (0 = no limit), seats
 --       ('' = no limit).
--- Returns {'denied', id, ip, server, ...}, {'seat-limit'}, or {'ok', now, reason, id, ...} for the
+-- Returns {'denied', id, ip, server, organisation, holds admin ('1'/'0'), ...}, {'seat-limit'}, or {'ok', now, reason, id, ...} for the
 -- sessions this login ended ('replaced' or 'evicted').
 local policy, now, max_ms, prefix, channel = ARG.policy, clock(ARG.now), tonumber(ARG.max_ms), ARG.prefix, ARG.channel
 local id, digest, ip = ARG.id, ARG.digest, ARG.ip
@@ -52,6 +52,7 @@ if policy == 'deny-other-ip' then
       local denied = {'denied'}
       for _, d in ipairs(live) do
         table.insert(denied, d[1]); table.insert(denied, d[2]); table.insert(denied, d[3])
+        table.insert(denied, d[6][ORGANISATION]); table.insert(denied, holds_admin(d[6][ROLES]) and '1' or '0')
       end
       return denied
     end
