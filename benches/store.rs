@@ -33,6 +33,9 @@ fn new_session(i: usize) -> NewSession {
         roles: vec![],
         user_agent: None,
         timeout_seconds: 1800,
+        device: None,
+        assurance_level: 1,
+        reauthenticate_by: None,
     }
 }
 

@@ -13,7 +13,7 @@ use crate::domain::limits::{
     MAX_ROLES, MAX_ROLE_CHARS, MAX_TEXT_CHARS, MAX_TIMEOUT_SECONDS, MAX_USER_AGENT_CHARS,
 };
 use crate::domain::text::forbidden;
-use crate::domain::ConcurrentSessions;
+use crate::domain::{AssuranceTimeouts, ConcurrentSessions};
 use crate::logging::LogFormat;
 use crate::persistence::journal::Fsync;
 
@@ -44,9 +44,14 @@ pub struct Settings {
     #[arg(long, env = "SESSIOND_CONCURRENT_SESSIONS", value_enum, default_value_t = ConcurrentSessions::DenyOtherIp, value_name = "POLICY")]
     pub concurrent_sessions: ConcurrentSessions,
 
+    /// The longest idle timeout and time since authentication of sessions of assurance levels
+    /// 2 and 3, in seconds (NIST SP 800-63B-4's figures by default), or `none`.
+    #[arg(long, env = "SESSIOND_ASSURANCE_TIMEOUTS", default_value = "2=3600/86400,3=900/43200", value_name = "LEVEL=IDLE/MAX,...", value_parser = AssuranceTimeouts::parse)]
+    pub assurance_timeouts: AssuranceTimeouts,
+
     /// Which `concurrent_sessions` values a login may ask for instead of the server's policy,
     /// comma-separated (`replace`, `replace,allow`), or `none`; any other is refused (400).
-    #[arg(long, env = "SESSIOND_LOGIN_OVERRIDES", default_value = "replace", value_name = "POLICY,...|none", value_parser = LoginOverrides::parse)]
+    #[arg(long, env = "SESSIOND_LOGIN_OVERRIDES", default_value = DEFAULT_LOGIN_OVERRIDES, value_name = "POLICY,...|none", value_parser = LoginOverrides::parse)]
     pub login_overrides: LoginOverrides,
 
     /// The most live sessions one user may have; a login beyond it ends the user's least
@@ -132,6 +137,9 @@ pub struct Settings {
     #[arg(long, env = "SESSIOND_MAX_BODY", default_value_t = 1_048_576, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..=1_073_741_824))]
     pub max_body: u64,
 }
+
+/// What a login may ask for unless `SESSIOND_LOGIN_OVERRIDES` says otherwise.
+pub const DEFAULT_LOGIN_OVERRIDES: &str = "replace";
 
 /// The policies a login may ask for (`SESSIOND_LOGIN_OVERRIDES`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -330,7 +338,7 @@ impl Settings {
         format!(
             "bind={} server_name={} store={store} redis_prefix={} redis_min_replicas={} data_dir={} fsync={} \
              snapshot_interval={}s activity_interval={}s idle_timeout={}s max_lifetime={}s \
-             concurrent_sessions={} login_overrides={} max_sessions_per_user={} organisation_seats={} \
+             concurrent_sessions={} login_overrides={} assurance_timeouts={} max_sessions_per_user={} organisation_seats={} \
              audit_capacity={} cors_origins={} webhook={} max_body={} service_keys={}",
             self.bind,
             self.server_name,
@@ -346,6 +354,7 @@ impl Settings {
             self.max_lifetime,
             self.concurrent_sessions.name(),
             self.login_overrides.names(),
+            self.assurance_timeouts.describe(),
             self.max_sessions_per_user,
             optional(self.organisation_seats.as_ref().map(|s| {
                 s.iter()

@@ -162,6 +162,9 @@ fn new_session(sample: &Sample, roles: Vec<&str>) -> NewSession {
         roles: roles.into_iter().map(Into::into).collect(),
         user_agent: Some("Mozilla/5.0 (X11; Linux x86_64) demo".into()),
         timeout_seconds: sample.timeout,
+        device: None,
+        assurance_level: 1,
+        reauthenticate_by: None,
     }
 }
 
@@ -210,6 +213,7 @@ pub async fn seed(sessions: &Sessions) -> Result<String, String> {
         timeout_seconds: None,
         user_agent: Some("Mozilla/5.0 (X11; Linux x86_64) demo".into()),
         concurrent_sessions: None,
+        assurance_level: None,
     };
     match sessions
         .log_in_under(again, ConcurrentSessions::DenyOtherIp)

@@ -7,10 +7,13 @@ use utoipa::{Modify, OpenApi};
 use utoipa_actix_web::AppExt;
 
 use crate::auth::SERVICE_KEY_HEADER;
+use crate::config::{LoginOverrides, DEFAULT_LOGIN_OVERRIDES};
 use crate::domain::listing::{Order, SortField};
+use crate::domain::ConcurrentSessions;
 use crate::error::{Code, Problem};
 use crate::events::{EventMessage, EventType};
 use crate::routes;
+use clap::ValueEnum;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -158,9 +161,53 @@ fn webhooks() -> serde_json::Value {
     })
 }
 
-/// The document as pretty-printed JSON, as committed in `openapi/openapi.json`.
+/// The document as pretty-printed JSON, as committed in `openapi/openapi.json`: for a server
+/// with the default settings.
 pub fn spec_json() -> String {
-    let mut json = spec()
+    spec_json_for(&LoginOverrides::parse(DEFAULT_LOGIN_OVERRIDES).expect("the default parses"))
+}
+
+/// The document a server serves: a login's `concurrent_sessions` lists only what
+/// `SESSIOND_LOGIN_OVERRIDES` lets it ask for there, so that a client (or a fuzzer) generated
+/// from it sends nothing the server refuses for the setting alone.
+pub fn spec_json_for(overrides: &LoginOverrides) -> String {
+    use utoipa::openapi::schema::{ObjectBuilder, Schema, SchemaType, Type};
+    use utoipa::openapi::RefOr;
+    let mut spec = spec();
+    let allowed: Vec<&str> = ConcurrentSessions::value_variants()
+        .iter()
+        .filter(|p| overrides.allows(**p))
+        .map(|p| p.name())
+        .collect();
+    if let Some(components) = spec.components.as_mut() {
+        if let Some(RefOr::T(Schema::Object(login))) =
+            components.schemas.get_mut("NewSessionRequest")
+        {
+            match allowed.is_empty() {
+                true => {
+                    login.properties.remove("concurrent_sessions");
+                }
+                false => {
+                    let values = allowed.iter().map(|a| Some(*a)).chain([None]);
+                    let policy = ObjectBuilder::new()
+                        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+                        .enum_values(Some(values))
+                        .description(Some(
+                            "Another concurrent-session policy for this one login, of those the \
+                             server lets a login ask for (SESSIOND_LOGIN_OVERRIDES): after a \
+                             `login-denied`, the app asks the user and repeats the login with \
+                             `replace`.",
+                        ));
+                    login
+                        .properties
+                        .insert("concurrent_sessions".into(), policy.into());
+                }
+            }
+        }
+        // Described inline above, it is no longer referred to.
+        components.schemas.remove("ConcurrentSessions");
+    }
+    let mut json = spec
         .to_pretty_json()
         .expect("the OpenAPI document always serialises");
     json.push('\n');

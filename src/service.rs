@@ -15,8 +15,9 @@ use crate::domain::new_session::{requested_policy, Defaults};
 use crate::domain::session::holds_admin;
 use crate::domain::text::check;
 use crate::domain::{
-    ConcurrentSessions, EndReason, ListQuery, Millis, NewSession, NewSessionRequest, Order,
-    Position, PresentedToken, Scope, SessionData, SessionId, SessionRecord, SortField, Token,
+    AssuranceTimeouts, ConcurrentSessions, EndReason, ListQuery, Millis, NewSession,
+    NewSessionRequest, Order, Position, PresentedToken, Scope, SessionData, SessionId,
+    SessionRecord, SortField, Token,
 };
 use crate::error::{ApiError, Code};
 use crate::events::EventId;
@@ -31,6 +32,7 @@ pub struct Sessions {
     rules: LoginRules,
     /// The policies a login may ask for instead.
     overrides: LoginOverrides,
+    assurance: AssuranceTimeouts,
     seats: Seats,
     server_name: String,
     idle_timeout: u32,
@@ -157,6 +159,7 @@ impl Sessions {
                 seats: None,
             },
             overrides: settings.login_overrides.clone(),
+            assurance: settings.assurance_timeouts,
             seats: settings.organisation_seats.clone().unwrap_or_default(),
             server_name: settings.server_name.clone(),
             idle_timeout: settings.idle_timeout,
@@ -200,7 +203,9 @@ impl Sessions {
             server_name: &self.server_name,
             timeout_seconds: self.idle_timeout,
         };
-        let session = NewSession::parse(request, &defaults).map_err(ApiError::invalid)?;
+        let now = Millis::now();
+        let session = NewSession::parse(request, &defaults, &self.assurance, now)
+            .map_err(ApiError::invalid)?;
         let rules = LoginRules {
             policy,
             seats: self.seats.of(&session.organisation),
@@ -213,7 +218,7 @@ impl Sessions {
             digest: token.digest(),
             session,
         };
-        match self.store.create(insert, rules, Millis::now()).await {
+        match self.store.create(insert, rules, now).await {
             Ok(Created { session, ended }) => {
                 self.metrics.sessions_created.inc();
                 for (_, reason) in &ended {

@@ -347,7 +347,7 @@ fn app_state(
         audit,
         events,
         readers,
-        openapi_json: crate::openapi::spec_json(),
+        openapi_json: crate::openapi::spec_json_for(&settings.login_overrides),
         routes: RouteTable::from_spec(&spec),
     }))
 }

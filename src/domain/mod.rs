@@ -7,7 +7,7 @@
 //! | [`NewSessionRequest`] | a login's JSON body, as sent (unchecked) |
 //! | [`NewSession`] | that body parsed and checked, defaults applied |
 //! | `store::Insert` | a `NewSession` with its server-made id and token digest, for a store |
-//! | [`SessionData`] | what never changes after login (id, user, names, address, timeout, created) |
+//! | [`SessionData`] | what a login made (id, user, names, address, device, timeout, created, authentication) |
 //! | [`SessionRecord`] | `SessionData` read out of a store at one instant: with last activity and expiry |
 //! | [`SavedSession`] | `SessionData` with its digest and last activity, as the data directory and a replica keep it |
 //! | `store::Created` | what a store's login returns: the new `SessionRecord` and the sessions it ended |
@@ -16,7 +16,9 @@
 //! | `events::CreatedSession` | a created session as its event keeps it (texts inline) |
 //! | `routes::sessions::CreatedSession` | the `201` body: the `Session`, its token and what ended |
 
+pub mod assurance;
 pub mod clock;
+pub mod device;
 pub mod id;
 pub mod limits;
 pub mod listing;
@@ -27,7 +29,9 @@ pub mod session;
 pub mod text;
 pub mod token;
 
+pub use assurance::AssuranceTimeouts;
 pub use clock::Millis;
+pub use device::{Device, DeviceKind};
 pub use id::SessionId;
 pub use listing::{Filters, ListQuery, Order, Position, SortField, SortKey};
 pub use login::LoginRules;

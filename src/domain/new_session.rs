@@ -6,12 +6,14 @@ use std::sync::Arc;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
+use super::assurance::{AssuranceTimeouts, MAX_LEVEL};
 use super::limits::{
     DEFAULT_ORGANISATION, MAX_ROLES, MAX_ROLE_CHARS, MAX_TEXT_CHARS, MAX_TIMEOUT_SECONDS,
     MAX_USER_AGENT_CHARS,
 };
 use super::policy::ConcurrentSessions;
 use super::text::{check, checked, refuse_forbidden};
+use super::{Device, Millis};
 
 /// `POST /sessions` body. Unknown fields are rejected, so a typo such as `organization` is caught.
 #[derive(Deserialize, ToSchema)]
@@ -77,6 +79,10 @@ pub struct NewSessionRequest {
         pattern = "^[^\\x00-\\x1F\\x7F-\\x9F\\u00AD\\u061C\\u180E\\u200B\\u200E\\u200F\\u2028-\\u202E\\u2060-\\u2064\\u2066-\\u206F\\uFEFF\\uFFF9-\\uFFFB]*$"
     )]
     pub user_agent: Option<String>,
+    /// How strong the app server's authentication of the user was, 1..=3 (NIST SP 800-63B-4's
+    /// AAL1..AAL3); 1 when not given. Levels 2 and 3 end sooner (`SESSIOND_ASSURANCE_TIMEOUTS`).
+    #[schema(minimum = 1, maximum = 3, value_type = Option<i64>, example = 1)]
+    pub assurance_level: Option<serde_json::Number>,
     /// Overrides the server's concurrent-session policy for this one login: after a
     /// `login-denied`, the app asks the user and repeats the login with `replace`.
     #[schema(value_type = Option<ConcurrentSessions>)]
@@ -115,11 +121,33 @@ pub struct NewSession {
     pub server_name: Arc<str>,
     pub roles: Vec<Arc<str>>,
     pub user_agent: Option<Arc<str>>,
+    pub device: Option<Arc<Device>>,
     pub timeout_seconds: u32,
+    pub assurance_level: u8,
+    /// When the authentication becomes too old for its level.
+    pub reauthenticate_by: Option<Millis>,
+}
+
+/// An assurance level as a request gives it: a whole number 1..=3.
+pub fn assurance_level(given: Option<&serde_json::Number>) -> Result<u8, String> {
+    match given {
+        None => Ok(1),
+        Some(n) => match whole_number(n) {
+            Some(level @ 1..=3) => Ok(level as u8),
+            _ => Err(format!("assurance_level: must be 1, 2 or 3, got {n}")),
+        },
+    }
 }
 
 impl NewSession {
-    pub fn parse(request: NewSessionRequest, defaults: &Defaults<'_>) -> Result<Self, String> {
+    /// The login `request`, checked; `now` is when it is authenticated, under `assurance`.
+    pub fn parse(
+        request: NewSessionRequest,
+        defaults: &Defaults<'_>,
+        assurance: &AssuranceTimeouts,
+        now: Millis,
+    ) -> Result<Self, String> {
+        let assurance_level = assurance_level(request.assurance_level.as_ref())?;
         let ip_address = request.ip_address.parse::<IpAddr>().map_err(|_| {
             format!(
                 "ip_address: {:?} is not an IPv4 or IPv6 address",
@@ -151,6 +179,18 @@ impl NewSession {
                 }
             },
         };
+        let user_agent: Option<Arc<str>> = match &request.user_agent {
+            Some(agent) if agent.chars().count() > MAX_USER_AGENT_CHARS => {
+                return Err(format!(
+                    "user_agent: at most {MAX_USER_AGENT_CHARS} characters are allowed"
+                ))
+            }
+            Some(agent) => {
+                refuse_forbidden("user_agent", agent)?;
+                Some(agent.as_str().into())
+            }
+            None => None,
+        };
         Ok(NewSession {
             user_id: checked("user_id", &request.user_id, MAX_TEXT_CHARS)?,
             name: checked("name", &request.name, MAX_TEXT_CHARS)?,
@@ -168,19 +208,11 @@ impl NewSession {
                 MAX_TEXT_CHARS,
             )?,
             roles: parsed_roles,
-            user_agent: match &request.user_agent {
-                Some(agent) if agent.chars().count() > MAX_USER_AGENT_CHARS => {
-                    return Err(format!(
-                        "user_agent: at most {MAX_USER_AGENT_CHARS} characters are allowed"
-                    ))
-                }
-                Some(agent) => {
-                    refuse_forbidden("user_agent", agent)?;
-                    Some(agent.as_str().into())
-                }
-                None => None,
-            },
-            timeout_seconds,
+            device: user_agent.as_deref().and_then(Device::of).map(Arc::new),
+            user_agent,
+            timeout_seconds: assurance.idle_timeout(assurance_level, timeout_seconds),
+            assurance_level,
+            reauthenticate_by: assurance.reauthenticate_by(assurance_level, now),
         })
     }
 }
@@ -197,8 +229,13 @@ impl NewSession {
             server_name: self.server_name,
             roles: self.roles.into(),
             user_agent: self.user_agent,
+            device: self.device,
             timeout_seconds: self.timeout_seconds,
             created_at: now,
+            authenticated_at: now,
+            assurance_level: self.assurance_level,
+            reauthenticate_by: self.reauthenticate_by,
+            last_ip_address: self.ip_address,
         }
     }
 }
@@ -222,6 +259,12 @@ pub fn check_saved(data: &super::SessionData) -> Result<(), String> {
             ));
         }
         refuse_forbidden("user_agent", agent)?;
+    }
+    if !(1..=MAX_LEVEL).contains(&data.assurance_level) {
+        return Err(format!(
+            "assurance_level: must be 1 to {MAX_LEVEL}, got {}",
+            data.assurance_level
+        ));
     }
     if !(1..=MAX_TIMEOUT_SECONDS).contains(&data.timeout_seconds) {
         return Err(format!(
@@ -260,12 +303,19 @@ mod tests {
             timeout_seconds: None,
             user_agent: None,
             concurrent_sessions: None,
+            assurance_level: None,
         }
     }
 
     #[test]
     fn fills_in_defaults() {
-        let s = NewSession::parse(request(), &DEFAULTS).unwrap();
+        let s = NewSession::parse(
+            request(),
+            &DEFAULTS,
+            &AssuranceTimeouts::default(),
+            Millis(0),
+        )
+        .unwrap();
         assert_eq!(&*s.organisation, "Default");
         assert_eq!(&*s.server_name, "LOCAL");
         assert_eq!(s.timeout_seconds, 1800);
@@ -281,7 +331,7 @@ mod tests {
         r.timeout_seconds = serde_json::Number::from_f64(f64::from(MAX_TIMEOUT_SECONDS));
         r.roles = Some(vec!["r".repeat(MAX_ROLE_CHARS); MAX_ROLES]);
         r.user_agent = Some("a".repeat(MAX_USER_AGENT_CHARS));
-        let s = NewSession::parse(r, &DEFAULTS).unwrap();
+        let s = NewSession::parse(r, &DEFAULTS, &AssuranceTimeouts::default(), Millis(0)).unwrap();
         assert_eq!(s.ip_address.to_string(), "2001:db8::1");
         assert_eq!(s.roles.len(), 1, "duplicate roles count once");
     }
@@ -322,7 +372,8 @@ mod tests {
         for (field, edit) in cases {
             let mut r = request();
             edit(&mut r);
-            let err = NewSession::parse(r, &DEFAULTS).unwrap_err();
+            let err = NewSession::parse(r, &DEFAULTS, &AssuranceTimeouts::default(), Millis(0))
+                .unwrap_err();
             assert!(err.starts_with(field), "{field}: {err}");
         }
     }

@@ -6,10 +6,12 @@ use std::sync::Arc;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::{Millis, SessionId, TokenDigest};
+use super::{Device, Millis, SessionId, TokenDigest};
 
-/// What never changes after login. Strings are shared (`Arc<str>`), so copying a session out
-/// of a store bumps reference counts instead of allocating.
+/// A session as a login made it. Strings are shared (`Arc<str>`), so copying a session out of
+/// a store bumps reference counts instead of allocating. A reauthentication changes the
+/// authentication's fields (and may tighten the idle timeout); a validation that reports the
+/// client's address changes `last_ip_address`; nothing else changes after login.
 #[derive(Clone, Debug)]
 pub struct SessionData {
     pub id: SessionId,
@@ -20,9 +22,19 @@ pub struct SessionData {
     pub server_name: Arc<str>,
     pub roles: Arc<[Arc<str>]>,
     pub user_agent: Option<Arc<str>>,
+    /// What the user agent tells of the device, read once at login.
+    pub device: Option<Arc<Device>>,
     /// The idle timeout.
     pub timeout_seconds: u32,
     pub created_at: Millis,
+    /// The last (re)authentication, and how strong it was (1..=3, as the app server vouched).
+    pub authenticated_at: Millis,
+    pub assurance_level: u8,
+    /// When the authentication is too old for its level (`SESSIOND_ASSURANCE_TIMEOUTS`): the
+    /// session ends then unless the user authenticates again. None at levels without a limit.
+    pub reauthenticate_by: Option<Millis>,
+    /// The client address last reported (at login, or by `X-Client-IP`).
+    pub last_ip_address: IpAddr,
 }
 
 impl SessionData {
@@ -41,23 +53,26 @@ impl SessionData {
             self.timeout_seconds,
             self.created_at,
             max_lifetime_seconds,
+            self.reauthenticate_by,
         )
     }
 }
 
 /// The expiry rule, the one place it is written in Rust: a session ends at
-/// `min(last_active + idle timeout, created + max lifetime)`, and is expired once `now >=` that.
-/// The Redis scripts carry the same rule in Lua (`expires_at` in their prelude), tested against
-/// this function.
+/// `min(last_active + idle timeout, created + max lifetime, reauthenticate_by)`, and is expired
+/// once `now >=` that. The Redis scripts carry the same rule in Lua (`expires_at` in their
+/// prelude), tested against this function.
 pub fn expires_at(
     last_active_at: Millis,
     timeout_seconds: u32,
     created_at: Millis,
     max_lifetime_seconds: u64,
+    reauthenticate_by: Option<Millis>,
 ) -> Millis {
-    last_active_at
+    let end = last_active_at
         .plus_seconds(u64::from(timeout_seconds))
-        .min(created_at.plus_seconds(max_lifetime_seconds))
+        .min(created_at.plus_seconds(max_lifetime_seconds));
+    reauthenticate_by.map_or(end, |by| end.min(by))
 }
 
 /// Why a session ended, as metrics, events and responses name it.
@@ -232,6 +247,21 @@ pub struct Session {
     /// The user agent the app server reported, or null.
     #[schema(value_type = Option<String>, required = true, example = "Mozilla/5.0 (X11; Linux x86_64)")]
     pub user_agent: Option<Arc<str>>,
+    /// What the user agent tells of the device ("Chrome 131", "macOS", "desktop"), read once
+    /// at login; null without a user agent, or one not recognised.
+    #[schema(value_type = Option<Device>, required = true)]
+    pub device: Option<Arc<Device>>,
+    /// The client address last reported: at login, or by an app server's validation with
+    /// `X-Client-IP`.
+    #[schema(value_type = String, example = "59.100.242.122")]
+    pub last_ip_address: IpAddr,
+    /// The last authentication: the login, or the latest reauthentication.
+    #[schema(value_type = String, format = DateTime, example = "2026-11-27T23:00:00Z")]
+    pub authenticated_at: Millis,
+    /// How strong that authentication was, 1..=3, as the app server vouched (NIST SP
+    /// 800-63B-4's AAL1..AAL3).
+    #[schema(minimum = 1, maximum = 3, example = 1)]
+    pub assurance_level: u8,
     /// The idle timeout of this session, in seconds.
     #[schema(example = 1800)]
     pub timeout_seconds: u32,
@@ -269,6 +299,10 @@ impl Session {
             server_name: data.server_name,
             roles: data.roles,
             user_agent: data.user_agent,
+            device: data.device,
+            last_ip_address: data.last_ip_address,
+            authenticated_at: data.authenticated_at,
+            assurance_level: data.assurance_level,
             timeout_seconds: data.timeout_seconds,
             session_time_seconds: now.seconds_since(data.created_at),
             idle_seconds: now.seconds_since(last_active_at),

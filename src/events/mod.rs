@@ -8,7 +8,7 @@ mod hub;
 pub mod readers;
 mod schema;
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use compact_str::CompactString;
 use serde::Serialize;
@@ -21,7 +21,9 @@ pub use hub::{Hub, Replay, HUB_CAPACITY};
 pub use readers::Readers;
 pub use schema::{EventMessage, StreamMessage};
 
-use crate::domain::{EndReason, Millis, Scope, Session, SessionData, SessionId, SessionRecord};
+use crate::domain::{
+    Device, EndReason, Millis, Scope, Session, SessionData, SessionId, SessionRecord,
+};
 
 /// An event's id: the time it was numbered at (ms) and a sequence within that millisecond,
 /// written `ms-seq` (the form Redis stream ids take). Later events have greater ids.
@@ -88,8 +90,13 @@ pub struct CreatedSession {
     pub server_name: CompactString,
     pub roles: Box<[CompactString]>,
     pub user_agent: Option<Box<str>>,
+    pub device: Option<Arc<Device>>,
     pub timeout_seconds: u32,
     pub created_at: Millis,
+    pub authenticated_at: Millis,
+    pub assurance_level: u8,
+    pub reauthenticate_by: Option<Millis>,
+    pub last_ip_address: IpAddr,
     pub last_active_at: Millis,
     pub expires_at: Millis,
     pub holds_admin: bool,
@@ -111,8 +118,13 @@ impl CreatedSession {
                 .map(|r| CompactString::from(&**r))
                 .collect(),
             user_agent: data.user_agent.as_deref().map(Into::into),
+            device: data.device.clone(),
             timeout_seconds: data.timeout_seconds,
             created_at: data.created_at,
+            authenticated_at: data.authenticated_at,
+            assurance_level: data.assurance_level,
+            reauthenticate_by: data.reauthenticate_by,
+            last_ip_address: data.last_ip_address,
             last_active_at: record.last_active_at,
             expires_at: record.expires_at,
             holds_admin: data.holds_admin(),
@@ -131,8 +143,13 @@ impl CreatedSession {
                 server_name: self.server_name.as_str().into(),
                 roles: self.roles.iter().map(|r| r.as_str().into()).collect(),
                 user_agent: self.user_agent.as_deref().map(Into::into),
+                device: self.device.clone(),
                 timeout_seconds: self.timeout_seconds,
                 created_at: self.created_at,
+                authenticated_at: self.authenticated_at,
+                assurance_level: self.assurance_level,
+                reauthenticate_by: self.reauthenticate_by,
+                last_ip_address: self.last_ip_address,
             },
             last_active_at: self.last_active_at,
             expires_at: self.expires_at,

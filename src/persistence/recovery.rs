@@ -45,7 +45,7 @@ pub fn recover(dir: &Path, file: &SnapshotFile) -> Result<Recovered, RecoveryErr
     let mut ended: HashSet<SessionId> = HashSet::new();
     let mut active: HashMap<SessionId, Millis> = HashMap::new();
     let replayed = journal::replay(dir, journal_from, |record| match record {
-        Record::Created(session) => sessions.push(session),
+        Record::Created(session) => sessions.push(*session),
         Record::Ended { id, .. } => {
             ended.insert(id);
         }

@@ -5,10 +5,11 @@
 //! the directory flushed too: a crash at any moment leaves the previous snapshot or the new
 //! one, never a torn file. A SHA-256 trailer catches truncation and corruption on load.
 //!
-//! Format, version 3 (integers little-endian): `"SESSIOND"`, `u32` version, `u64` written-at ms,
+//! Format, version 4 (integers little-endian): `"SESSIOND"`, `u32` version, `u64` written-at ms,
 //! `u64` the first journal segment it does not cover, `u64` count, then the sessions as
-//! [`super::codec`] writes them; then the SHA-256 of all before it. Version 2 had no journal
-//! segment (it is read as covering none); version 1 kept the digest of a whole token, before
+//! [`super::codec`] writes them (its full form); then the SHA-256 of all before it. Version 3
+//! wrote sessions in the codec's basic form; version 2 had no journal segment either (it is
+//! read as covering none); version 1 kept the digest of a whole token, before
 //! tokens carried their session's id, so its sessions cannot be validated and it is refused by
 //! name.
 
@@ -19,12 +20,12 @@ use std::sync::{Arc, Mutex, PoisonError};
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
-use super::codec::{write_session, Reader, Shared, MIN_SESSION_BYTES};
+use super::codec::{write_session, Form, Reader, Shared, MIN_SESSION_BYTES};
 use super::replace_file;
 use crate::domain::{Millis, SavedSession};
 
 const MAGIC: &[u8; 8] = b"SESSIOND";
-pub const VERSION: u32 = 3;
+pub const VERSION: u32 = 4;
 const FILE_NAME: &str = "sessions.snapshot";
 
 #[derive(Debug, thiserror::Error)]
@@ -163,6 +164,11 @@ pub fn decode(bytes: &[u8]) -> Result<Snapshot, String> {
     let written_at = Millis(r.u64()?);
     let journal_from = if version >= 3 { r.u64()? } else { 0 };
     let count = r.u64()?;
+    let form = if version >= 4 {
+        Form::Full
+    } else {
+        Form::Basic
+    };
     // The count is only a claim until the sessions are found: it sizes nothing larger than
     // the file could hold. Their starts are found first (lengths only), then they are read in
     // parallel.
@@ -170,7 +176,7 @@ pub fn decode(bytes: &[u8]) -> Result<Snapshot, String> {
         Vec::with_capacity(count.min((body.len() / MIN_SESSION_BYTES) as u64) as usize);
     for n in 0..count {
         starts.push(r.at());
-        r.skip_session()
+        r.skip_session(form)
             .map_err(|reason| format!("session {} of {count}: {reason}", n + 1))?;
     }
     if !r.done() {
@@ -187,7 +193,7 @@ pub fn decode(bytes: &[u8]) -> Result<Snapshot, String> {
                 .enumerate()
                 .map(|(n, &start)| {
                     Reader::new(body, start)
-                        .session_sharing(&mut shared)
+                        .session_sharing(form, &mut shared)
                         .map_err(|reason| {
                             format!("session {} of {count}: {reason}", chunk * CHUNK + n + 1)
                         })
@@ -227,8 +233,25 @@ mod tests {
                 server_name: "LOCAL".into(),
                 roles: vec![Arc::from("admin"), Arc::from("x")].into(),
                 user_agent: (i % 3 == 0).then(|| Arc::from("Mozilla/5.0")),
+                device: (i % 3 == 0).then(|| {
+                    Arc::new(crate::domain::Device {
+                        browser: Some("Chrome 131".into()),
+                        os: None,
+                        kind: crate::domain::DeviceKind::Phone,
+                    })
+                }),
                 timeout_seconds: 1800 + i,
                 created_at: Millis(1_000 + u64::from(i)),
+                authenticated_at: Millis(1_200 + u64::from(i)),
+                assurance_level: 1 + (i % 3) as u8,
+                reauthenticate_by: (i % 2 == 0).then_some(Millis(9_000)),
+                last_ip_address: if i % 4 == 0 {
+                    "10.0.0.4".parse().unwrap()
+                } else if i % 2 == 0 {
+                    "59.100.242.122".parse().unwrap()
+                } else {
+                    "2001:db8::7".parse().unwrap()
+                },
             },
             last_active_at: Millis(2_000 + u64::from(i)),
         }
@@ -266,7 +289,7 @@ mod tests {
     fn refuses_another_version() {
         let mut bytes = encode(&[], 0, Millis(5));
         let body_len = bytes.len() - 32;
-        for (version, named) in [(4, "version 4"), (1, "format version 1")] {
+        for (version, named) in [(5, "version 5"), (1, "format version 1")] {
             bytes[8] = version;
             let checksum = Sha256::digest(&bytes[..body_len]);
             bytes[body_len..].copy_from_slice(&checksum);

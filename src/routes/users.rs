@@ -18,7 +18,10 @@ use crate::state::AppState;
 #[into_params(parameter_in = Query)]
 pub struct RevokeParams {
     /// A session of the user to keep: the device that just changed the password.
-    #[param(example = "8c1f0c5e-7d3a-4b9e-9a41-2f6c1d0e5b7a")]
+    #[param(
+        example = "8c1f0c5e-7d3a-4b9e-9a41-2f6c1d0e5b7a",
+        pattern = "^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})?$"
+    )]
     pub except: Option<String>,
 }
 
@@ -32,7 +35,9 @@ pub struct RevokeParams {
 #[utoipa::path(
     tag = "sessions",
     params(
-        ("user_id" = String, Path, description = "The user, as logins name it", example = "tpringle"),
+        ("user_id" = String, Path, description = "The user, as logins name it", example = "tpringle",
+            min_length = 1, max_length = 256,
+            pattern = "^[^\\x00-\\x1F\\x7F-\\x9F\\u00AD\\u061C\\u180E\\u200B\\u200E\\u200F\\u2028-\\u202E\\u2060-\\u2064\\u2066-\\u206F\\uFEFF\\uFFF9-\\uFFFB]*$"),
         RevokeParams,
     ),
     security(("service_key" = []), ("bearer" = [])),

@@ -25,6 +25,8 @@ fn start(dir: &Path, env: &[(&str, &str)]) -> Process {
     let mut all = vec![
         ("SESSIOND_DATA_DIR", dir.to_str().unwrap()),
         ("SESSIOND_MAX_SESSIONS_PER_USER", "3"),
+        // The mixed load asks for `allow` as well as `replace`.
+        ("SESSIOND_LOGIN_OVERRIDES", "replace,allow"),
     ];
     all.extend_from_slice(env);
     Process::start(&all).unwrap()

@@ -2,6 +2,7 @@
 
 mod abuse;
 mod admin;
+mod assurance;
 mod audit_trail;
 mod authz;
 mod bad_input;

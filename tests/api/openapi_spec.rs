@@ -26,11 +26,28 @@ fn the_committed_spec_matches_the_code() {
 
 #[test]
 fn the_server_serves_the_same_spec_with_every_operation() {
-    let app = spawn_app();
+    let defaults = sessiond::config::Settings::defaults().login_overrides;
+    let app = crate::helpers::spawn_app_with(move |s| s.login_overrides = defaults);
     let response = app.send("GET", "/openapi.json", &[], b"");
     assert_eq!(response.status, 200);
     assert_eq!(response.header("content-type"), Some("application/json"));
     assert_eq!(response.body, sessiond::openapi::spec_json());
+    // A login asks for what this server lets it: the document says so.
+    let policies = |spec: &serde_json::Value| {
+        spec["components"]["schemas"]["NewSessionRequest"]["properties"]["concurrent_sessions"]
+            ["enum"]
+            .clone()
+    };
+    assert_eq!(
+        policies(&response.json()),
+        serde_json::json!(["replace", null])
+    );
+    let lenient = spawn_app();
+    let served = lenient.send("GET", "/openapi.json", &[], b"").json();
+    assert_eq!(
+        policies(&served),
+        serde_json::json!(["replace", "allow", null])
+    );
     let spec = response.json();
     for (path, method) in [
         ("/sessions", "post"),

@@ -48,7 +48,7 @@ proptest! {
             "timeout_seconds": timeout});
         let request: NewSessionRequest = serde_json::from_value(body).unwrap();
         let defaults = Defaults { server_name: "LOCAL", timeout_seconds: 1800 };
-        match NewSession::parse(request, &defaults) {
+        match NewSession::parse(request, &defaults, &Default::default(), sessiond::domain::Millis(0)) {
             Ok(s) => {
                 prop_assert!((1..=256).contains(&s.user_id.chars().count()));
                 prop_assert!((1..=604_800).contains(&s.timeout_seconds));
@@ -132,6 +132,7 @@ proptest! {
                             user_id: format!("u{user}").into(), name: "N".into(), organisation: "O".into(),
                             ip_address: format!("10.0.0.{ip}").parse().unwrap(), server_name: "S".into(),
                             roles: vec![], user_agent: None, timeout_seconds: u32::from(timeout),
+                            device: None, assurance_level: 1, reauthenticate_by: None,
                         };
                         let outcome = store.create(Insert { id, digest, session }, ConcurrentSessions::DenyOtherIp.into(), Millis(now)).await;
                         match outcome {

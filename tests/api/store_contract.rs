@@ -83,6 +83,9 @@ fn session(user: &str, org: &str, ip: &str, timeout: u32) -> NewSession {
         roles: vec![],
         user_agent: None,
         timeout_seconds: timeout,
+        device: None,
+        assurance_level: 1,
+        reauthenticate_by: None,
     }
 }
 
@@ -581,24 +584,34 @@ fn the_lua_expiry_rule_is_the_rust_rule() {
     let client = ::redis::Client::open(server.url()).unwrap();
     let mut conn = client.get_connection().unwrap();
     let script = ::redis::Script::new(&format!(
-        "{}return expires_at(tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]))",
+        "{}return expires_at(tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5] ~= '' and tonumber(ARGV[5]))",
         sessiond::store::lua_prelude()
     ));
     let now = 1_795_820_400_123u64;
-    for (last_active, timeout, created, max_lifetime) in [
-        (now, 1800, now, 43_200),
-        (now, 1, now - 5_000, 3),
-        (now + 999, 604_800, now - 43_199_000, 43_200),
-        (now, 604_800, now, 604_800),
-        (now - 1, 30, now - 2, 1),
-        (0, 1, 0, 1),
+    for (last_active, timeout, created, max_lifetime, by) in [
+        (now, 1800, now, 43_200, None),
+        (now, 1, now - 5_000, 3, None),
+        (now + 999, 604_800, now - 43_199_000, 43_200, None),
+        (now, 604_800, now, 604_800, None),
+        (now - 1, 30, now - 2, 1, None),
+        (0, 1, 0, 1, None),
+        (now, 3_600, now, 43_200, Some(now + 1_000)),
+        (now, 900, now - 10, 43_200, Some(now + 900_000)),
+        (now, 900, now, 43_200, Some(now + 900_001)),
     ] {
-        let rust = expires_at(Millis(last_active), timeout, Millis(created), max_lifetime);
+        let rust = expires_at(
+            Millis(last_active),
+            timeout,
+            Millis(created),
+            max_lifetime,
+            by.map(Millis),
+        );
         let lua: u64 = script
             .arg(last_active)
             .arg(timeout)
             .arg(created)
             .arg(max_lifetime * 1000)
+            .arg(by.map(|b| b.to_string()).unwrap_or_default())
             .invoke(&mut conn)
             .unwrap();
         assert_eq!(

@@ -54,6 +54,9 @@ fn login(store: &MemoryStore, user: usize, round: usize, now: Millis) -> Option<
         roles: vec![],
         user_agent: (round % 2 == 0).then(|| "Mozilla/5.0".into()),
         timeout_seconds: 1 + (round % 5) as u32,
+        device: None,
+        assurance_level: 1,
+        reauthenticate_by: None,
     };
     let insert = Insert {
         id,
@@ -247,6 +250,9 @@ fn a_hundred_thousand_logins_of_one_user_stall_no_one_and_stay_within_the_limit(
                     roles: vec![],
                     user_agent: None,
                     timeout_seconds: 1800,
+                    device: None,
+                    assurance_level: 1,
+                    reauthenticate_by: None,
                 };
                 let insert = Insert {
                     id: token.id(),

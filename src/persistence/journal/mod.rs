@@ -24,7 +24,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::path::{Path, PathBuf};
 
-use super::codec::{write_session, Reader};
+use super::codec::{write_session, Form, Reader};
 use super::frames;
 
 mod writer;
@@ -43,7 +43,7 @@ pub enum Fsync {
 /// One change, as replay applies it.
 #[derive(Debug)]
 pub enum Record {
-    Created(SavedSession),
+    Created(Box<SavedSession>),
     Ended {
         id: SessionId,
         reason: EndReason,
@@ -52,9 +52,12 @@ pub enum Record {
     Activity(Vec<(SessionId, Millis)>),
 }
 
+/// A session created, in the codec's basic form (written by earlier versions).
 const CREATED: u8 = 1;
 const ENDED: u8 = 2;
 const ACTIVITY: u8 = 3;
+/// A session created, in the codec's full form.
+const CREATED_FULL: u8 = 4;
 /// Sessions per activity record.
 pub const ACTIVITY_PER_RECORD: usize = 4096;
 
@@ -110,7 +113,7 @@ pub(super) fn write_created(
     data: &SessionData,
     active: Millis,
 ) {
-    out.push(CREATED);
+    out.push(CREATED_FULL);
     write_session(out, digest, data, active);
 }
 
@@ -133,7 +136,8 @@ pub(super) fn write_activity(out: &mut Vec<u8>, sessions: &[(SessionId, Millis)]
 fn decode(payload: &[u8]) -> Result<Record, String> {
     let mut r = Reader::new(payload, 0);
     let record = match r.u8()? {
-        CREATED => Record::Created(r.session()?),
+        CREATED => Record::Created(Box::new(r.session(Form::Basic)?)),
+        CREATED_FULL => Record::Created(Box::new(r.session(Form::Full)?)),
         ENDED => {
             let id = SessionId::from_u128(r.u128()?);
             let n = r.u8()? as usize;
@@ -262,8 +266,16 @@ pub(super) mod tests {
                 server_name: "LOCAL".into(),
                 roles: vec![Arc::from("admin")].into(),
                 user_agent: Some("Mozilla/5.0".into()),
+                device: crate::domain::Device::of(
+                    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) Chrome/131.0.0.0",
+                )
+                .map(Arc::new),
                 timeout_seconds: 1800,
                 created_at: Millis(1_000),
+                authenticated_at: Millis(1_500),
+                assurance_level: 2,
+                reauthenticate_by: Some(Millis(90_000)),
+                last_ip_address: "203.0.113.9".parse().unwrap(),
             },
             last_active_at: Millis(2_000),
         }

@@ -6,6 +6,8 @@ use std::sync::Arc;
 
 use hashbrown::HashMap;
 
+use crate::domain::Device;
+
 /// A value a shard keeps its own copy of, so that no two shards share a reference count.
 pub(super) trait Local {
     fn local_copy(&self) -> Self;
@@ -14,6 +16,16 @@ pub(super) trait Local {
 impl Local for Arc<str> {
     fn local_copy(&self) -> Self {
         Arc::from(&**self)
+    }
+}
+
+impl Local for Arc<Device> {
+    fn local_copy(&self) -> Self {
+        Arc::new(Device {
+            browser: self.browser.as_ref().map(Local::local_copy),
+            os: self.os.as_ref().map(Local::local_copy),
+            kind: self.kind,
+        })
     }
 }
 

@@ -12,13 +12,15 @@ use hashbrown::HashTable;
 use super::interner::Interner;
 use crate::domain::listing::Bigrams;
 use crate::domain::session::{expires_at, holds_admin};
-use crate::domain::{Millis, Scope, SessionData, SessionId, SessionRecord, TokenDigest};
+use crate::domain::{Device, Millis, Scope, SessionData, SessionId, SessionRecord, TokenDigest};
 
 pub(super) const SHARD_BITS: u32 = 6;
 pub(super) const SHARDS: usize = 1 << SHARD_BITS;
 pub(super) const SLOT_BITS: u32 = 32 - SHARD_BITS;
 /// An absent interned value (a session without a user agent).
 pub(super) const NO_VALUE: u32 = u32::MAX;
+/// No time: a session whose authentication never becomes too old.
+const NEVER: u64 = u64::MAX;
 
 /// Where a row is: its shard and its slot there, in one `u32`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -71,7 +73,14 @@ pub(super) struct Row {
     pub(super) server_name: u32,
     pub(super) roles: u32,
     pub(super) user_agent: u32,
+    pub(super) device: u32,
     pub(super) timeout_seconds: u32,
+    pub(super) assurance_level: u8,
+    pub(super) authenticated_at: u64,
+    /// [`NEVER`] for none.
+    pub(super) reauthenticate_by: u64,
+    /// The client address last reported, when it is not `ip_address`.
+    pub(super) moved_to: Option<Box<IpAddr>>,
     pub(super) previous_of_user: RowRef,
     pub(super) next_of_user: RowRef,
     /// Byte pairs of name, user id and address, so a search passes over most rows unread.
@@ -93,7 +102,12 @@ impl Row {
             self.timeout_seconds,
             Millis(self.created_at),
             max_lifetime_seconds,
+            self.reauthenticate_by(),
         )
+    }
+
+    pub(super) fn reauthenticate_by(&self) -> Option<Millis> {
+        (self.reauthenticate_by != NEVER).then_some(Millis(self.reauthenticate_by))
     }
 }
 
@@ -107,6 +121,7 @@ pub(super) struct Shard {
     /// Organisations and server names.
     pub(super) labels: Interner<Arc<str>>,
     pub(super) agents: Interner<Arc<str>>,
+    pub(super) devices: Interner<Arc<Device>>,
     pub(super) role_sets: Interner<Arc<[Arc<str>]>>,
 }
 
@@ -150,8 +165,13 @@ impl Shard {
             roles: self.role_sets.get(row.roles).clone(),
             user_agent: (row.user_agent != NO_VALUE)
                 .then(|| self.agents.get(row.user_agent).clone()),
+            device: (row.device != NO_VALUE).then(|| self.devices.get(row.device).clone()),
             timeout_seconds: row.timeout_seconds,
             created_at: Millis(row.created_at),
+            authenticated_at: Millis(row.authenticated_at),
+            assurance_level: row.assurance_level,
+            reauthenticate_by: row.reauthenticate_by(),
+            last_ip_address: row.moved_to.as_deref().copied().unwrap_or(row.ip_address),
         }
     }
 
@@ -184,7 +204,16 @@ impl Shard {
                 .user_agent
                 .as_ref()
                 .map_or(NO_VALUE, |ua| self.agents.acquire(ua)),
+            device: data
+                .device
+                .as_ref()
+                .map_or(NO_VALUE, |device| self.devices.acquire(device)),
             timeout_seconds: data.timeout_seconds,
+            assurance_level: data.assurance_level,
+            authenticated_at: data.authenticated_at.0,
+            reauthenticate_by: data.reauthenticate_by.map_or(NEVER, |by| by.0),
+            moved_to: (data.last_ip_address != data.ip_address)
+                .then(|| Box::new(data.last_ip_address)),
             previous_of_user: RowRef::END,
             next_of_user,
         };
@@ -222,6 +251,9 @@ impl Shard {
         if row.user_agent != NO_VALUE {
             self.agents.release(row.user_agent);
         }
+        if row.device != NO_VALUE {
+            self.devices.release(row.device);
+        }
         (row, organisation)
     }
 
@@ -245,7 +277,7 @@ mod tests {
     #[test]
     fn rows_stay_small() {
         let size = std::mem::size_of::<Option<Row>>();
-        assert!(size <= 168, "{size}");
+        assert!(size <= 200, "{size}");
     }
 
     #[test]

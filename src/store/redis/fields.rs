@@ -13,7 +13,11 @@ use crate::domain::{Millis, SavedSession, SessionData, SessionId, TokenDigest};
 /// A session's hash in Redis: what each field holds and its name there (one letter, because
 /// every hash repeats its field names), in the order a session is returned after its id. This
 /// is the only place field names are spelled: the Lua scripts get them from [`lua_prelude`].
-pub(super) const FIELDS: [(&str, &str); 11] = [
+///
+/// A field absent from a hash is read as its login's default: `authenticated_at` the creation,
+/// `assurance_level` 1, `reauthenticate_by` none, `last_ip_address` the login's address (so
+/// most hashes do without it), `device` none.
+pub(super) const FIELDS: [(&str, &str); 16] = [
     ("user_id", "u"),
     ("name", "n"),
     ("organisation", "o"),
@@ -25,6 +29,11 @@ pub(super) const FIELDS: [(&str, &str); 11] = [
     ("created_at", "c"),
     ("last_active_at", "l"),
     ("digest", "d"),
+    ("authenticated_at", "q"),
+    ("assurance_level", "g"),
+    ("reauthenticate_by", "x"),
+    ("last_ip_address", "p"),
+    ("device", "e"),
 ];
 
 /// The Redis name of the field holding `meaning`.
@@ -99,17 +108,31 @@ pub(super) fn session_of<'a>(
     id: &str,
     get: impl Fn(&str) -> Option<&'a str>,
 ) -> Option<(SessionData, Millis)> {
+    let ip_address = get("ip_address")?.parse::<IpAddr>().ok()?;
+    let created_at = Millis(get("created_at")?.parse().ok()?);
+    // An optional field: absent is `None`, present but unreadable is no session.
+    fn optional<T: std::str::FromStr>(value: Option<&str>) -> Option<Option<T>> {
+        value.map_or(Some(None), |v| v.parse().ok().map(Some))
+    }
     let data = SessionData {
         id: SessionId::parse(id)?,
         user_id: get("user_id")?.into(),
         name: get("name")?.into(),
         organisation: get("organisation")?.into(),
-        ip_address: get("ip_address")?.parse::<IpAddr>().ok()?,
+        ip_address,
         server_name: get("server_name")?.into(),
         roles: roles_of(get("roles")?)?,
         user_agent: get("user_agent").map(Into::into),
+        device: match get("device") {
+            None => None,
+            Some(json) => Some(Arc::new(serde_json::from_str(json).ok()?)),
+        },
         timeout_seconds: get("timeout_seconds")?.parse().ok()?,
-        created_at: Millis(get("created_at")?.parse().ok()?),
+        created_at,
+        authenticated_at: optional(get("authenticated_at"))?.map_or(created_at, Millis),
+        assurance_level: optional(get("assurance_level"))?.unwrap_or(1),
+        reauthenticate_by: optional(get("reauthenticate_by"))?.map(Millis),
+        last_ip_address: optional(get("last_ip_address"))?.unwrap_or(ip_address),
     };
     Some((data, Millis(get("last_active_at")?.parse().ok()?)))
 }
@@ -164,10 +187,18 @@ mod tests {
             "2000",
             &"ab".repeat(32),
         ]
-        .iter()
-        .map(|s| Some(s.to_string()))
+        .into_iter()
+        .map(Some)
+        .chain([None, None, None, None, None])
+        .map(|s| s.map(str::to_string))
         .collect();
         let saved = parse(&good).unwrap();
+        assert_eq!(
+            saved.data.authenticated_at,
+            Millis(1000),
+            "the creation, when absent"
+        );
+        assert_eq!(saved.data.assurance_level, 1);
         assert!(saved.data.has_role("admin"));
         assert_eq!(saved.last_active_at, Millis(2000));
         for i in [0, 1, 4, 6, 8, 9, 11] {

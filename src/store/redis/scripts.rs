@@ -22,7 +22,7 @@ pub(super) struct LoginArgs<'a> {
 }
 
 /// The argument names, in `ARGV` order.
-const LOGIN_ARGS: [&str; 17] = [
+const LOGIN_ARGS: [&str; 20] = [
     "policy",
     "now",
     "max_ms",
@@ -40,12 +40,15 @@ const LOGIN_ARGS: [&str; 17] = [
     "user_agent",
     "max_per_user",
     "seats",
+    "assurance_level",
+    "reauthenticate_by",
+    "device",
 ];
 
 impl LoginArgs<'_> {
     /// Each argument with its name, in the order of [`LOGIN_ARGS`] (a unit test holds them
     /// to it).
-    fn pairs(&self) -> [(&'static str, String); 17] {
+    fn pairs(&self) -> [(&'static str, String); 20] {
         let s = self.session;
         let roles: Vec<&str> = s.roles.iter().map(|r| &**r).collect();
         [
@@ -75,6 +78,20 @@ impl LoginArgs<'_> {
             (
                 "seats",
                 self.rules.seats.map(|n| n.to_string()).unwrap_or_default(),
+            ),
+            ("assurance_level", s.assurance_level.to_string()),
+            (
+                "reauthenticate_by",
+                s.reauthenticate_by
+                    .map(|by| by.0.to_string())
+                    .unwrap_or_default(),
+            ),
+            (
+                "device",
+                s.device
+                    .as_deref()
+                    .map(|d| serde_json::to_string(d).expect("a device serialises"))
+                    .unwrap_or_default(),
             ),
         ]
     }
@@ -187,6 +204,9 @@ mod tests {
             roles: vec![],
             user_agent: None,
             timeout_seconds: 60,
+            device: None,
+            assurance_level: 1,
+            reauthenticate_by: None,
         };
         let rules = LoginRules::from(crate::domain::ConcurrentSessions::Allow);
         let args = LoginArgs {

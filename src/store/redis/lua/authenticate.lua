@@ -12,7 +12,8 @@ if not s[USER_ID] or s[DIGEST] ~= ARGV[5] then return false end
 if session_expires_at(s, max_ms) <= now then return false end
 local last = tonumber(s[LAST_ACTIVE_AT])
 if now > last then
-  local expires = expires_at(now, tonumber(s[TIMEOUT_SECONDS]), tonumber(s[CREATED_AT]), max_ms)
+  local expires = expires_at(now, tonumber(s[TIMEOUT_SECONDS]), tonumber(s[CREATED_AT]), max_ms,
+    s[REAUTHENTICATE_BY] and tonumber(s[REAUTHENTICATE_BY]))
   redis.call('HSET', key, F_LAST_ACTIVE_AT, now_text)
   redis.call('PEXPIREAT', key, keep_until(expires))
   s[LAST_ACTIVE_AT] = now_text

@@ -4,7 +4,8 @@
 -- ARG (by name, as scripts.rs passes them): policy, now ('' = Redis' clock), max_ms, prefix,
 --       channel, id, digest, user_id, name, organisation, ip, server, roles (JSON), timeout
 --       (seconds), user_agent, has_user_agent ('1'/'0'), max_per_user (0 = no limit), seats
---       ('' = no limit).
+--       ('' = no limit), assurance_level, reauthenticate_by ('' = none), device (JSON, '' =
+--       none).
 -- Returns {'denied', id, ip, server, organisation, holds admin ('1'/'0'), ...}, {'seat-limit'}, or {'ok', now, reason, id, ...} for the
 -- sessions this login ended ('replaced' or 'evicted').
 local policy, now, max_ms, prefix, channel = ARG.policy, clock(ARG.now), tonumber(ARG.max_ms), ARG.prefix, ARG.channel
@@ -93,12 +94,17 @@ if limit > 0 and #live >= limit then
 end
 
 local timeout = tonumber(ARG.timeout)
-local expires = expires_at(now, timeout, now, max_ms)
+local by = ARG.reauthenticate_by ~= '' and ARG.reauthenticate_by or false
+local expires = expires_at(now, timeout, now, max_ms, by and tonumber(by))
 local row = {}
 row[USER_ID], row[NAME], row[ORGANISATION], row[IP_ADDRESS] = ARG.user_id, ARG.name, ARG.organisation, ip
 row[SERVER_NAME], row[ROLES], row[TIMEOUT_SECONDS] = ARG.server, ARG.roles, ARG.timeout
 row[CREATED_AT], row[LAST_ACTIVE_AT], row[DIGEST] = now_text, now_text, digest
 row[USER_AGENT] = ARG.has_user_agent == '1' and ARG.user_agent or false
+row[AUTHENTICATED_AT], row[ASSURANCE_LEVEL], row[REAUTHENTICATE_BY] = now_text, ARG.assurance_level, by
+-- The last address is the login's until a validation reports another: no field until then.
+row[LAST_IP_ADDRESS] = false
+row[DEVICE] = ARG.device ~= '' and ARG.device or false
 -- The hash holds the fields given; the event carries them in ROW order (false = not given).
 local fields = {}
 for i = 1, #ROW do

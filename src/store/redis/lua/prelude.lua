@@ -7,9 +7,12 @@ local function clock(given)
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
--- The expiry rule (Rust: domain::session::expires_at), in milliseconds.
-local function expires_at(last_active, timeout_seconds, created, max_ms)
-  return math.min(last_active + timeout_seconds * 1000, created + max_ms)
+-- The expiry rule (Rust: domain::session::expires_at), in milliseconds; `by` (the time the
+-- authentication becomes too old for its level) may be false.
+local function expires_at(last_active, timeout_seconds, created, max_ms, by)
+  local ends = math.min(last_active + timeout_seconds * 1000, created + max_ms)
+  if by then ends = math.min(ends, by) end
+  return ends
 end
 
 -- A session's fields in ROW order (false where absent; all false when there is no session).
@@ -26,7 +29,8 @@ local function holds_admin(roles)
 end
 
 local function session_expires_at(s, max_ms)
-  return expires_at(tonumber(s[LAST_ACTIVE_AT]), tonumber(s[TIMEOUT_SECONDS]), tonumber(s[CREATED_AT]), max_ms)
+  return expires_at(tonumber(s[LAST_ACTIVE_AT]), tonumber(s[TIMEOUT_SECONDS]), tonumber(s[CREATED_AT]), max_ms,
+    s[REAUTHENTICATE_BY] and tonumber(s[REAUTHENTICATE_BY]))
 end
 
 -- Whether a user has a live session in an organisation: holds one of its seats.
