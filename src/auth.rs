@@ -62,6 +62,8 @@ impl FromRequest for ServiceCaller {
 pub struct Caller {
     pub session: SessionRecord,
     pub now: Millis,
+    /// The token as presented: its session, and the digest of its secret.
+    pub token: PresentedToken,
 }
 
 impl Caller {
@@ -92,10 +94,7 @@ fn bearer_token(req: &HttpRequest) -> Result<&str, ApiError> {
 }
 
 fn invalid_token() -> ApiError {
-    ApiError::unauthorized(
-        Challenge::InvalidToken,
-        "the bearer token is not valid, or its session has ended",
-    )
+    ApiError::invalid_token()
 }
 
 impl FromRequest for Caller {
@@ -114,7 +113,11 @@ impl FromRequest for Caller {
             match state.sessions.authenticate(&token, now).await? {
                 Some(session) => {
                     req.extensions_mut().insert(CallerSession(session.data.id));
-                    Ok(Caller { session, now })
+                    Ok(Caller {
+                        session,
+                        now,
+                        token,
+                    })
                 }
                 None => Err(invalid_token()),
             }

@@ -49,6 +49,11 @@ pub struct Settings {
     #[arg(long, env = "SESSIOND_ASSURANCE_TIMEOUTS", default_value = "2=3600/86400,3=900/43200", value_name = "LEVEL=IDLE/MAX,...", value_parser = AssuranceTimeouts::parse)]
     pub assurance_timeouts: AssuranceTimeouts,
 
+    /// What a validation that reports another client address (`X-Client-IP`) does: `allow`
+    /// records it, `report` also announces it (`session-ip-changed`), `end` ends the session.
+    #[arg(long, env = "SESSIOND_IP_CHANGE", value_enum, default_value_t = IpChange::Allow, value_name = "POLICY")]
+    pub ip_change: IpChange,
+
     /// Which `concurrent_sessions` values a login may ask for instead of the server's policy,
     /// comma-separated (`replace`, `replace,allow`), or `none`; any other is refused (400).
     #[arg(long, env = "SESSIOND_LOGIN_OVERRIDES", default_value = DEFAULT_LOGIN_OVERRIDES, value_name = "POLICY,...|none", value_parser = LoginOverrides::parse)]
@@ -136,6 +141,14 @@ pub struct Settings {
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "SESSIOND_MAX_BODY", default_value_t = 1_048_576, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..=1_073_741_824))]
     pub max_body: u64,
+}
+
+/// `SESSIOND_IP_CHANGE`: what happens when a session's client address changes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum IpChange {
+    Allow,
+    Report,
+    End,
 }
 
 /// What a login may ask for unless `SESSIOND_LOGIN_OVERRIDES` says otherwise.
@@ -338,7 +351,7 @@ impl Settings {
         format!(
             "bind={} server_name={} store={store} redis_prefix={} redis_min_replicas={} data_dir={} fsync={} \
              snapshot_interval={}s activity_interval={}s idle_timeout={}s max_lifetime={}s \
-             concurrent_sessions={} login_overrides={} assurance_timeouts={} max_sessions_per_user={} organisation_seats={} \
+             concurrent_sessions={} login_overrides={} assurance_timeouts={} ip_change={} max_sessions_per_user={} organisation_seats={} \
              audit_capacity={} cors_origins={} webhook={} max_body={} service_keys={}",
             self.bind,
             self.server_name,
@@ -355,6 +368,9 @@ impl Settings {
             self.concurrent_sessions.name(),
             self.login_overrides.names(),
             self.assurance_timeouts.describe(),
+            self.ip_change
+                .to_possible_value()
+                .map_or_else(String::new, |v| v.get_name().to_string()),
             self.max_sessions_per_user,
             optional(self.organisation_seats.as_ref().map(|s| {
                 s.iter()

@@ -56,6 +56,7 @@ macro_rules! codes {
 codes! {
     InvalidRequest => BAD_REQUEST, "invalid-request", "The request is not valid";
     Unauthorized => UNAUTHORIZED, "unauthorized", "Authentication is required";
+    StepUpRequired => UNAUTHORIZED, "step-up-required", "A fresher or stronger authentication is required";
     Forbidden => FORBIDDEN, "forbidden", "Not allowed";
     NotFound => NOT_FOUND, "not-found", "Not found";
     MethodNotAllowed => METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed";
@@ -98,16 +99,19 @@ impl utoipa::PartialSchema for Code {
         utoipa::openapi::schema::ObjectBuilder::new()
             .schema_type(utoipa::openapi::schema::Type::String)
             .description(Some(
-                "The stable, machine-readable reason of a problem. `login-denied` and `seat-limit` \
-                 come only in their own problems (LoginDeniedProblem, SeatLimitProblem), so a \
-                 client that matches on them has their fields.",
+                "The stable, machine-readable reason of a problem. `login-denied`, `seat-limit` and \
+                 `step-up-required` come only in their own problems (LoginDeniedProblem, \
+                 SeatLimitProblem, StepUpProblem), so a client that matches on them has their \
+                 fields.",
             ))
             // Left out, so that matching `code` narrows a generated client's type to the
             // problem that carries it.
             .enum_values(Some(
                 Code::ALL
                     .iter()
-                    .filter(|c| !matches!(c, Code::LoginDenied | Code::SeatLimit))
+                    .filter(|c| {
+                        !matches!(c, Code::LoginDenied | Code::SeatLimit | Code::StepUpRequired)
+                    })
                     .map(|c| c.as_str()),
             ))
             .into()
@@ -124,6 +128,10 @@ pub enum Challenge {
     /// A bearer token was sent and is not (or no longer) valid.
     InvalidToken,
     ServiceKey,
+    /// RFC 9470: the token is valid, its authentication too old (`max_age`) or too weak.
+    StepUp {
+        max_age: Option<u64>,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -169,6 +177,37 @@ impl ApiError {
         ApiError {
             challenge: Some(challenge),
             ..Self::new(Code::Unauthorized, detail)
+        }
+    }
+
+    /// `401`: the bearer token names no live session (never saying which part was wrong).
+    pub fn invalid_token() -> Self {
+        Self::unauthorized(
+            Challenge::InvalidToken,
+            "the bearer token is not valid, or its session has ended",
+        )
+    }
+
+    /// `401 step-up-required` (RFC 9470): the session is valid, its authentication older than
+    /// `max_age` seconds or weaker than `min_level`; authenticate the user again.
+    pub fn step_up_required(max_age: Option<u64>, min_level: Option<u8>) -> Self {
+        let mut wants = Vec::new();
+        if let Some(max_age) = max_age {
+            wants.push(format!("at most {max_age} s old"));
+        }
+        if let Some(level) = min_level {
+            wants.push(format!("of assurance level {level} or more"));
+        }
+        ApiError {
+            challenge: Some(Challenge::StepUp { max_age }),
+            ..Self::new(
+                Code::StepUpRequired,
+                format!(
+                    "this needs an authentication {}; authenticate the user again \
+                     (POST /sessions/{{id}}/reauthenticated)",
+                    wants.join(" and ")
+                ),
+            )
         }
     }
 
@@ -314,6 +353,34 @@ pub struct SeatLimitProblem {
     pub request_id: Option<String>,
 }
 
+/// The session is valid, but its authentication is older or weaker than the validation asked
+/// for (`step-up-required`, RFC 9470): authenticate the user again, then retry.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct StepUpProblem {
+    #[schema(rename = "type", example = "urn:sessiond:problem:step-up-required")]
+    pub kind: String,
+    #[schema(example = "A fresher or stronger authentication is required")]
+    pub title: String,
+    #[schema(example = 401)]
+    pub status: u16,
+    #[schema(
+        example = "this needs an authentication at most 300 s old; authenticate the user again (POST /sessions/{id}/reauthenticated)"
+    )]
+    pub detail: String,
+    pub code: StepUpCode,
+    /// The id of the request this answers (its `X-Request-Id`), to quote in a report.
+    #[schema(example = "8c1f0c5e-7d3a-4b9e-9a41-2f6c1d0e5b7a")]
+    pub request_id: Option<String>,
+}
+
+#[derive(ToSchema)]
+#[schema(rename_all = "kebab-case")]
+#[allow(dead_code)]
+pub enum StepUpCode {
+    StepUpRequired,
+}
+
 #[derive(ToSchema)]
 #[schema(rename_all = "kebab-case")]
 #[allow(dead_code)]
@@ -381,11 +448,21 @@ impl ResponseError for ApiError {
     }
 }
 
-fn challenge_header(challenge: Challenge) -> &'static str {
+fn challenge_header(challenge: Challenge) -> String {
     match challenge {
-        Challenge::Bearer => "Bearer realm=\"sessiond\"",
-        Challenge::InvalidToken => "Bearer realm=\"sessiond\", error=\"invalid_token\"",
-        Challenge::ServiceKey => "X-Service-Key realm=\"sessiond\"",
+        Challenge::Bearer => "Bearer realm=\"sessiond\"".into(),
+        Challenge::InvalidToken => "Bearer realm=\"sessiond\", error=\"invalid_token\"".into(),
+        Challenge::ServiceKey => "X-Service-Key realm=\"sessiond\"".into(),
+        Challenge::StepUp { max_age } => {
+            let mut value =
+                "Bearer realm=\"sessiond\", error=\"insufficient_user_authentication\", \
+                 error_description=\"A different authentication level is required\""
+                    .to_string();
+            if let Some(max_age) = max_age {
+                value.push_str(&format!(", max_age={max_age}"));
+            }
+            value
+        }
     }
 }
 

@@ -77,6 +77,7 @@ pub enum Change {
     Created(CreatedSession),
     Ended(Ended),
     Denied(Denied),
+    Amended(Amended),
 }
 
 /// A session that was created, as its event keeps it.
@@ -187,6 +188,48 @@ impl Ended {
     }
 }
 
+/// A live session changed: a new token, a new authentication, or another client address.
+#[derive(Clone, Debug, Serialize)]
+pub struct Amended {
+    pub id: SessionId,
+    pub user_id: CompactString,
+    #[serde(flatten)]
+    pub what: Amendment,
+    #[serde(skip)]
+    pub organisation: CompactString,
+    #[serde(skip)]
+    pub holds_admin: bool,
+}
+
+/// What changed, as the event's type and the rest of its data say it.
+#[derive(Clone, Copy, Debug, Serialize)]
+#[serde(untagged)]
+pub enum Amendment {
+    Rotated {},
+    Reauthenticated { assurance_level: u8 },
+    IpChanged { from: IpAddr, to: IpAddr },
+}
+
+impl Amended {
+    pub fn of(data: &SessionData, what: Amendment) -> Self {
+        Amended {
+            id: data.id,
+            user_id: CompactString::from(&*data.user_id),
+            what,
+            organisation: CompactString::from(&*data.organisation),
+            holds_admin: data.holds_admin(),
+        }
+    }
+
+    pub fn kind(&self) -> EventType {
+        match self.what {
+            Amendment::Rotated {} => EventType::SessionRotated,
+            Amendment::Reauthenticated { .. } => EventType::SessionReauthenticated,
+            Amendment::IpChanged { .. } => EventType::SessionIpChanged,
+        }
+    }
+}
+
 /// Why a login was denied.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "kebab-case")]
@@ -234,13 +277,19 @@ pub enum EventType {
     SessionCreated,
     SessionEnded,
     LoginDenied,
+    SessionRotated,
+    SessionReauthenticated,
+    SessionIpChanged,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 3] = [
+    pub const ALL: [EventType; 6] = [
         EventType::SessionCreated,
         EventType::SessionEnded,
         EventType::LoginDenied,
+        EventType::SessionRotated,
+        EventType::SessionReauthenticated,
+        EventType::SessionIpChanged,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -248,6 +297,9 @@ impl EventType {
             EventType::SessionCreated => "session-created",
             EventType::SessionEnded => "session-ended",
             EventType::LoginDenied => "login-denied",
+            EventType::SessionRotated => "session-rotated",
+            EventType::SessionReauthenticated => "session-reauthenticated",
+            EventType::SessionIpChanged => "session-ip-changed",
         }
     }
 
@@ -268,10 +320,11 @@ pub struct Event {
 
 impl Event {
     pub fn kind(&self) -> EventType {
-        match self.change {
+        match &self.change {
             Change::Created(_) => EventType::SessionCreated,
             Change::Ended(_) => EventType::SessionEnded,
             Change::Denied(_) => EventType::LoginDenied,
+            Change::Amended(amended) => amended.kind(),
         }
     }
 
@@ -281,6 +334,7 @@ impl Event {
             Change::Created(created) => scope.admits(&created.organisation, created.holds_admin),
             Change::Ended(ended) => scope.admits(&ended.organisation, ended.holds_admin),
             Change::Denied(denied) => scope.admits(&denied.organisation, denied.holds_admin),
+            Change::Amended(amended) => scope.admits(&amended.organisation, amended.holds_admin),
         }
     }
 
@@ -306,6 +360,7 @@ impl Event {
             }
             Change::Ended(ended) => self.message(ended),
             Change::Denied(denied) => self.message(denied),
+            Change::Amended(amended) => self.message(amended),
         }
     }
 

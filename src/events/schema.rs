@@ -31,7 +31,7 @@ enum Data {
 }
 
 /// The events: what a change to the sessions says, on the stream and to webhooks.
-const EVENTS: [Kind; 3] = [
+const EVENTS: [Kind; 6] = [
     Kind {
         name: "session-created",
         schema: "SessionCreatedEvent",
@@ -50,7 +50,63 @@ const EVENTS: [Kind; 3] = [
         about: "A login was refused; `data` says whose and why.",
         data: Data::Named("LoginDeniedData"),
     },
+    Kind {
+        name: "session-rotated",
+        schema: "SessionRotatedEvent",
+        about: "A session got a new token (its old one stopped validating); it goes on.",
+        data: Data::Named("SessionRotatedData"),
+    },
+    Kind {
+        name: "session-reauthenticated",
+        schema: "SessionReauthenticatedEvent",
+        about: "A session's user authenticated again, at `assurance_level`; the session got a \
+            new token.",
+        data: Data::Named("SessionReauthenticatedData"),
+    },
+    Kind {
+        name: "session-ip-changed",
+        schema: "SessionIpChangedEvent",
+        about: "An app server reported another client address for a session \
+            (`SESSIOND_IP_CHANGE=report`).",
+        data: Data::Named("SessionIpChangedData"),
+    },
 ];
+
+/// `session-rotated`'s data.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+struct SessionRotatedData {
+    #[schema(example = "8c1f0c5e-7d3a-4b9e-9a41-2f6c1d0e5b7a")]
+    id: String,
+    #[schema(example = "tpringle")]
+    user_id: String,
+}
+
+/// `session-reauthenticated`'s data.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+struct SessionReauthenticatedData {
+    #[schema(example = "8c1f0c5e-7d3a-4b9e-9a41-2f6c1d0e5b7a")]
+    id: String,
+    #[schema(example = "tpringle")]
+    user_id: String,
+    #[schema(minimum = 1, maximum = 3, example = 2)]
+    assurance_level: u8,
+}
+
+/// `session-ip-changed`'s data: the address before and the one reported now.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+struct SessionIpChangedData {
+    #[schema(example = "8c1f0c5e-7d3a-4b9e-9a41-2f6c1d0e5b7a")]
+    id: String,
+    #[schema(example = "tpringle")]
+    user_id: String,
+    #[schema(example = "59.100.242.122")]
+    from: String,
+    #[schema(example = "203.0.113.7")]
+    to: String,
+}
 
 /// What the stream says about itself; these carry no `id` (they are no event to resume from).
 const STREAM_STATES: [Kind; 2] = [
@@ -99,6 +155,18 @@ impl ToSchema for EventMessage {
         schemas.push((Ended::name().into(), Ended::schema()));
         schemas.push((Denied::name().into(), Denied::schema()));
         schemas.push((Session::name().into(), Session::schema()));
+        schemas.push((
+            SessionRotatedData::name().into(),
+            SessionRotatedData::schema(),
+        ));
+        schemas.push((
+            SessionReauthenticatedData::name().into(),
+            SessionReauthenticatedData::schema(),
+        ));
+        schemas.push((
+            SessionIpChangedData::name().into(),
+            SessionIpChangedData::schema(),
+        ));
         <Session as ToSchema>::schemas(schemas);
         <Ended as ToSchema>::schemas(schemas);
         <Denied as ToSchema>::schemas(schemas);

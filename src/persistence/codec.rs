@@ -40,7 +40,8 @@ fn optional_text(out: &mut Vec<u8>, s: Option<&str>) {
     }
 }
 
-fn address(out: &mut Vec<u8>, ip: IpAddr) {
+/// Appends an address: `u8` 4 or 6, then its bytes.
+pub fn write_address(out: &mut Vec<u8>, ip: IpAddr) {
     match ip {
         IpAddr::V4(v4) => {
             out.push(4);
@@ -82,7 +83,7 @@ pub fn write_session(
     for role in d.roles.iter() {
         text(out, role);
     }
-    address(out, d.ip_address);
+    write_address(out, d.ip_address);
     out.extend_from_slice(&d.timeout_seconds.to_le_bytes());
     out.extend_from_slice(&d.created_at.0.to_le_bytes());
     out.extend_from_slice(&last_active_at.0.to_le_bytes());
@@ -91,7 +92,7 @@ pub fn write_session(
     out.extend_from_slice(&d.reauthenticate_by.map_or(NEVER, |by| by.0).to_le_bytes());
     match d.last_ip_address == d.ip_address {
         true => out.push(0),
-        false => address(out, d.last_ip_address),
+        false => write_address(out, d.last_ip_address),
     }
     match &d.device {
         Some(device) => {
@@ -167,7 +168,7 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn address(&mut self) -> Result<IpAddr, String> {
+    pub fn address(&mut self) -> Result<IpAddr, String> {
         match self.u8()? {
             4 => Ok(IpAddr::V4(Ipv4Addr::from(self.array::<4>()?))),
             6 => Ok(IpAddr::V6(Ipv6Addr::from(self.array::<16>()?))),

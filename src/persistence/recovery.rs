@@ -3,7 +3,7 @@
 //!
 //! Session ids are never reused, so the merge needs no order beyond the journal's own: a
 //! session is back if a snapshot or a `created` record holds it and no `ended` record names it,
-//! with the latest activity any record gives it. (A snapshot is taken while changes go on, so
+//! with the latest activity any record gives it and every `amended` record applied in order. (A snapshot is taken while changes go on, so
 //! it may hold a session whose `created` record follows it too: the store keeps one.)
 
 use std::path::Path;
@@ -12,7 +12,7 @@ use hashbrown::{HashMap, HashSet};
 
 use super::journal::{self, JournalError, Record, Replayed};
 use super::snapshot::{SnapshotError, SnapshotFile};
-use crate::domain::{Millis, SavedSession, SessionId};
+use crate::domain::{Amendment, Millis, SavedSession, SessionId};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RecoveryError {
@@ -43,12 +43,14 @@ pub fn recover(dir: &Path, file: &SnapshotFile) -> Result<Recovered, RecoveryErr
         None => (Vec::new(), None, 0),
     };
     let mut ended: HashSet<SessionId> = HashSet::new();
+    let mut amendments: Vec<(SessionId, Amendment)> = Vec::new();
     let mut active: HashMap<SessionId, Millis> = HashMap::new();
     let replayed = journal::replay(dir, journal_from, |record| match record {
         Record::Created(session) => sessions.push(*session),
         Record::Ended { id, .. } => {
             ended.insert(id);
         }
+        Record::Amended { id, amendment } => amendments.push((id, amendment)),
         Record::Activity(seen) => {
             for (id, at) in seen {
                 let latest = active.entry(id).or_insert(at);
@@ -58,6 +60,23 @@ pub fn recover(dir: &Path, file: &SnapshotFile) -> Result<Recovered, RecoveryErr
     })?;
     if !ended.is_empty() {
         sessions.retain(|s| !ended.contains(&s.data.id));
+    }
+    if !amendments.is_empty() {
+        // In journal order, to every copy of the session (a snapshot and a `created` record
+        // may both hold it).
+        let mut copies: HashMap<SessionId, Vec<usize>> = HashMap::new();
+        for (n, session) in sessions.iter().enumerate() {
+            copies.entry(session.data.id).or_default().push(n);
+        }
+        for (id, amendment) in &amendments {
+            for &n in copies.get(id).into_iter().flatten() {
+                let session = &mut sessions[n];
+                amendment.apply(&mut session.data);
+                if let Some(digest) = amendment.digest {
+                    session.digest = digest;
+                }
+            }
+        }
     }
     if !active.is_empty() {
         for session in &mut sessions {

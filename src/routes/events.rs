@@ -36,7 +36,7 @@ pub struct EventParams {
     /// The same as `type`, comma-separated (`session-created,session-ended`).
     #[param(
         example = "session-created,session-ended",
-        pattern = r"^(session-created|session-ended|login-denied)?(,(session-created|session-ended|login-denied))*$"
+        pattern = r"^(session-created|session-ended|login-denied|session-rotated|session-reauthenticated|session-ip-changed)?(,(session-created|session-ended|login-denied|session-rotated|session-reauthenticated|session-ip-changed))*$"
     )]
     pub types: Option<String>,
     /// The same as the `Last-Event-ID` header, for `EventSource` polyfills that cannot send
@@ -129,7 +129,8 @@ const RETRY_AFTER_SECONDS: u64 = 5;
 ///
 /// Every change to the sessions this administrator may see (the list's scope) as it happens,
 /// on any node: `session-created`, `session-ended` (with `reason`: logout, admin, self,
-/// expired, replaced, evicted) and `login-denied` (`other-ip` or `seat-limit`). Each message's
+/// expired, replaced, evicted, revoked, ip-changed), `login-denied` (`other-ip` or
+/// `seat-limit`), `session-rotated`, `session-reauthenticated` and `session-ip-changed`. Each message's
 /// `data` is one JSON `EventMessage`, and its `id:` line the event's id: a client that
 /// reconnects with `Last-Event-ID` first gets the events it missed (the newest 16,384 are
 /// kept; if older ones were asked for, or the id is from before a restart, a `stream-reset`

@@ -2,12 +2,14 @@
 
 pub mod audit;
 pub mod console;
+pub mod current;
 pub mod docs;
 pub mod events;
 pub mod fallback;
 pub mod health;
 pub mod meta;
 pub mod problems;
+pub mod reauthentication;
 pub mod sessions;
 pub mod users;
 
@@ -18,7 +20,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
     // `/sessions/current`, `/sessions/mine` and `/sessions/summary` before `/sessions/{id}`, so
     // that none is ever taken for an id.
     cfg.service(sessions::create_session)
-        .service(sessions::current_session)
+        .service(current::current_session)
+        .service(current::rotate)
         .service(sessions::logout)
         .service(sessions::my_sessions)
         .service(sessions::session_summary)
@@ -27,6 +30,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(sessions::delete_sessions)
         .service(sessions::get_session)
         .service(sessions::delete_session)
+        .service(reauthentication::reauthenticated)
         .service(users::revoke_user_sessions)
         .service(audit::audit)
         .service(events::events)

@@ -123,26 +123,6 @@ pub async fn create_session(
         }))
 }
 
-/// Validate a token.
-///
-/// The call app servers make on every request: answers the caller's own session and slides
-/// its idle timeout. Activity is recorded at most once per `SESSIOND_ACTIVITY_INTERVAL`
-/// (default 5 s; at most a quarter of the session's idle timeout) on the Redis store, where
-/// validations in between are reads: there `last_active_at`, `idle_seconds` and `expires_at`
-/// may lag the last validation by up to that much, and a session may end that much before its
-/// exact idle timeout, never after.
-#[utoipa::path(
-    tag = "sessions",
-    security(("bearer" = [])),
-    responses((status = 200, description = "The caller's session", body = Session), BearerProblems)
-)]
-#[get("/sessions/current")]
-pub async fn current_session(caller: Caller) -> web::Json<Session> {
-    let Caller { session, now } = caller;
-    let id = session.data.id;
-    web::Json(Session::view(session, now, Some(id)))
-}
-
 /// Log out: end the caller's own session.
 ///
 /// Its token stops validating at once, on every endpoint.

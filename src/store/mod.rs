@@ -18,8 +18,8 @@ pub use memory::MemoryStore;
 pub use crate::domain::login::BlockingSession;
 pub use crate::domain::LoginRules;
 use crate::domain::{
-    EndReason, ListQuery, Millis, NewSession, PresentedToken, Scope, SessionId, SessionRecord,
-    TokenDigest,
+    Amendment, EndReason, ListQuery, Millis, NewSession, PresentedToken, Scope, SessionId,
+    SessionRecord, TokenDigest,
 };
 pub use crate::error::StoreError;
 use crate::events::{EventId, Hub};
@@ -126,6 +126,17 @@ pub trait SessionStore: SessionCounts + Send + Sync {
         now: Millis,
         reason: EndReason,
     ) -> Result<Vec<SessionRecord>, StoreError>;
+
+    /// Changes the live session `id` in place — only if `presented` is its current token's
+    /// digest, when given (a rotation by its holder) — and says so with an event; returns the
+    /// session as it is now, or `None` when there is no such live session.
+    async fn amend(
+        &self,
+        id: SessionId,
+        presented: Option<&TokenDigest>,
+        amendment: Amendment,
+        now: Millis,
+    ) -> Result<Option<SessionRecord>, StoreError>;
 
     /// One page of the live sessions in `scope` that match the query.
     async fn list(&self, query: &ListQuery, scope: &Scope, now: Millis)

@@ -250,6 +250,7 @@ impl Delivery {
         let session = match &event.change {
             Change::Created(created) => Some(created.id),
             Change::Ended(ended) => Some(ended.id),
+            Change::Amended(amended) => Some(amended.id),
             Change::Denied(_) => None,
         };
         Delivery {

@@ -371,3 +371,56 @@ fn a_corrupt_record_in_the_middle_stops_start_up_naming_file_and_offset() {
         "the file is left as it was"
     );
 }
+
+/// A rotation is acknowledged only once journaled: after `kill -9` the old token stays dead,
+/// and the new one comes back with its reauthentication and reported address.
+#[test]
+fn a_rotated_token_and_a_reauthentication_survive_kill_9() {
+    let dir = data_dir();
+    let server = start(&dir, &[("SESSIOND_SNAPSHOT_INTERVAL", "3600")]);
+    let user = server.login(&unique(), "10.0.0.9");
+    let bearer = format!("Bearer {}", user.token);
+    let rotated = server.send(
+        "POST",
+        "/sessions/current/rotate",
+        &[("Authorization", &bearer)],
+        b"",
+    );
+    assert_eq!(rotated.status, 200, "{}", rotated.body);
+    let path = format!("/sessions/{}/reauthenticated", user.id);
+    let renewed = server.send(
+        "POST",
+        &path,
+        &[
+            ("X-Service-Key", crate::helpers::SERVICE_KEY),
+            ("Content-Type", "application/json"),
+        ],
+        br#"{"assurance_level": 3}"#,
+    );
+    assert_eq!(renewed.status, 200, "{}", renewed.body);
+    let token = renewed.json()["token"].as_str().unwrap().to_string();
+    let moved = server.send(
+        "GET",
+        "/sessions/current",
+        &[
+            ("Authorization", &format!("Bearer {token}")),
+            ("X-Client-IP", "203.0.113.9"),
+        ],
+        b"",
+    );
+    assert_eq!(moved.status, 200);
+    server.kill();
+
+    let server = start(&dir, &[]);
+    assert!(!server.validates(&user.token), "{}", server.log());
+    let rotated_token = rotated.json()["token"].as_str().unwrap().to_string();
+    assert!(!server.validates(&rotated_token));
+    let back = server.get("/sessions/current", &token).json();
+    assert_eq!(back["assurance_level"], 3, "{back}");
+    assert_eq!(back["timeout_seconds"], 900);
+    assert_eq!(back["last_ip_address"], "203.0.113.9");
+    assert_eq!(
+        back["authenticated_at"],
+        renewed.json()["session"]["authenticated_at"]
+    );
+}

@@ -29,6 +29,7 @@ mod process;
 mod properties;
 mod redis_server;
 mod redis_tls;
+mod renewal;
 mod revocation;
 mod self_service;
 mod sentinel;

@@ -24,11 +24,13 @@
 use std::fs::{self, File, OpenOptions};
 use std::path::{Path, PathBuf};
 
-use super::codec::{write_session, Form, Reader};
+use super::codec::{write_address, write_session, Form, Reader};
 use super::frames;
 
 mod writer;
-use crate::domain::{EndReason, Millis, SavedSession, SessionData, SessionId, TokenDigest};
+use crate::domain::{
+    Amendment, Authentication, EndReason, Millis, SavedSession, SessionData, SessionId, TokenDigest,
+};
 pub use writer::Journal;
 
 /// When an acknowledgement waits for the disk.
@@ -50,6 +52,11 @@ pub enum Record {
     },
     /// Sessions' last activity: replay raises each to at least this.
     Activity(Vec<(SessionId, Millis)>),
+    /// A live session changed in place: a new token, authentication or client address.
+    Amended {
+        id: SessionId,
+        amendment: Amendment,
+    },
 }
 
 /// A session created, in the codec's basic form (written by earlier versions).
@@ -58,6 +65,13 @@ const ENDED: u8 = 2;
 const ACTIVITY: u8 = 3;
 /// A session created, in the codec's full form.
 const CREATED_FULL: u8 = 4;
+/// A session changed in place: `u128` id, `u8` what (1 digest, 2 authentication, 4 address),
+/// then the 32-byte digest; `u64` authenticated ms, `u8` level, `u32` timeout, `u64`
+/// reauthenticate-by ms (`u64::MAX`: none); `u8` 4/6 + the address — each if present.
+const AMENDED: u8 = 5;
+const NEW_DIGEST: u8 = 1;
+const NEW_AUTHENTICATION: u8 = 2;
+const NEW_ADDRESS: u8 = 4;
 /// Sessions per activity record.
 pub const ACTIVITY_PER_RECORD: usize = 4096;
 
@@ -133,6 +147,61 @@ pub(super) fn write_activity(out: &mut Vec<u8>, sessions: &[(SessionId, Millis)]
     }
 }
 
+pub(super) fn write_amended(out: &mut Vec<u8>, id: SessionId, amendment: &Amendment) {
+    out.push(AMENDED);
+    out.extend_from_slice(&id.as_u128().to_le_bytes());
+    let what = [
+        (amendment.digest.is_some(), NEW_DIGEST),
+        (amendment.authentication.is_some(), NEW_AUTHENTICATION),
+        (amendment.last_ip_address.is_some(), NEW_ADDRESS),
+    ]
+    .iter()
+    .filter(|(present, _)| *present)
+    .fold(0, |all, (_, bit)| all | bit);
+    out.push(what);
+    if let Some(digest) = amendment.digest {
+        out.extend_from_slice(&digest.0);
+    }
+    if let Some(auth) = amendment.authentication {
+        out.extend_from_slice(&auth.at.0.to_le_bytes());
+        out.push(auth.assurance_level);
+        out.extend_from_slice(&auth.timeout_seconds.to_le_bytes());
+        out.extend_from_slice(
+            &auth
+                .reauthenticate_by
+                .map_or(u64::MAX, |by| by.0)
+                .to_le_bytes(),
+        );
+    }
+    if let Some(ip) = amendment.last_ip_address {
+        write_address(out, ip);
+    }
+}
+
+fn read_amended(r: &mut Reader<'_>) -> Result<Record, String> {
+    let id = SessionId::from_u128(r.u128()?);
+    let what = r.u8()?;
+    if what & !(NEW_DIGEST | NEW_AUTHENTICATION | NEW_ADDRESS) != 0 {
+        return Err(format!("unknown amendment {what}"));
+    }
+    let mut amendment = Amendment::default();
+    if what & NEW_DIGEST != 0 {
+        amendment.digest = Some(TokenDigest(r.array()?));
+    }
+    if what & NEW_AUTHENTICATION != 0 {
+        amendment.authentication = Some(Authentication {
+            at: Millis(r.u64()?),
+            assurance_level: r.u8()?,
+            timeout_seconds: r.u32()?,
+            reauthenticate_by: Some(r.u64()?).filter(|&by| by != u64::MAX).map(Millis),
+        });
+    }
+    if what & NEW_ADDRESS != 0 {
+        amendment.last_ip_address = Some(r.address()?);
+    }
+    Ok(Record::Amended { id, amendment })
+}
+
 fn decode(payload: &[u8]) -> Result<Record, String> {
     let mut r = Reader::new(payload, 0);
     let record = match r.u8()? {
@@ -157,6 +226,7 @@ fn decode(payload: &[u8]) -> Result<Record, String> {
             }
             Record::Activity(sessions)
         }
+        AMENDED => read_amended(&mut r)?,
         kind => return Err(format!("unknown record kind {kind}")),
     };
     if !r.done() {
@@ -316,6 +386,45 @@ pub(super) mod tests {
         assert!(matches!(records[1], Record::Ended { id: i, reason: EndReason::Admin } if i == id));
         assert!(matches!(&records[2], Record::Activity(a) if a[..] == [(id, Millis(9))]));
         fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn an_amendment_round_trips_whatever_it_holds() {
+        let id = SessionId::generate();
+        let full = Amendment {
+            digest: Some(TokenDigest([9; 32])),
+            authentication: Some(Authentication {
+                at: Millis(5),
+                assurance_level: 3,
+                timeout_seconds: 900,
+                reauthenticate_by: Some(Millis(43_200_005)),
+            }),
+            last_ip_address: Some("2001:db8::9".parse().unwrap()),
+            report: false,
+        };
+        let address_only = Amendment {
+            last_ip_address: Some("10.0.0.9".parse().unwrap()),
+            ..Amendment::default()
+        };
+        for amendment in [full, address_only] {
+            let mut payload = Vec::new();
+            write_amended(&mut payload, id, &amendment);
+            let Record::Amended {
+                id: read,
+                amendment: back,
+            } = decode(&payload).unwrap()
+            else {
+                panic!("not an amendment");
+            };
+            assert_eq!(read, id);
+            assert_eq!(back.digest.map(|d| d.0), amendment.digest.map(|d| d.0));
+            assert_eq!(back.authentication, amendment.authentication);
+            assert_eq!(back.last_ip_address, amendment.last_ip_address);
+        }
+        let mut unknown = Vec::new();
+        write_amended(&mut unknown, id, &Amendment::default());
+        unknown[17] = 8;
+        assert!(decode(&unknown).is_err());
     }
 
     #[test]

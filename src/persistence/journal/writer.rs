@@ -13,10 +13,10 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 use super::{
-    remove_segments_before, segment_path, sync_dir, write_activity, write_created, write_ended,
-    Fsync, JournalError, ACTIVITY_PER_RECORD,
+    remove_segments_before, segment_path, sync_dir, write_activity, write_amended, write_created,
+    write_ended, Fsync, JournalError, ACTIVITY_PER_RECORD,
 };
-use crate::domain::{EndReason, Millis, SessionData, SessionId, TokenDigest};
+use crate::domain::{Amendment, EndReason, Millis, SessionData, SessionId, TokenDigest};
 use crate::persistence::frames::frame;
 
 thread_local! {
@@ -264,6 +264,14 @@ impl Journal {
         self.append(true, |out| write_ended(out, id, reason));
     }
 
+    /// A session changed in place. A new token ends the old one, so it is flushed like an
+    /// end.
+    pub fn amended(&self, id: SessionId, amendment: &Amendment) {
+        self.append(amendment.digest.is_some(), |out| {
+            write_amended(out, id, amendment)
+        });
+    }
+
     pub fn activity(&self, sessions: &[(SessionId, Millis)]) {
         for chunk in sessions.chunks(ACTIVITY_PER_RECORD) {
             self.append(false, |out| write_activity(out, chunk));
@@ -355,7 +363,7 @@ mod tests {
         let replayed = replay(&dir, 6, |r| match r {
             Record::Created(s) => ids.push(s.data.id),
             Record::Ended { id, .. } => ids.push(id),
-            Record::Activity(_) => {}
+            Record::Activity(_) | Record::Amended { .. } => {}
         })
         .unwrap();
         assert_eq!(replayed.next_segment, 7);

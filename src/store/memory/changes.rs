@@ -7,8 +7,12 @@ use std::sync::{Arc, OnceLock};
 
 use compact_str::CompactString;
 
-use crate::domain::{EndReason, Millis, SessionData, SessionId, SessionRecord, TokenDigest};
-use crate::events::{Change, CreatedSession, Denied, DenyReason, Ended, EventId, Hub};
+use crate::domain::{
+    Amendment, EndReason, Millis, SessionData, SessionId, SessionRecord, TokenDigest,
+};
+use crate::events::{
+    Amended, Amendment as Told, Change, CreatedSession, Denied, DenyReason, Ended, EventId, Hub,
+};
 use crate::persistence::journal::{Fsync, Journal};
 use crate::store::StoreError;
 
@@ -101,6 +105,23 @@ impl Changes {
         }
         if let (Some(hub), Some(ended)) = (self.hub(), described) {
             hub.publish(Change::Ended(ended), now);
+        }
+    }
+
+    /// A live session was changed in place (its record is as it is now); `told` is its
+    /// event, if it has one.
+    pub(super) fn amended(
+        &self,
+        session: &SessionRecord,
+        amendment: &Amendment,
+        told: Option<Told>,
+        now: Millis,
+    ) {
+        if let Some(journal) = self.journal() {
+            journal.amended(session.data.id, amendment);
+        }
+        if let (Some(hub), Some(told)) = (self.hub(), told) {
+            hub.publish(Change::Amended(Amended::of(&session.data, told)), now);
         }
     }
 

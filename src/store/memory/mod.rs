@@ -20,6 +20,7 @@
 //! Locks are always taken in one order: a user's entry, then shards one at a time; no code
 //! holds a shard while it waits for a user's entry.
 
+mod amend;
 mod census;
 mod chains;
 mod changes;
@@ -49,7 +50,8 @@ use super::{
     StoreError, Users,
 };
 use crate::domain::{
-    EndReason, ListQuery, Millis, PresentedToken, SavedSession, Scope, SessionId, SessionRecord,
+    Amendment, Authentication, EndReason, ListQuery, Millis, PresentedToken, SavedSession, Scope,
+    SessionId, SessionRecord, TokenDigest,
 };
 use crate::events::{EventId, Hub};
 use crate::persistence::journal::Journal;
@@ -108,6 +110,25 @@ impl MemoryStore {
     /// Records activity seen elsewhere; time never moves backwards.
     pub fn touch(&self, id: SessionId, at: Millis) {
         self.engine.touch(id, at)
+    }
+
+    /// Takes a session's new state from elsewhere (a replica following a change made on
+    /// another node): its token, authentication and client address.
+    pub fn amend(&self, saved: &SavedSession, now: Millis) {
+        let data = &saved.data;
+        let amendment = Amendment {
+            digest: Some(saved.digest),
+            authentication: Some(Authentication {
+                at: data.authenticated_at,
+                assurance_level: data.assurance_level,
+                timeout_seconds: data.timeout_seconds,
+                reauthenticate_by: data.reauthenticate_by,
+            }),
+            last_ip_address: Some(data.last_ip_address),
+            report: false,
+        };
+        self.engine.amend(data.id, None, &amendment, now);
+        self.engine.touch(data.id, saved.last_active_at);
     }
 
     /// Removes sessions ended elsewhere, live or not.
@@ -188,6 +209,22 @@ impl SessionStore for MemoryStore {
         let ended = self.engine.delete(ids, scope, now, reason);
         self.engine.changes.acknowledged(!ended.is_empty()).await?;
         Ok(ended)
+    }
+
+    async fn amend(
+        &self,
+        id: SessionId,
+        presented: Option<&TokenDigest>,
+        amendment: Amendment,
+        now: Millis,
+    ) -> Result<Option<SessionRecord>, StoreError> {
+        let amended = self.engine.amend(id, presented, &amendment, now);
+        // A new token ends the old one: acknowledged only once it is on disk.
+        self.engine
+            .changes
+            .acknowledged(amended.is_some() && amendment.digest.is_some())
+            .await?;
+        Ok(amended)
     }
 
     async fn list(

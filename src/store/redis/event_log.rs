@@ -12,7 +12,8 @@ use super::{EVENT_WAIT, TIMEOUT};
 use crate::domain::session::holds_admin;
 use crate::domain::{EndReason, Millis, SessionRecord};
 use crate::events::{
-    Change, CreatedSession, Denied, DenyReason, Ended, Event, EventId, Hub, HUB_CAPACITY,
+    Amended, Amendment, Change, CreatedSession, Denied, DenyReason, Ended, Event, EventId, Hub,
+    HUB_CAPACITY,
 };
 use crate::store::StoreError;
 
@@ -110,6 +111,20 @@ impl EventReader {
                         self.max_lifetime_seconds,
                     )))
                 }
+            }
+            "rotated" | "reauthenticated" | "ip-changed" => {
+                let (data, _) = session_of(text("sid")?, get)?;
+                let what = match text("kind")? {
+                    "rotated" => Amendment::Rotated {},
+                    "reauthenticated" => Amendment::Reauthenticated {
+                        assurance_level: data.assurance_level,
+                    },
+                    _ => Amendment::IpChanged {
+                        from: why.parse().ok()?,
+                        to: data.last_ip_address,
+                    },
+                };
+                Change::Amended(Amended::of(&data, what))
             }
             "denied" => {
                 let roles = roles_of(get("roles")?)?;

@@ -39,7 +39,8 @@ use super::{
     SessionCounts, SessionStore, StoreError, Users,
 };
 use crate::domain::{
-    EndReason, ListQuery, Millis, PresentedToken, Scope, SessionId, SessionRecord,
+    Amendment, EndReason, ListQuery, Millis, PresentedToken, Scope, SessionId, SessionRecord,
+    TokenDigest,
 };
 use crate::events::{EventId, Hub};
 use crate::store::outage::Outage;
@@ -130,6 +131,7 @@ pub struct RedisStore {
     create: Script,
     authenticate: Script,
     delete: Script,
+    amend: Script,
     seats: Script,
     sweep: Script,
 }
@@ -167,6 +169,7 @@ impl RedisStore {
             create: scripts::login_script(),
             authenticate: script(include_str!("lua/authenticate.lua")),
             delete: script(include_str!("lua/delete.lua")),
+            amend: script(include_str!("lua/amend.lua")),
             seats: script(include_str!("lua/seats.lua")),
             sweep: script(include_str!("lua/sweep.lua")),
         });
@@ -386,6 +389,55 @@ impl SessionStore for RedisStore {
         let ended_ids: Vec<SessionId> = ended.iter().map(|r| r.data.id).collect();
         self.replica.forget(&ended_ids);
         Ok(ended)
+    }
+
+    async fn amend(
+        &self,
+        id: SessionId,
+        presented: Option<&TokenDigest>,
+        amendment: Amendment,
+        now: Millis,
+    ) -> Result<Option<SessionRecord>, StoreError> {
+        let hex = |digest: Option<&TokenDigest>| digest.map(|d| to_hex(&d.0)).unwrap_or_default();
+        let auth = amendment.authentication;
+        let mut invocation = self.amend.prepare_invoke();
+        invocation
+            .key(self.keys.session(id))
+            .arg(self.clock.arg(now))
+            .arg(self.max_ms())
+            .arg(self.keys.prefix())
+            .arg(self.keys.changes())
+            .arg(id.to_string())
+            .arg(hex(presented))
+            .arg(hex(amendment.digest.as_ref()))
+            .arg(auth.map(|a| a.at.0.to_string()).unwrap_or_default())
+            .arg(
+                auth.map(|a| a.assurance_level.to_string())
+                    .unwrap_or_default(),
+            )
+            .arg(
+                auth.map(|a| a.timeout_seconds.to_string())
+                    .unwrap_or_default(),
+            )
+            .arg(
+                auth.map(|a| {
+                    a.reauthenticate_by
+                        .map_or("-".into(), |by| by.0.to_string())
+                })
+                .unwrap_or_default(),
+            )
+            .arg(
+                amendment
+                    .last_ip_address
+                    .map(|ip| ip.to_string())
+                    .unwrap_or_default(),
+            )
+            .arg(if amendment.report { "1" } else { "0" });
+        let reply: Option<Vec<Option<String>>> = self.change(&invocation).await?;
+        Ok(reply.as_deref().and_then(parse).map(|saved| {
+            self.replica.amend(&saved, now);
+            self.record(saved)
+        }))
     }
 
     async fn list(

@@ -152,15 +152,14 @@ impl RedisStore {
         };
         match message {
             FeedMessage::Created { id, row, e } => {
-                // The row's values in FIELDS order; `false` for a field not given.
-                let row: Vec<Option<String>> = std::iter::once(Some(id))
-                    .chain(row.into_iter().map(|v| match v {
-                        serde_json::Value::String(s) => Some(s),
-                        _ => None,
-                    }))
-                    .collect();
-                if let Some(saved) = parse(&row) {
+                if let Some(saved) = parse(&row_of(id, row)) {
                     self.replica.import(vec![saved], Millis::now());
+                }
+                self.markers.advance(e.as_deref());
+            }
+            FeedMessage::Amended { id, row, e } => {
+                if let Some(saved) = parse(&row_of(id, row)) {
+                    self.replica.amend(&saved, Millis::now());
                 }
                 self.markers.advance(e.as_deref());
             }
@@ -227,10 +226,28 @@ impl RedisStore {
     }
 }
 
+/// A row as the scripts publish it: its id, then its values in FIELDS order (`false` for a
+/// field not given).
+fn row_of(id: String, row: Vec<serde_json::Value>) -> Vec<Option<String>> {
+    std::iter::once(Some(id))
+        .chain(row.into_iter().map(|v| match v {
+            serde_json::Value::String(s) => Some(s),
+            _ => None,
+        }))
+        .collect()
+}
+
 /// A change event, as the scripts publish it (all numbers as strings).
 #[derive(Deserialize)]
 #[serde(tag = "op")]
 enum FeedMessage {
+    /// A live session changed in place: its whole row as it is now.
+    #[serde(rename = "u")]
+    Amended {
+        id: String,
+        row: Vec<serde_json::Value>,
+        e: Option<String>,
+    },
     #[serde(rename = "c")]
     Created {
         id: String,

@@ -3,12 +3,14 @@
 //! leaves. Handlers parse the request, call one function here and shape its answer; each rule
 //! is still one atomic store call.
 
+mod renewal;
+
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::audit::{AuditLog, EndMethod, Subject};
-use crate::config::{LoginOverrides, Seats, Settings};
+use crate::config::{IpChange, LoginOverrides, Seats, Settings};
 use crate::domain::limits::{MAX_LIMIT, MAX_TEXT_CHARS};
 use crate::domain::listing::ListParams;
 use crate::domain::new_session::{requested_policy, Defaults};
@@ -23,6 +25,7 @@ use crate::error::{ApiError, Code};
 use crate::events::EventId;
 use crate::metrics::{Metrics, Picture};
 use crate::store::{Created, Insert, LoginRules, SharedStore, StoreError};
+pub use renewal::{Renewed, StepUp};
 
 /// The session service: one per application.
 pub struct Sessions {
@@ -33,6 +36,7 @@ pub struct Sessions {
     /// The policies a login may ask for instead.
     overrides: LoginOverrides,
     assurance: AssuranceTimeouts,
+    ip_change: IpChange,
     seats: Seats,
     server_name: String,
     idle_timeout: u32,
@@ -160,6 +164,7 @@ impl Sessions {
             },
             overrides: settings.login_overrides.clone(),
             assurance: settings.assurance_timeouts,
+            ip_change: settings.ip_change,
             seats: settings.organisation_seats.clone().unwrap_or_default(),
             server_name: settings.server_name.clone(),
             idle_timeout: settings.idle_timeout,
