@@ -119,7 +119,10 @@ impl FromRequest for Caller {
                         token,
                     })
                 }
-                None => Err(invalid_token()),
+                None => Err(match state.sessions.why_stopped(&token, now).await? {
+                    Some(reason) => ApiError::stopped_token(reason),
+                    None => invalid_token(),
+                }),
             }
         })
     }

@@ -16,6 +16,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::domain::login::BlockingSession;
+use crate::domain::Stopped;
 
 /// Declares [`Code`] from one table: each code's variant, HTTP status, wire name and title are
 /// written once, on one line.
@@ -146,6 +147,8 @@ pub struct ApiError {
     /// Seconds after which the request may be tried again (`Retry-After`).
     retry_after: Option<u64>,
     sessions: Vec<ExistingSession>,
+    /// Why the presented token stopped working, for the holder of its real secret.
+    reason: Option<Stopped>,
 }
 
 impl ApiError {
@@ -158,6 +161,7 @@ impl ApiError {
             allow: None,
             retry_after: None,
             sessions: Vec::new(),
+            reason: None,
         }
     }
 
@@ -186,6 +190,20 @@ impl ApiError {
             Challenge::InvalidToken,
             "the bearer token is not valid, or its session has ended",
         )
+    }
+
+    /// `401` for a token that stopped working, saying why (to the holder of its real secret:
+    /// the caller has checked).
+    pub fn stopped_token(reason: Stopped) -> Self {
+        let detail = match reason {
+            Stopped::Rotated => "this token was replaced by a new one (rotated)".to_string(),
+            Stopped::Expired => "the token's session has ended: it timed out".to_string(),
+            reason => format!("the token's session has ended ({})", reason.as_str()),
+        };
+        ApiError {
+            reason: Some(reason),
+            ..Self::unauthorized(Challenge::InvalidToken, detail)
+        }
     }
 
     /// `401 step-up-required` (RFC 9470): the session is valid, its authentication older than
@@ -293,6 +311,11 @@ pub struct Problem {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     #[schema(ignore)]
     pub sessions: Vec<ExistingSession>,
+    /// In a `401` for a token that stopped working within the last day, to the holder of its
+    /// real secret only: why (its session ended, and how; or a rotation replaced it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Stopped>, nullable = false)]
+    pub reason: Option<Stopped>,
     /// The id of the request this answers (its `X-Request-Id`), to quote in a report.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(example = "8c1f0c5e-7d3a-4b9e-9a41-2f6c1d0e5b7a")]
@@ -429,6 +452,7 @@ impl ResponseError for ApiError {
             detail: self.detail.clone(),
             code: self.code,
             sessions: self.sessions.clone(),
+            reason: self.reason,
             request_id: None,
         };
         let mut response = HttpResponse::build(status);

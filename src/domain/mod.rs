@@ -39,5 +39,5 @@ pub use login::LoginRules;
 pub use new_session::{NewSession, NewSessionRequest};
 pub use policy::ConcurrentSessions;
 pub use renewal::{Amendment, Authentication};
-pub use session::{EndReason, SavedSession, Scope, Session, SessionData, SessionRecord};
+pub use session::{EndReason, SavedSession, Scope, Session, SessionData, SessionRecord, Stopped};
 pub use token::{PresentedToken, Token, TokenDigest};

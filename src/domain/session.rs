@@ -130,6 +130,71 @@ impl EndReason {
     }
 }
 
+/// Why a token stopped working, as a `401` tells the holder of its secret: its session ended
+/// (and why), or the token was replaced by a rotation while the session goes on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Stopped {
+    Expired,
+    Logout,
+    Admin,
+    #[serde(rename = "self")]
+    SelfService,
+    Replaced,
+    Evicted,
+    Revoked,
+    IpChanged,
+    /// A new token replaced it; the session goes on.
+    Rotated,
+}
+
+impl Stopped {
+    pub const ALL: [Stopped; 9] = [
+        Stopped::Expired,
+        Stopped::Logout,
+        Stopped::Admin,
+        Stopped::SelfService,
+        Stopped::Replaced,
+        Stopped::Evicted,
+        Stopped::Revoked,
+        Stopped::IpChanged,
+        Stopped::Rotated,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stopped::Rotated => "rotated",
+            Stopped::Expired => "expired",
+            Stopped::Logout => "logout",
+            Stopped::Admin => "admin",
+            Stopped::SelfService => "self",
+            Stopped::Replaced => "replaced",
+            Stopped::Evicted => "evicted",
+            Stopped::Revoked => "revoked",
+            Stopped::IpChanged => "ip-changed",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+}
+
+impl From<EndReason> for Stopped {
+    fn from(reason: EndReason) -> Self {
+        match reason {
+            EndReason::Logout => Stopped::Logout,
+            EndReason::Admin => Stopped::Admin,
+            EndReason::Expired => Stopped::Expired,
+            EndReason::Replaced => Stopped::Replaced,
+            EndReason::Evicted => Stopped::Evicted,
+            EndReason::SelfService => Stopped::SelfService,
+            EndReason::Revoked => Stopped::Revoked,
+            EndReason::IpChanged => Stopped::IpChanged,
+        }
+    }
+}
+
 /// A session read out of a store at one instant.
 #[derive(Clone, Debug)]
 pub struct SessionRecord {

@@ -19,7 +19,7 @@ use crate::domain::text::check;
 use crate::domain::{
     AssuranceTimeouts, ConcurrentSessions, EndReason, ListQuery, Millis, NewSession,
     NewSessionRequest, Order, Position, PresentedToken, Scope, SessionData, SessionId,
-    SessionRecord, SortField, Token,
+    SessionRecord, SortField, Stopped, Token,
 };
 use crate::error::{ApiError, Code};
 use crate::events::EventId;
@@ -247,6 +247,16 @@ impl Sessions {
             }
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Why a token that names no live session stopped working, if it is the real token of a
+    /// session that ended in the last day (or was rotated).
+    pub async fn why_stopped(
+        &self,
+        token: &PresentedToken,
+        now: Millis,
+    ) -> Result<Option<Stopped>, ApiError> {
+        Ok(self.store.why_stopped(token, now).await?)
     }
 
     /// The live session a presented token belongs to, touched; `None` for any token that names

@@ -19,7 +19,7 @@ pub use crate::domain::login::BlockingSession;
 pub use crate::domain::LoginRules;
 use crate::domain::{
     Amendment, EndReason, ListQuery, Millis, NewSession, PresentedToken, Scope, SessionId,
-    SessionRecord, TokenDigest,
+    SessionRecord, Stopped, TokenDigest,
 };
 pub use crate::error::StoreError;
 use crate::events::{EventId, Hub};
@@ -108,6 +108,14 @@ pub trait SessionStore: SessionCounts + Send + Sync {
         token: &PresentedToken,
         now: Millis,
     ) -> Result<Option<SessionRecord>, StoreError>;
+
+    /// Why `token`, which names no live session, stopped working: when its session ended in
+    /// the last day (or the token was rotated), and only when its secret is the real one.
+    async fn why_stopped(
+        &self,
+        token: &PresentedToken,
+        now: Millis,
+    ) -> Result<Option<Stopped>, StoreError>;
 
     /// A live session in `scope`, untouched.
     async fn get(

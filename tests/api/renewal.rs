@@ -267,3 +267,94 @@ fn a_reported_client_address_is_recorded_announced_or_ends_the_session() {
         }
     }
 }
+
+/// A `401` says why a token stopped working — to the holder of the real secret only.
+#[test]
+fn a_stopped_token_is_told_why_and_a_guess_is_told_nothing() {
+    let app = spawn_app_with(|s| s.ip_change = sessiond::config::IpChange::End);
+    let admin = app.admin();
+    let reason = |token: &str| {
+        let problem = app
+            .get("/sessions/current", token)
+            .problem(401, "unauthorized");
+        problem.get("reason").cloned().unwrap_or(Value::Null)
+    };
+
+    let (token, _) = someone(&app);
+    assert_eq!(app.delete("/sessions/current", &token).status, 204);
+    assert_eq!(reason(&token), "logout");
+
+    let (token, session) = someone(&app);
+    let id = session["id"].as_str().unwrap();
+    assert_eq!(
+        app.delete(&format!("/sessions/{id}"), &admin.token).status,
+        204
+    );
+    assert_eq!(reason(&token), "admin");
+    // The same session id with another secret: no reason.
+    let guess = {
+        let other =
+            sessiond::domain::Token::generate(sessiond::domain::SessionId::parse(id).unwrap());
+        other.expose()
+    };
+    assert_eq!(reason(&guess), Value::Null);
+
+    let (token, session) = someone(&app);
+    let user = session["user_id"].as_str().unwrap();
+    app.send(
+        "DELETE",
+        &format!("/users/{user}/sessions"),
+        &[("X-Service-Key", SERVICE_KEY)],
+        b"",
+    );
+    assert_eq!(reason(&token), "revoked");
+
+    let (token, _) = someone(&app);
+    let bearer = format!("Bearer {token}");
+    let rotated = post(
+        &app,
+        "/sessions/current/rotate",
+        &[("Authorization", &bearer)],
+        "",
+    );
+    assert_eq!(reason(&token), "rotated");
+    // The new token, ended by a replacing login: its own reason.
+    let new = rotated.json()["token"].as_str().unwrap().to_string();
+    login(
+        &app,
+        json!({"user_id": user_of(&rotated), "name": "R", "ip_address": "10.16.0.1",
+        "concurrent_sessions": "replace"}),
+    );
+    assert_eq!(reason(&new), "replaced");
+
+    let (token, _) = someone(&app);
+    app.send(
+        "GET",
+        "/sessions/current",
+        &[
+            ("Authorization", &format!("Bearer {token}")),
+            ("X-Client-IP", "203.0.113.77"),
+        ],
+        b"",
+    );
+    assert_eq!(reason(&token), "ip-changed");
+
+    let short = login(
+        &app,
+        json!({"user_id": unique(), "name": "S", "ip_address": "10.16.0.2", "timeout_seconds": 1}),
+    );
+    // Watched without touching it (a validation would keep it alive).
+    let path = format!("/sessions/{}", short.1["id"].as_str().unwrap());
+    wait_until(Duration::from_secs(5), "the session times out", || {
+        app.get(&path, &admin.token).status == 404
+    });
+    assert_eq!(reason(&short.0), "expired");
+    assert_eq!(reason("not-a-token"), Value::Null);
+}
+
+fn user_of(renewed: &crate::helpers::Response) -> String {
+    renewed.json()["session"]["user_id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}

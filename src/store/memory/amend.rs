@@ -26,6 +26,7 @@ impl Engine {
             return None;
         }
         let before = rows.data(row);
+        let replaced = amendment.digest.map(|_| row.digest);
         let mut after = before.clone();
         amendment.apply(&mut after);
         let row = rows.row_mut(slot);
@@ -61,7 +62,8 @@ impl Engine {
             _ => None,
         };
         let record = rows.record(rows.row(slot), self.max_lifetime_seconds);
-        self.changes.amended(&record, amendment, told, now);
+        self.changes
+            .amended(&record, amendment, told, replaced.as_ref(), now);
         Some(record)
     }
 }

@@ -82,9 +82,9 @@ impl Engine {
         at
     }
 
-    /// Removes the row at `at` from its seats, its shard and its user's chain, in O(1). The
-    /// caller holds the user's entry.
-    pub(super) fn unlink(&self, chain: &mut UserChain, at: RowRef) -> SessionId {
+    /// Removes the row at `at` from its seats, its shard and its user's chain, in O(1); returns
+    /// its id and its token's digest. The caller holds the user's entry.
+    pub(super) fn unlink(&self, chain: &mut UserChain, at: RowRef) -> (SessionId, TokenDigest) {
         let (organisation, user) = {
             let rows = self.shard(at.shard());
             let row = rows.row(at.slot());
@@ -109,7 +109,7 @@ impl Engine {
                 .previous_of_user = previous;
         }
         chain.count -= 1;
-        row.id()
+        (row.id(), row.digest)
     }
 
     /// Unlinks the row at `at`, which ended for `reason`, and says so. The caller holds the
@@ -125,8 +125,8 @@ impl Engine {
             let rows = self.shard(at.shard());
             describe(&rows, rows.row(at.slot()), reason)
         });
-        let id = self.unlink(chain, at);
-        self.changes.ended(id, reason, described, now);
+        let (id, digest) = self.unlink(chain, at);
+        self.changes.ended(id, &digest, reason, described, now);
         id
     }
 
@@ -168,8 +168,8 @@ impl Engine {
                 rows.record(rows.row(slot), self.max_lifetime_seconds),
             )
         };
-        self.unlink(&mut chain, at);
-        self.changes.ended_record(&record, reason, now);
+        let (_, digest) = self.unlink(&mut chain, at);
+        self.changes.ended_record(&record, &digest, reason, now);
         self.let_go(chain);
         Some(record)
     }

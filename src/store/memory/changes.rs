@@ -7,8 +7,9 @@ use std::sync::{Arc, OnceLock};
 
 use compact_str::CompactString;
 
+use super::stopped::StoppedTokens;
 use crate::domain::{
-    Amendment, EndReason, Millis, SessionData, SessionId, SessionRecord, TokenDigest,
+    Amendment, EndReason, Millis, SessionData, SessionId, SessionRecord, Stopped, TokenDigest,
 };
 use crate::events::{
     Amended, Amendment as Told, Change, CreatedSession, Denied, DenyReason, Ended, EventId, Hub,
@@ -22,6 +23,8 @@ pub(super) struct Changes {
     events: OnceLock<Arc<Hub>>,
     /// Where changes are journaled, with a data directory (once replay is done).
     journal: OnceLock<Arc<Journal>>,
+    /// Why the newest ended sessions' tokens stopped working.
+    pub(super) stopped: StoppedTokens,
 }
 
 impl Changes {
@@ -96,10 +99,12 @@ impl Changes {
     pub(super) fn ended(
         &self,
         id: SessionId,
+        digest: &TokenDigest,
         reason: EndReason,
         described: Option<Ended>,
         now: Millis,
     ) {
+        self.stopped.record(id, digest, reason.into(), now);
         if let Some(journal) = self.journal() {
             journal.ended(id, reason);
         }
@@ -115,8 +120,13 @@ impl Changes {
         session: &SessionRecord,
         amendment: &Amendment,
         told: Option<Told>,
+        replaced: Option<&TokenDigest>,
         now: Millis,
     ) {
+        if let Some(old) = replaced {
+            self.stopped
+                .record(session.data.id, old, Stopped::Rotated, now);
+        }
         if let Some(journal) = self.journal() {
             journal.amended(session.data.id, amendment);
         }
@@ -140,10 +150,16 @@ impl Changes {
     }
 
     /// A session read out before it ended, described for its event.
-    pub(super) fn ended_record(&self, record: &SessionRecord, reason: EndReason, now: Millis) {
+    pub(super) fn ended_record(
+        &self,
+        record: &SessionRecord,
+        digest: &TokenDigest,
+        reason: EndReason,
+        now: Millis,
+    ) {
         let described = self
             .describes_ends()
             .then(|| Ended::of(&record.data, reason));
-        self.ended(record.data.id, reason, described, now);
+        self.ended(record.data.id, digest, reason, described, now);
     }
 }

@@ -32,6 +32,7 @@ mod login;
 mod replica;
 mod rows;
 mod seats;
+mod stopped;
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -51,7 +52,7 @@ use super::{
 };
 use crate::domain::{
     Amendment, Authentication, EndReason, ListQuery, Millis, PresentedToken, SavedSession, Scope,
-    SessionId, SessionRecord, TokenDigest,
+    SessionId, SessionRecord, Stopped, TokenDigest,
 };
 use crate::events::{EventId, Hub};
 use crate::persistence::journal::Journal;
@@ -199,6 +200,14 @@ impl SessionStore for MemoryStore {
         Ok(self.engine.get(id, scope, now))
     }
 
+    async fn why_stopped(
+        &self,
+        token: &PresentedToken,
+        now: Millis,
+    ) -> Result<Option<Stopped>, StoreError> {
+        Ok(self.engine.why_stopped(token, now))
+    }
+
     async fn delete(
         &self,
         ids: &[SessionId],
@@ -322,6 +331,21 @@ impl Engine {
         }
         row.last_active_at.fetch_max(now.0, Relaxed);
         Some(rows.record(row, self.max_lifetime_seconds))
+    }
+
+    /// Why a token that validates no more stopped working, told only to the real secret's
+    /// holder: expired (its row is still here), or what the record of ends says.
+    fn why_stopped(&self, token: &PresentedToken, now: Millis) -> Option<Stopped> {
+        {
+            let rows = self.shard(shard_of(token.id));
+            if let Some(slot) = rows.slot_of(token.id) {
+                let row = rows.row(slot);
+                if row.digest.matches(&token.digest) {
+                    return (!self.live(row, now)).then_some(Stopped::Expired);
+                }
+            }
+        }
+        self.changes.stopped.why(token, now)
     }
 
     fn get(&self, id: SessionId, scope: &Scope, now: Millis) -> Option<SessionRecord> {

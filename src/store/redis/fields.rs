@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use redis::Script;
 
-use super::{keys, EVENT_LOG_LENGTH, EXPIRED_KEPT};
+use super::{keys, EVENT_LOG_LENGTH, EXPIRED_KEPT, STOPPED_KEPT};
 use crate::domain::session::ADMIN_ROLE;
 use crate::domain::{Millis, SavedSession, SessionData, SessionId, TokenDigest};
 
@@ -65,7 +65,7 @@ pub fn lua_prelude() -> String {
         .collect();
     lines.push(format!("local ROW = {{{}}}", row.join(", ")));
     lines.push(format!(
-        "local EVENT_LOG_LENGTH, EXPIRED_KEPT_MS, ADMIN_ROLE = {EVENT_LOG_LENGTH}, {}, '{ADMIN_ROLE}'",
+        "local EVENT_LOG_LENGTH, EXPIRED_KEPT_MS, ADMIN_ROLE, STOPPED_KEPT = {EVENT_LOG_LENGTH}, {}, '{ADMIN_ROLE}', {STOPPED_KEPT}",
         EXPIRED_KEPT.as_millis()
     ));
     format!(

@@ -7,7 +7,9 @@
 //! - `o:{organisation}`: the organisation's users, for its seats;
 //! - `events`: the channel of changes that keeps every node's replica current;
 //! - `log:events`, `log:audit`: capped streams of events and of the audit trail;
-//! - `wh:{event id}`: the claim on a webhook delivery.
+//! - `wh:{event id}`: the claim on a webhook delivery;
+//! - `stopped` (a hash) and `stopped:order` (its entries by time): why the newest ended
+//!   sessions' tokens stopped working.
 
 use std::fmt::Display;
 
@@ -18,6 +20,7 @@ const CHANGES: &str = "events";
 const EVENT_LOG: &str = "log:events";
 const AUDIT_LOG: &str = "log:audit";
 const WEBHOOK: &str = "wh:";
+const STOPPED: &str = "stopped";
 
 /// The keys of one deployment (one prefix).
 #[derive(Clone, Debug)]
@@ -65,6 +68,10 @@ impl Keys {
         format!("{}{WEBHOOK}{event_id}", self.prefix)
     }
 
+    pub fn stopped(&self) -> String {
+        format!("{}{STOPPED}", self.prefix)
+    }
+
     /// A pattern matching every session's key (for `SCAN`).
     pub fn every_session(&self) -> String {
         format!("{}{SESSION}*", self.prefix)
@@ -86,14 +93,14 @@ impl Keys {
     }
 }
 
-/// The same layout for the scripts: `session_key`, `user_key`, `session_id_of` and
-/// `EVENT_LOG`, each taking the prefix the script is given.
+/// The same layout for the scripts: `session_key`, `user_key`, `session_id_of`, `EVENT_LOG`
+/// and `STOPPED`, each taking the prefix the script is given.
 pub fn lua() -> String {
     format!(
         "local function session_key(prefix, id) return prefix .. '{SESSION}' .. id end\n\
          local function user_key(prefix, user) return prefix .. '{USER}' .. user end\n\
          local function session_id_of(prefix, key) return string.sub(key, string.len(prefix) + {} + 1) end\n\
-         local EVENT_LOG = '{EVENT_LOG}'\n",
+         local EVENT_LOG, STOPPED = '{EVENT_LOG}', '{STOPPED}'\n",
         SESSION.len()
     )
 }

@@ -33,6 +33,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use redis::streams::StreamRangeReply;
 use redis::{AsyncCommands, Script};
+use subtle::ConstantTimeEq;
 
 use super::{
     AuditTrail, Census, Created, IndexReport, Insert, LoginRules, MemoryStore, Page, SavedSession,
@@ -40,7 +41,7 @@ use super::{
 };
 use crate::domain::{
     Amendment, EndReason, ListQuery, Millis, PresentedToken, Scope, SessionId, SessionRecord,
-    TokenDigest,
+    Stopped, TokenDigest,
 };
 use crate::events::{EventId, Hub};
 use crate::store::outage::Outage;
@@ -113,6 +114,10 @@ impl RedisOptions {
 
 /// Redis' `TIME`: seconds and microseconds.
 type RedisTime = (u64, u64);
+
+/// How many ended sessions' reasons are kept, and for how long they are told.
+const STOPPED_KEPT: usize = 100_000;
+const STOPPED_TOLD_FOR: Duration = Duration::from_secs(24 * 3600);
 
 /// How long a login or an end waits for replicas to confirm it (`WAIT`).
 const REPLICA_WAIT: Duration = Duration::from_secs(1);
@@ -389,6 +394,40 @@ impl SessionStore for RedisStore {
         let ended_ids: Vec<SessionId> = ended.iter().map(|r| r.data.id).collect();
         self.replica.forget(&ended_ids);
         Ok(ended)
+    }
+
+    async fn why_stopped(
+        &self,
+        token: &PresentedToken,
+        now: Millis,
+    ) -> Result<Option<Stopped>, StoreError> {
+        let (saved, now) = self.read(token.id, now).await?;
+        if let Some(saved) = saved.filter(|s| s.digest.matches(&token.digest)) {
+            let expires = saved
+                .data
+                .expires_at(saved.last_active_at, self.max_lifetime_seconds);
+            return Ok((now >= expires).then_some(Stopped::Expired));
+        }
+        let kept: Option<String> = self.link.check(
+            redis::cmd("HGET")
+                .arg(self.keys.stopped())
+                .arg(token.id.to_string())
+                .query_async(&mut self.link.conn())
+                .await,
+        )?;
+        let Some(kept) = kept else { return Ok(None) };
+        let mut parts = kept.split(' ');
+        let (Some(why), Some(at), Some(tag)) = (parts.next(), parts.next(), parts.next()) else {
+            return Ok(None);
+        };
+        let genuine: bool = to_hex(&token.digest.0[..16])
+            .as_bytes()
+            .ct_eq(tag.as_bytes())
+            .into();
+        let recent = at
+            .parse::<u64>()
+            .is_ok_and(|at| now.0.saturating_sub(at) < STOPPED_TOLD_FOR.as_millis() as u64);
+        Ok(Stopped::parse(why).filter(|_| genuine && recent))
     }
 
     async fn amend(

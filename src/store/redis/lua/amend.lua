@@ -19,6 +19,7 @@ local function put(field, position, value)
   table.insert(set, field); table.insert(set, value); s[position] = value
 end
 if digest ~= '' then
+  remember_stop(prefix, id, 'rotated', now, s[DIGEST])
   put(F_DIGEST, DIGEST, digest)
   kind = 'rotated'
 end

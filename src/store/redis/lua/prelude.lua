@@ -58,9 +58,23 @@ local function emit(prefix, kind, reason, now, id, s)
   return redis.call('XADD', prefix .. EVENT_LOG, 'MAXLEN', '~', EVENT_LOG_LENGTH, '*', unpack(entry))
 end
 
+-- Remember why session `id`'s token (whose secret has `digest`) stopped working: its reason,
+-- time and the first half of the digest, so that a 401 tells the real secret's holder (and no
+-- guesser) why. The newest STOPPED_KEPT are kept.
+local function remember_stop(prefix, id, why, now, digest)
+  local kept, order = prefix .. STOPPED, prefix .. STOPPED .. ':order'
+  redis.call('HSET', kept, id, why .. ' ' .. string.format('%d', now) .. ' ' .. string.sub(digest or '', 1, 32))
+  redis.call('ZADD', order, now, id)
+  if redis.call('ZCARD', order) > STOPPED_KEPT then
+    local oldest = redis.call('ZPOPMIN', order, 16)
+    for i = 1, #oldest, 2 do redis.call('HDEL', kept, oldest[i]) end
+  end
+end
+
 -- Announce that session `id` (fields `s`) ended: its event, then the change feed's message,
 -- which carries the event's id so that listings know where they stand in the events.
 local function announce_end(prefix, channel, reason, now, id, s)
+  remember_stop(prefix, id, reason, now, s[DIGEST])
   local event = emit(prefix, 'ended', reason, now, id, s)
   redis.call('PUBLISH', channel, cjson.encode({op = 'd', id = id, e = event}))
 end
