@@ -34,10 +34,32 @@ pub struct Listed {
     pub session_time_seconds: u64,
     pub idle_seconds: u64,
     pub user_agent: Option<String>,
+    #[serde(default)]
+    pub device: Option<crate::domain::Device>,
+    #[serde(default)]
+    pub last_ip_address: Option<String>,
     pub roles: Vec<String>,
     pub expires_at: String,
     /// Whether it is the caller's own session.
     pub own: bool,
+}
+
+impl Listed {
+    /// The device as its user knows it: "Chrome 131 on macOS", else the user agent.
+    pub fn device(&self) -> String {
+        match &self.device {
+            Some(crate::domain::Device {
+                browser: Some(browser),
+                os: Some(os),
+                ..
+            }) => format!("{browser} on {os}"),
+            Some(crate::domain::Device {
+                browser: Some(one), ..
+            })
+            | Some(crate::domain::Device { os: Some(one), .. }) => one.to_string(),
+            _ => self.user_agent.clone().unwrap_or_else(|| "-".into()),
+        }
+    }
 }
 
 /// `GET /sessions/mine`.
@@ -82,6 +104,9 @@ pub struct EventData {
     pub ip_address: Option<String>,
     pub server_name: Option<String>,
     pub reason: Option<String>,
+    pub assurance_level: Option<u8>,
+    pub from: Option<String>,
+    pub to: Option<String>,
 }
 
 /// `POST /sessions`: the login's body.

@@ -94,6 +94,10 @@ pub enum SessionsCommand {
     /// End every other session of the token's own user ("log out my other devices").
     #[command(name = "end-others", after_help = EXIT_CODES)]
     EndOthers,
+    /// Give the token's session a new token and print only that (the old one stops working
+    /// at once): for scripts that hold a token for long.
+    #[command(after_help = EXIT_CODES)]
+    Rotate,
     /// End every session of a user (account disabled, password changed): with an
     /// administrator's token, or an app server's service key.
     #[command(name = "revoke-user", after_help = EXIT_CODES)]
@@ -115,7 +119,8 @@ pub enum SessionsCommand {
         /// Print each event as a JSON line.
         #[arg(long)]
         json: bool,
-        /// Only these types, comma-separated: session-created, session-ended, login-denied.
+        /// Only these types, comma-separated: session-created, session-ended, login-denied,
+        /// session-rotated, session-reauthenticated, session-ip-changed.
         #[arg(long, value_name = "TYPE,...")]
         types: Option<String>,
     },
@@ -225,6 +230,7 @@ pub fn run(args: SessionsArgs) -> ExitCode {
         SessionsCommand::Mine { json } => my_sessions(&client, json),
         SessionsCommand::EndOthers => end_others(&client),
         SessionsCommand::RevokeUser { user, except } => revoke_user(&client, &user, except),
+        SessionsCommand::Rotate => rotate(&client),
         SessionsCommand::Watch { json, types } => watch(&client, json, types.as_deref()),
         SessionsCommand::Export(export_args) => export(&client, &export_args),
     };
@@ -331,21 +337,25 @@ fn my_sessions(client: &ApiClient, json: bool) -> Result<ExitCode, CliError> {
     let mut table = table([
         "IP Address",
         "Server Name",
-        "User Agent",
+        "Device",
         "Session Time",
         "Last Active",
         "ID",
     ]);
     for s in mine.items.into_iter().map(read::<Listed>) {
         let s = s?;
+        let device = s.device();
         let mut ip = s.ip_address;
+        if let Some(last) = s.last_ip_address.filter(|last| *last != ip) {
+            ip.push_str(&format!(" (last {last})"));
+        }
         if s.own {
             ip.push_str(" (this device)");
         }
         table.add_row([
             ip,
             s.server_name,
-            s.user_agent.unwrap_or_else(|| "-".into()),
+            device,
             format_duration(s.session_time_seconds),
             format!("{} ago", format_duration(s.idle_seconds)),
             s.id,
@@ -363,6 +373,15 @@ fn end_others(client: &ApiClient) -> Result<ExitCode, CliError> {
     let count = ended.deleted.len();
     let noun = if count == 1 { "session" } else { "sessions" };
     println!("ended {count} other {noun}; this one stays");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn rotate(client: &ApiClient) -> Result<ExitCode, CliError> {
+    let renewed = client.post_as(Credential::Bearer, "/sessions/current/rotate", &Value::Null)?;
+    let token = renewed["token"]
+        .as_str()
+        .ok_or_else(|| CliError::Failed("sessiond answered without a token".into()))?;
+    println!("{token}");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -503,15 +522,29 @@ fn event_line(event: &Event) -> String {
             text(&d.id),
             text(&d.reason)
         ),
-        _ => format!(
+        "login-denied" => format!(
             "{} {} from {}  reason={}",
             text(&d.user_id),
             text(&d.organisation),
             text(&d.ip_address),
             text(&d.reason)
         ),
+        "session-reauthenticated" => format!(
+            "{}  {}  assurance_level={}",
+            text(&d.user_id),
+            text(&d.id),
+            d.assurance_level.map_or("-".into(), |l| l.to_string())
+        ),
+        "session-ip-changed" => format!(
+            "{}  {}  {} -> {}",
+            text(&d.user_id),
+            text(&d.id),
+            text(&d.from),
+            text(&d.to)
+        ),
+        _ => format!("{}  {}", text(&d.user_id), text(&d.id)),
     };
-    format!("{}  {:<15}  {about}", event.time, event.kind)
+    format!("{}  {:<23}  {about}", event.time, event.kind)
 }
 
 fn whoami(client: &ApiClient, json: bool) -> Result<ExitCode, CliError> {

@@ -10,3 +10,21 @@ export function formatDuration(totalSeconds) {
   }
   return `${unit(Math.floor(s / 86400), "day")}, ${unit(Math.floor((s % 86400) / 3600), "hour")}`;
 }
+
+// How long ago, in its largest unit, as a device list says it: "just now", "3 minutes ago".
+export function formatAgo(totalSeconds) {
+  const s = Math.max(0, Math.floor(Number(totalSeconds) || 0));
+  const ago = (n, word) => `${n} ${word}${n === 1 ? "" : "s"} ago`;
+  if (s < 60) return "just now";
+  if (s < 3600) return ago(Math.floor(s / 60), "minute");
+  if (s < 86400) return ago(Math.floor(s / 3600), "hour");
+  return ago(Math.floor(s / 86400), "day");
+}
+
+// A device as its user recognises it: "Chrome 131 on macOS"; the raw user agent when nothing
+// of it was recognised; "Unknown device" without one.
+export function describeDevice(device, userAgent) {
+  if (device && device.browser && device.os) return `${device.browser} on ${device.os}`;
+  if (device && (device.browser || device.os)) return device.browser || device.os;
+  return userAgent || "Unknown device";
+}

@@ -1,5 +1,5 @@
 // My sessions: the caller's own user's sessions, each of which it may end.
-import { formatDuration } from "./format.js";
+import { describeDevice, formatAgo, formatDuration } from "./format.js";
 import { $, cell, say } from "./state.js";
 import { api } from "./api.js";
 
@@ -19,13 +19,20 @@ export async function loadMine() {
 function mineRow(session) {
   const tr = document.createElement("tr");
   tr.dataset.id = session.id;
-  const ip = cell(session.ip_address, "IP Address", "mono");
+  // "Chrome 131 on macOS · 59.100.242.122 · active 3 minutes ago · this device"
+  const where = session.last_ip_address !== session.ip_address
+    ? `${session.ip_address} (last seen from ${session.last_ip_address})`
+    : session.ip_address;
+  const line = cell("", "Session");
+  const device = document.createElement("strong");
+  device.textContent = describeDevice(session.device, session.user_agent);
+  line.append(device, ` · ${where} · active ${formatAgo(session.idle_seconds)}`);
   if (session.own) {
     tr.classList.add("own");
     const here = document.createElement("span");
     here.className = "you";
     here.textContent = "this device";
-    ip.append(" ", here);
+    line.append(" · ", here);
   }
   const action = document.createElement("td");
   action.dataset.label = "";
@@ -34,16 +41,14 @@ function mineRow(session) {
     end.type = "button";
     end.className = "danger end-one";
     end.textContent = "End";
-    end.setAttribute("aria-label", `End the session from ${session.ip_address}`);
+    end.setAttribute("aria-label", `End the session of ${device.textContent} from ${session.ip_address}`);
     end.addEventListener("click", () => endMine(session));
     action.append(end);
   }
   tr.append(
-    ip,
+    line,
     cell(session.server_name, "Server Name"),
-    cell(session.user_agent || "—", "User Agent"),
-    cell(formatDuration(session.session_time_seconds), "Session Time"),
-    cell(`${formatDuration(session.idle_seconds)} ago`, "Last Active"),
+    cell(formatDuration(session.session_time_seconds), "Signed in for"),
     action,
   );
   return tr;

@@ -33,6 +33,19 @@ pub struct ValidationParams {
     pub cache_buster: Option<String>,
 }
 
+/// `GET /sessions/current` headers, for the document (read from the request itself).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)]
+struct ValidationHeaders {
+    /// The address of the end user the app server is serving now.
+    #[param(rename = "X-Client-IP", schema_with = crate::schema::ip_address)]
+    client_ip: Option<String>,
+}
+
+/// The longest `max_age` (ten years, like a session's longest lifetime).
+const MAX_AGE_LIMIT: u64 = 315_360_000;
+
 /// The `401` of a validation: a token that names no live session, or a valid one whose
 /// authentication is older or weaker than asked (`step-up-required`).
 #[derive(ToSchema)]
@@ -63,7 +76,7 @@ pub enum ValidationRefusal {
     tag = "sessions",
     params(
         ValidationParams,
-        ("X-Client-IP" = Option<String>, Header, nullable = false, description = "The address of the end user the app server is serving now", example = "59.100.242.122"),
+        ValidationHeaders,
     ),
     security(("bearer" = [])),
     responses(
@@ -86,6 +99,11 @@ pub async fn current_session(
         .is_some_and(|l| !(1..=3).contains(&l))
     {
         return Err(ApiError::invalid("min_assurance_level: must be 1, 2 or 3"));
+    }
+    if params.max_age.is_some_and(|age| age > MAX_AGE_LIMIT) {
+        return Err(ApiError::invalid(format!(
+            "max_age: at most {MAX_AGE_LIMIT} seconds"
+        )));
     }
     let client_ip = match req.headers().get(CLIENT_IP) {
         None => None,

@@ -64,8 +64,10 @@ pub async fn reauthenticated(
                     "the request body must be JSON, sent with Content-Type: application/json",
                 ));
             }
-            serde_json::from_slice(&body)
+            // `null` is no body, as an absent one is.
+            serde_json::from_slice::<Option<ReauthenticatedRequest>>(&body)
                 .map_err(|e| ApiError::invalid(format!("the request body is not valid: {e}")))?
+                .unwrap_or_default()
         }
     };
     let now = Millis::now();

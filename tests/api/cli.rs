@@ -636,3 +636,17 @@ fn revoke_user_ends_a_users_sessions_with_a_service_key_or_a_token() {
         "no credential is a usage error"
     );
 }
+
+#[test]
+fn rotate_prints_only_the_new_token_and_the_old_one_stops() {
+    let app = spawn_app();
+    let old = app.login(&unique(), "10.13.1.1");
+    let output = cli(&app, Some(&old.token)).arg("rotate").output().unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let new = stdout(&output).trim().to_string();
+    assert_eq!(new.len(), old.token.len());
+    assert!(app.validates(&new) && !app.validates(&old.token));
+    let again = cli(&app, Some(&old.token)).arg("rotate").output().unwrap();
+    assert_eq!(again.status.code(), Some(1), "the old token is refused");
+    assert!(stderr(&again).contains("rotated"), "{}", stderr(&again));
+}

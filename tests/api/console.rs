@@ -697,9 +697,19 @@ fn both_views_pass_axe_on_a_desktop_and_on_a_phone() {
     let seats = sessiond::config::Seats::parse("Acme=2").unwrap();
     let app = crate::helpers::spawn_app_with(move |s| s.organisation_seats = Some(seats));
     let ada = json!({"user_id": unique(), "name": "Ada Admin", "ip_address": "10.0.0.1",
-        "roles": ["admin"], "user_agent": "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7)"});
+        "roles": ["admin"], "user_agent": "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"});
     let admin = app.login_as(&ada);
-    app.login_as(&ada);
+    let laptop = app.login_as(&ada);
+    // Its app server has since seen the laptop at another address.
+    app.send(
+        "GET",
+        "/sessions/current",
+        &[
+            ("Authorization", &format!("Bearer {}", laptop.token)),
+            ("X-Client-IP", "203.0.113.5"),
+        ],
+        b"",
+    );
     person(&app, "Acme", "Teresa Pringle", "59.100.242.122");
     person(
         &app,
@@ -767,6 +777,21 @@ fn both_views_pass_axe_on_a_desktop_and_on_a_phone() {
             }
             click(&client, "#view-mine").await;
             eventually(&client, "My sessions lists both", mine, |v| v == &json!(2)).await;
+            let lines = run(
+                &client,
+                "return [...document.querySelectorAll('#mine-sessions tbody tr td:first-child')].map(td => td.textContent)",
+            )
+            .await;
+            let lines: Vec<&str> = lines.as_array().unwrap().iter().map(|l| l.as_str().unwrap()).collect();
+            let here = lines.iter().find(|l| l.ends_with("this device")).expect("this device");
+            assert!(
+                here.starts_with("Chrome 131 on macOS · 10.0.0.1 · active "),
+                "{lines:?}"
+            );
+            assert!(
+                lines.iter().any(|l| l.contains("10.0.0.1 (last seen from 203.0.113.5)")),
+                "{lines:?}"
+            );
             let violations = accessibility_violations(&client).await.unwrap();
             assert_eq!(violations, Vec::<Value>::new(), "My sessions at {width} px");
             if width < 700 {
