@@ -374,6 +374,8 @@ fn serve(
                     .limit(max_body)
                     .error_handler(json_error),
             )
+            // Bodies read whole (not as JSON) have the same limit.
+            .app_data(web::PayloadConfig::new(max_body))
             .app_data(web::QueryConfig::default().error_handler(query_error))
             .app_data(web::PathConfig::default().error_handler(path_error))
             .configure(routes::console::configure)

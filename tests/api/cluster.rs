@@ -336,3 +336,69 @@ fn an_event_stream_outlives_a_redis_restart() {
         .expect("the event reaches the open stream");
     assert_eq!(event["data"]["id"], user.id.as_str());
 }
+
+/// A rotation, a reauthentication and a revocation made through one node hold on the other at
+/// once — in validation, in its list and in the reasons its 401s give.
+#[test]
+fn renewals_and_revocations_hold_on_every_node() {
+    let Some((_redis, a, b)) = cluster() else {
+        return;
+    };
+    let admin_b = admin(&b);
+    let user = unique();
+    let first = a.login_as(&json!({"user_id": user, "name": "Nia", "ip_address": "10.8.1.1",
+        "user_agent": "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1"}));
+    let bearer = format!("Bearer {}", first.token);
+    let rotated = a.send(
+        "POST",
+        "/sessions/current/rotate",
+        &[("Authorization", &bearer)],
+        b"",
+    );
+    assert_eq!(rotated.status, 200, "{}", rotated.body);
+    let token = rotated.json()["token"].as_str().unwrap().to_string();
+    let old = b
+        .get("/sessions/current", &first.token)
+        .problem(401, "unauthorized");
+    assert_eq!(old["reason"], "rotated");
+    assert!(b.validates(&token));
+
+    let renewed = b.send(
+        "POST",
+        &format!("/sessions/{}/reauthenticated", first.id),
+        &[
+            ("X-Service-Key", crate::helpers::SERVICE_KEY),
+            ("Content-Type", "application/json"),
+        ],
+        br#"{"assurance_level": 2}"#,
+    );
+    assert_eq!(renewed.status, 200, "{}", renewed.body);
+    let token = renewed.json()["token"].as_str().unwrap().to_string();
+    assert_eq!(
+        a.get("/sessions/current", &token).json()["assurance_level"],
+        2
+    );
+    wait_until(
+        Duration::from_secs(5),
+        "B's list shows the new level",
+        || {
+            let listed = b
+                .get(&format!("/sessions/{}", first.id), &admin_b.token)
+                .json();
+            listed["assurance_level"] == 2 && listed["device"]["os"] == "iOS 18"
+        },
+    );
+
+    let revoked = a.send(
+        "DELETE",
+        &format!("/users/{user}/sessions"),
+        &[("X-Service-Key", crate::helpers::SERVICE_KEY)],
+        b"",
+    );
+    assert_eq!(revoked.json()["deleted"], json!([first.id]));
+    assert_eq!(
+        b.get("/sessions/current", &token)
+            .problem(401, "unauthorized")["reason"],
+        "revoked"
+    );
+}

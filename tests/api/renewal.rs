@@ -358,3 +358,25 @@ fn user_of(renewed: &crate::helpers::Response) -> String {
         .unwrap()
         .to_string()
 }
+
+#[test]
+fn a_reauthentication_body_over_the_limit_is_a_413() {
+    let app = spawn_app_with(|s| s.max_body = 1_000);
+    let (token, session) = someone(&app);
+    let path = format!(
+        "/sessions/{}/reauthenticated",
+        session["id"].as_str().unwrap()
+    );
+    let body = format!("{{\"assurance_level\": 2{}}}", " ".repeat(5_000));
+    post(
+        &app,
+        &path,
+        &[
+            ("X-Service-Key", SERVICE_KEY),
+            ("Content-Type", "application/json"),
+        ],
+        &body,
+    )
+    .problem(413, "payload-too-large");
+    assert!(app.validates(&token), "nothing changed");
+}
