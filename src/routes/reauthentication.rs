@@ -7,6 +7,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::current::RenewedSession;
+use super::problems::BodyProblems;
 use crate::auth::ServiceCaller;
 use crate::domain::Millis;
 use crate::error::{ApiError, Code, Problem};
@@ -34,11 +35,9 @@ pub struct ReauthenticatedRequest {
     security(("service_key" = [])),
     responses(
         (status = 200, description = "The session and its new token", body = RenewedSession),
-        (status = 400, description = "The body is not valid", body = Problem, content_type = "application/problem+json"),
+        BodyProblems,
         (status = 401, description = "No X-Service-Key, or one that is not valid", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No live session has this id", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "The body is larger than the configured limit", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "A body was sent, but not as `application/json`", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The session store cannot be reached", body = Problem, content_type = "application/problem+json"),
     )
 )]

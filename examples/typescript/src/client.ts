@@ -5,24 +5,15 @@
 //   SESSIOND_URL=http://127.0.0.1:8080 SESSIOND_SERVICE_KEYS=… npm start
 
 import assert from "node:assert/strict";
-import createClient from "openapi-fetch";
-import type { components, paths } from "./schema.js";
+import { bearer, run, serviceKey, sessiond } from "./connection.js";
+import type { components } from "./schema.js";
 
 type Session = components["schemas"]["Session"];
-
-const baseUrl = process.env.SESSIOND_URL ?? "http://127.0.0.1:8080";
-// The same variable the server reads its keys from; the first key is used.
-const serviceKey = process.env.SESSIOND_SERVICE_KEYS?.split(",")[0]?.trim();
-if (!serviceKey) throw new Error("SESSIOND_SERVICE_KEYS is needed to log users in");
-
-const sessiond = createClient<paths>({ baseUrl });
-const bearer = (token: string) => ({ Authorization: `Bearer ${token}` });
-const run = Date.now().toString(36);
 
 /** An app server logs a user in; returns the new session and its token. */
 async function logIn(body: components["schemas"]["NewSessionRequest"]) {
   const { data, error, response } = await sessiond.POST("/sessions", {
-    headers: { "X-Service-Key": serviceKey! },
+    headers: { "X-Service-Key": serviceKey },
     body,
   });
   return { data, error, status: response.status };

@@ -8,24 +8,17 @@
 
 import assert from "node:assert/strict";
 import { createParser } from "eventsource-parser";
-import createClient from "openapi-fetch";
-import type { components, paths } from "./schema.js";
+import { bearer, run, serviceKey, sessiond } from "./connection.js";
+import type { components } from "./schema.js";
 
 type Session = components["schemas"]["Session"];
 type StreamMessage = components["schemas"]["StreamMessage"];
 
-const baseUrl = process.env.SESSIOND_URL ?? "http://127.0.0.1:8080";
-const serviceKey = process.env.SESSIOND_SERVICE_KEYS?.split(",")[0]?.trim();
-if (!serviceKey) throw new Error("SESSIOND_SERVICE_KEYS is needed to log users in");
-
-const sessiond = createClient<paths>({ baseUrl });
-const bearer = (token: string) => ({ Authorization: `Bearer ${token}` });
-const run = Date.now().toString(36);
 const organisation = `Live-${run}`;
 
 async function logIn(user: string, roles: string[] = []) {
   const { data } = await sessiond.POST("/sessions", {
-    headers: { "X-Service-Key": serviceKey! },
+    headers: { "X-Service-Key": serviceKey },
     body: { user_id: `${user}-${run}`, name: user, ip_address: "10.1.0.1", organisation, roles },
   });
   assert.ok(data, `${user} logs in`);
