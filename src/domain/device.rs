@@ -2,7 +2,9 @@
 //! app server reported, once, at login (woothee: a table compiled into the binary, about a
 //! microsecond a parse; see the README for why not ua-parser's regexes).
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+
+use dashmap::DashMap;
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -64,7 +66,26 @@ fn major(version: &str) -> Option<&str> {
     (!major.is_empty() && major.bytes().all(|b| b.is_ascii_digit())).then_some(major)
 }
 
+/// Devices already read, by user agent: a site's logins come from few distinct agents, so
+/// most logins find theirs here (and their sessions share one copy). Emptied when full.
+static KNOWN: OnceLock<DashMap<Box<str>, Option<Arc<Device>>>> = OnceLock::new();
+const KNOWN_AT_MOST: usize = 4_096;
+
 impl Device {
+    /// [`Device::of`], remembered per agent.
+    pub fn known(user_agent: &str) -> Option<Arc<Device>> {
+        let known = KNOWN.get_or_init(DashMap::new);
+        if let Some(device) = known.get(user_agent) {
+            return device.clone();
+        }
+        let device = Device::of(user_agent).map(Arc::new);
+        if known.len() >= KNOWN_AT_MOST {
+            known.clear();
+        }
+        known.insert(user_agent.into(), device.clone());
+        device
+    }
+
     /// The device `user_agent` describes; `None` when nothing of it is recognised.
     pub fn of(user_agent: &str) -> Option<Self> {
         let parsed = woothee::parser::Parser::new().parse(user_agent)?;
@@ -160,6 +181,15 @@ mod tests {
         );
         let bot = seen("Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)");
         assert_eq!(bot.2, DeviceKind::Bot);
+    }
+
+    #[test]
+    fn an_agent_is_read_once_and_its_device_shared() {
+        let agent = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0.0.0 Safari/537.36";
+        let (first, again) = (Device::known(agent).unwrap(), Device::known(agent).unwrap());
+        assert!(Arc::ptr_eq(&first, &again));
+        assert_eq!(first.browser.as_deref(), Some("Chrome 130"));
+        assert_eq!(Device::known("my-app"), None);
     }
 
     #[test]

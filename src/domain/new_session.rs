@@ -208,7 +208,7 @@ impl NewSession {
                 MAX_TEXT_CHARS,
             )?,
             roles: parsed_roles,
-            device: user_agent.as_deref().and_then(Device::of).map(Arc::new),
+            device: user_agent.as_deref().and_then(Device::known),
             user_agent,
             timeout_seconds: assurance.idle_timeout(assurance_level, timeout_seconds),
             assurance_level,
