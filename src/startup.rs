@@ -434,6 +434,7 @@ fn restore(
     ));
     let now = Millis::now();
     let restored = store.restore(&recovered.sessions, now);
+    store.remember_stopped(&recovered.stopped, now);
     journal::remove_segments_before(dir, recovered.journal_from)?;
     let failures = metrics
         .persistence_failures

@@ -8,11 +8,11 @@
 
 use std::path::Path;
 
-use hashbrown::{HashMap, HashSet};
+use hashbrown::HashMap;
 
 use super::journal::{self, JournalError, Record, Replayed};
 use super::snapshot::{SnapshotError, SnapshotFile};
-use crate::domain::{Amendment, Millis, SavedSession, SessionId};
+use crate::domain::{Amendment, EndReason, Millis, SavedSession, SessionId, Stopped, TokenDigest};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RecoveryError {
@@ -31,6 +31,9 @@ pub struct Recovered {
     /// The first journal segment the snapshot does not hold.
     pub journal_from: u64,
     pub replayed: Replayed,
+    /// The tokens the journal saw stop (their sessions ended, or they were rotated), so that
+    /// a `401` after the restart still says why.
+    pub stopped: Vec<(SessionId, TokenDigest, Stopped)>,
 }
 
 pub fn recover(dir: &Path, file: &SnapshotFile) -> Result<Recovered, RecoveryError> {
@@ -42,13 +45,13 @@ pub fn recover(dir: &Path, file: &SnapshotFile) -> Result<Recovered, RecoveryErr
         ),
         None => (Vec::new(), None, 0),
     };
-    let mut ended: HashSet<SessionId> = HashSet::new();
+    let mut ended: HashMap<SessionId, EndReason> = HashMap::new();
     let mut amendments: Vec<(SessionId, Amendment)> = Vec::new();
     let mut active: HashMap<SessionId, Millis> = HashMap::new();
     let replayed = journal::replay(dir, journal_from, |record| match record {
         Record::Created(session) => sessions.push(*session),
-        Record::Ended { id, .. } => {
-            ended.insert(id);
+        Record::Ended { id, reason } => {
+            ended.insert(id, reason);
         }
         Record::Amended { id, amendment } => amendments.push((id, amendment)),
         Record::Activity(seen) => {
@@ -58,9 +61,7 @@ pub fn recover(dir: &Path, file: &SnapshotFile) -> Result<Recovered, RecoveryErr
             }
         }
     })?;
-    if !ended.is_empty() {
-        sessions.retain(|s| !ended.contains(&s.data.id));
-    }
+    let mut stopped = Vec::new();
     if !amendments.is_empty() {
         // In journal order, to every copy of the session (a snapshot and a `created` record
         // may both hold it).
@@ -73,10 +74,20 @@ pub fn recover(dir: &Path, file: &SnapshotFile) -> Result<Recovered, RecoveryErr
                 let session = &mut sessions[n];
                 amendment.apply(&mut session.data);
                 if let Some(digest) = amendment.digest {
+                    stopped.push((*id, session.digest, Stopped::Rotated));
                     session.digest = digest;
                 }
             }
         }
+    }
+    if !ended.is_empty() {
+        sessions.retain(|s| match ended.get(&s.data.id) {
+            Some(&reason) => {
+                stopped.push((s.data.id, s.digest, reason.into()));
+                false
+            }
+            None => true,
+        });
     }
     if !active.is_empty() {
         for session in &mut sessions {
@@ -90,5 +101,6 @@ pub fn recover(dir: &Path, file: &SnapshotFile) -> Result<Recovered, RecoveryErr
         snapshot_written_at,
         journal_from,
         replayed,
+        stopped,
     })
 }

@@ -424,3 +424,35 @@ fn a_rotated_token_and_a_reauthentication_survive_kill_9() {
         renewed.json()["session"]["authenticated_at"]
     );
 }
+
+/// Why a token stopped survives a crash for what the journal holds since the last snapshot.
+#[test]
+fn a_401_still_says_why_after_kill_9() {
+    let dir = data_dir();
+    let server = start(&dir, &[("SESSIOND_SNAPSHOT_INTERVAL", "3600")]);
+    let (gone, rotated) = (
+        server.login(&unique(), "10.0.0.10"),
+        server.login(&unique(), "10.0.0.11"),
+    );
+    assert_eq!(server.delete("/sessions/current", &gone.token).status, 204);
+    let bearer = format!("Bearer {}", rotated.token);
+    let renewed = server.send(
+        "POST",
+        "/sessions/current/rotate",
+        &[("Authorization", &bearer)],
+        b"",
+    );
+    assert_eq!(renewed.status, 200);
+    server.kill();
+    let server = start(&dir, &[]);
+    let reason = |token: &str| {
+        server
+            .get("/sessions/current", token)
+            .problem(401, "unauthorized")["reason"]
+            .clone()
+    };
+    assert_eq!(reason(&gone.token), "logout", "{}", server.log());
+    assert_eq!(reason(&rotated.token), "rotated");
+    let new = renewed.json()["token"].as_str().unwrap().to_string();
+    assert!(server.validates(&new));
+}

@@ -108,6 +108,13 @@ impl MemoryStore {
         self.engine.replace_all(saved, now)
     }
 
+    /// Remembers why these tokens stopped (found in the journal at start-up), as of `now`.
+    pub fn remember_stopped(&self, stopped: &[(SessionId, TokenDigest, Stopped)], now: Millis) {
+        for (id, digest, why) in stopped {
+            self.engine.changes.stopped.record(*id, digest, *why, now);
+        }
+    }
+
     /// Records activity seen elsewhere; time never moves backwards.
     pub fn touch(&self, id: SessionId, at: Millis) {
         self.engine.touch(id, at)
