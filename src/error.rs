@@ -229,6 +229,14 @@ impl ApiError {
         }
     }
 
+    /// `415`: a body that is not sent as JSON.
+    pub fn not_json() -> Self {
+        Self::new(
+            Code::UnsupportedMediaType,
+            "the request body must be JSON, sent with Content-Type: application/json",
+        )
+    }
+
     pub fn not_found(detail: impl Into<String>) -> Self {
         Self::new(Code::NotFound, detail)
     }
@@ -498,10 +506,7 @@ pub fn json_error(error: JsonPayloadError, _: &HttpRequest) -> actix_web::Error 
             Code::PayloadTooLarge,
             format!("the request body is larger than {limit} bytes"),
         ),
-        JsonPayloadError::ContentType => ApiError::new(
-            Code::UnsupportedMediaType,
-            "the request body must be JSON, sent with Content-Type: application/json",
-        ),
+        JsonPayloadError::ContentType => ApiError::not_json(),
         JsonPayloadError::Deserialize(e) => {
             ApiError::invalid(format!("the request body is not valid: {e}"))
         }

@@ -47,18 +47,11 @@ pub struct Listed {
 impl Listed {
     /// The device as its user knows it: "Chrome 131 on macOS", else the user agent.
     pub fn device(&self) -> String {
-        match &self.device {
-            Some(crate::domain::Device {
-                browser: Some(browser),
-                os: Some(os),
-                ..
-            }) => format!("{browser} on {os}"),
-            Some(crate::domain::Device {
-                browser: Some(one), ..
-            })
-            | Some(crate::domain::Device { os: Some(one), .. }) => one.to_string(),
-            _ => self.user_agent.clone().unwrap_or_else(|| "-".into()),
-        }
+        self.device
+            .as_ref()
+            .and_then(|d| d.describe())
+            .or_else(|| self.user_agent.clone())
+            .unwrap_or_else(|| "-".into())
     }
 }
 

@@ -86,6 +86,15 @@ impl Device {
         device
     }
 
+    /// As its user knows it: "Chrome 131 on macOS", or whichever of the two is known.
+    pub fn describe(&self) -> Option<String> {
+        match (&self.browser, &self.os) {
+            (Some(browser), Some(os)) => Some(format!("{browser} on {os}")),
+            (Some(one), None) | (None, Some(one)) => Some(one.to_string()),
+            (None, None) => None,
+        }
+    }
+
     /// The device `user_agent` describes; `None` when nothing of it is recognised.
     pub fn of(user_agent: &str) -> Option<Self> {
         let parsed = woothee::parser::Parser::new().parse(user_agent)?;
@@ -188,7 +197,7 @@ mod tests {
         let agent = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0.0.0 Safari/537.36";
         let (first, again) = (Device::known(agent).unwrap(), Device::known(agent).unwrap());
         assert!(Arc::ptr_eq(&first, &again));
-        assert_eq!(first.browser.as_deref(), Some("Chrome 130"));
+        assert_eq!(first.describe().as_deref(), Some("Chrome 130 on Linux"));
         assert_eq!(Device::known("my-app"), None);
     }
 

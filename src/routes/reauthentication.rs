@@ -10,7 +10,7 @@ use super::current::RenewedSession;
 use super::problems::BodyProblems;
 use crate::auth::ServiceCaller;
 use crate::domain::Millis;
-use crate::error::{ApiError, Code, Problem};
+use crate::error::{ApiError, Problem};
 use crate::state::AppState;
 
 /// `POST /sessions/{id}/reauthenticated` body; may be left out (or `{}`).
@@ -58,10 +58,7 @@ pub async fn reauthenticated(
                 .and_then(|v| v.to_str().ok())
                 .is_some_and(|v| v.trim_start().starts_with("application/json"));
             if !json {
-                return Err(ApiError::new(
-                    Code::UnsupportedMediaType,
-                    "the request body must be JSON, sent with Content-Type: application/json",
-                ));
+                return Err(ApiError::not_json());
             }
             // `null` is no body, as an absent one is.
             serde_json::from_slice::<Option<ReauthenticatedRequest>>(&body)

@@ -33,12 +33,7 @@ impl Engine {
         if let Some(digest) = amendment.digest {
             row.digest = digest;
         }
-        row.timeout_seconds = after.timeout_seconds;
-        row.assurance_level = after.assurance_level;
-        row.authenticated_at = after.authenticated_at.0;
-        row.reauthenticate_by = after.reauthenticate_by.map_or(u64::MAX, |by| by.0);
-        row.moved_to =
-            (after.last_ip_address != after.ip_address).then(|| Box::new(after.last_ip_address));
+        row.take_changeable(&after);
         // Rotating or authenticating again is the holder at work: activity.
         if amendment.digest.is_some() || amendment.authentication.is_some() {
             row.last_active_at.fetch_max(now.0, Relaxed);

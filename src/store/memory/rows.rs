@@ -109,6 +109,18 @@ impl Row {
     pub(super) fn reauthenticate_by(&self) -> Option<Millis> {
         (self.reauthenticate_by != NEVER).then_some(Millis(self.reauthenticate_by))
     }
+
+    /// Takes from `data` what a login sets and a renewal or a reported address may change:
+    /// the idle timeout and the authentication, and the client address (kept only when it is
+    /// not the login's).
+    pub(super) fn take_changeable(&mut self, data: &SessionData) {
+        self.timeout_seconds = data.timeout_seconds;
+        self.assurance_level = data.assurance_level;
+        self.authenticated_at = data.authenticated_at.0;
+        self.reauthenticate_by = data.reauthenticate_by.map_or(NEVER, |by| by.0);
+        self.moved_to =
+            (data.last_ip_address != data.ip_address).then(|| Box::new(data.last_ip_address));
+    }
 }
 
 /// One shard: rows in a contiguous vector, found by id through a slot-only hash table, and
@@ -188,7 +200,7 @@ impl Shard {
         next_of_user: RowRef,
     ) -> u32 {
         let ip = data.ip_address.to_string();
-        let row = Row {
+        let mut row = Row {
             bigrams: Bigrams::of(&[&data.user_id, &data.name, &ip]),
             id: id_halves(data.id),
             digest,
@@ -208,15 +220,15 @@ impl Shard {
                 .device
                 .as_ref()
                 .map_or(NO_VALUE, |device| self.devices.acquire(device)),
-            timeout_seconds: data.timeout_seconds,
-            assurance_level: data.assurance_level,
-            authenticated_at: data.authenticated_at.0,
-            reauthenticate_by: data.reauthenticate_by.map_or(NEVER, |by| by.0),
-            moved_to: (data.last_ip_address != data.ip_address)
-                .then(|| Box::new(data.last_ip_address)),
+            timeout_seconds: 0,
+            assurance_level: 0,
+            authenticated_at: 0,
+            reauthenticate_by: NEVER,
+            moved_to: None,
             previous_of_user: RowRef::END,
             next_of_user,
         };
+        row.take_changeable(data);
         let hash = id_hash(data.id);
         let slot = match self.free.pop() {
             Some(slot) => {
