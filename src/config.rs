@@ -456,12 +456,14 @@ impl StoreSetting {
             "unix://",
             "redis+sentinel://",
             "rediss+sentinel://",
+            "redis+cluster://",
+            "rediss+cluster://",
         ]
         .iter()
         .any(|scheme| text.starts_with(scheme))
         {
             return Err(
-                "must be `memory`, a redis:// or rediss:// (TLS) URL, or a redis+sentinel:// or rediss+sentinel:// URL".into(),
+                "must be `memory`, a redis:// or rediss:// (TLS) URL, a redis+sentinel:// or rediss+sentinel:// URL, or a redis+cluster:// or rediss+cluster:// URL".into(),
             );
         }
         crate::store::RedisTarget::parse(text)?;

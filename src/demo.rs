@@ -174,7 +174,7 @@ async fn insert(
     policy: ConcurrentSessions,
     at: Millis,
 ) -> Result<String, StoreError> {
-    let token = Token::issue();
+    let token = Token::generate(store.new_session_id(&session.user_id));
     let insert = Insert {
         id: token.id(),
         digest: token.digest(),

@@ -217,7 +217,7 @@ impl Sessions {
             ..self.rules
         };
         let attempt = Attempt::of(&session);
-        let token = Token::issue();
+        let token = Token::generate(self.store.new_session_id(&session.user_id));
         let insert = Insert {
             id: token.id(),
             digest: token.digest(),

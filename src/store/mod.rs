@@ -93,6 +93,12 @@ pub struct Page {
 /// of what changed.
 #[async_trait]
 pub trait SessionStore: SessionCounts + Send + Sync {
+    /// The id of a new session of `user_id`: random; on a Redis cluster, it also names the
+    /// slot the user's sessions live in, so that a token's selector leads there.
+    fn new_session_id(&self, _user_id: &str) -> crate::domain::SessionId {
+        crate::domain::SessionId::generate()
+    }
+
     /// Applies the login rules and inserts, as one atomic step for the user.
     async fn create(
         &self,

@@ -63,7 +63,7 @@ impl Claims for LocalClaims {
 /// Claims kept in Redis, shared by every node.
 pub struct RedisClaims {
     link: Arc<RedisLink>,
-    connection: Mutex<Option<redis::Connection>>,
+    connection: Mutex<Option<Box<dyn redis::ConnectionLike + Send>>>,
     keys: RedisKeys,
     node: String,
 }
@@ -93,14 +93,10 @@ impl RedisClaims {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if slot.is_none() {
-            let connection = self
-                .link
-                .client()
-                .get_connection_with_timeout(Duration::from_secs(2))?;
-            connection.set_read_timeout(Some(Duration::from_secs(2)))?;
-            *slot = Some(connection);
+            *slot = Some(self.link.blocking()?);
         }
-        let outcome = command.query(slot.as_mut().expect("connected just now"));
+        let connection = slot.as_mut().expect("connected just now");
+        let outcome = command.query(connection.as_mut());
         match &outcome {
             Ok(_) => self.link.succeeded(),
             Err(e) => {

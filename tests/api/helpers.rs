@@ -11,6 +11,7 @@ use sessiond::config::{LoginOverrides, ServiceKeys, Settings, StoreSetting};
 use sessiond::startup::Application;
 use sessiond::store::{IndexReport, SharedStore};
 
+use crate::redis_cluster::RedisCluster;
 use crate::redis_server::RedisServer;
 
 pub const SERVICE_KEY: &str = "test-service-key-0123456789abcdefghij";
@@ -31,7 +32,14 @@ pub struct TestApp {
     server: ServerHandle,
     thread: Option<thread::JoinHandle<std::io::Result<()>>>,
     // Dropped after the server, which may still be talking to it.
-    _redis: Option<RedisServer>,
+    _redis: Option<Redis>,
+}
+
+/// What a test's app keeps its sessions in, beside memory.
+#[allow(dead_code)]
+enum Redis {
+    Server(RedisServer),
+    Cluster(RedisCluster),
 }
 
 impl Drop for TestApp {
@@ -98,9 +106,15 @@ pub fn spawn_app() -> TestApp {
     spawn_app_with(|_| {})
 }
 
-/// Whether this run tests the Redis store (`SESSIOND_TEST_STORE=redis`).
+/// Whether this run tests the Redis store (`SESSIOND_TEST_STORE=redis`, or `redis-cluster`
+/// for a three-master Redis Cluster).
 pub fn testing_redis() -> bool {
-    std::env::var("SESSIOND_TEST_STORE").is_ok_and(|s| s == "redis")
+    std::env::var("SESSIOND_TEST_STORE").is_ok_and(|s| s == "redis" || s == "redis-cluster")
+}
+
+/// Whether this run tests the Redis store on a cluster (`SESSIOND_TEST_STORE=redis-cluster`).
+pub fn testing_cluster() -> bool {
+    std::env::var("SESSIOND_TEST_STORE").is_ok_and(|s| s == "redis-cluster")
 }
 
 pub fn spawn_app_with(edit: impl FnOnce(&mut Settings)) -> TestApp {
@@ -113,15 +127,22 @@ pub fn spawn_app_with(edit: impl FnOnce(&mut Settings)) -> TestApp {
     // Many tests log one user in from several devices with `"concurrent_sessions": "allow"`;
     // the default (`replace` only) has tests of its own.
     settings.login_overrides = LoginOverrides::parse("replace,allow").unwrap();
-    let redis = match testing_redis() {
-        true => {
+    let redis = match (testing_redis(), testing_cluster()) {
+        (true, false) => {
             let server =
                 RedisServer::start().expect("SESSIOND_TEST_STORE=redis needs redis-server");
             settings.store = StoreSetting::Redis(server.url());
             settings.redis_prefix = format!("test-{}:", unique());
-            Some(server)
+            Some(Redis::Server(server))
         }
-        false => None,
+        (true, true) => {
+            let cluster = RedisCluster::start()
+                .expect("SESSIOND_TEST_STORE=redis-cluster needs redis-server");
+            settings.store = StoreSetting::Redis(cluster.url());
+            settings.redis_prefix = format!("test-{}:", unique());
+            Some(Redis::Cluster(cluster))
+        }
+        _ => None,
     };
     edit(&mut settings);
     let (sender, receiver) = mpsc::channel();

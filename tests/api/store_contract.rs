@@ -15,18 +15,41 @@ use sessiond::store::{
 };
 
 use crate::helpers::unique;
+use crate::redis_cluster::RedisCluster;
 use crate::redis_server::RedisServer;
 
 const MAX_LIFETIME: u64 = 3600;
 
+/// The stores every case runs against.
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    Memory,
+    Redis,
+    /// A three-master Redis Cluster.
+    Cluster,
+}
+
 /// Runs `case` against a fresh store of the given kind.
-fn with_store<F, Fut>(redis: bool, case: F)
+fn with_store<F, Fut>(kind: Kind, case: F)
 where
     F: FnOnce(SharedStore) -> Fut,
     Fut: Future<Output = ()>,
 {
     actix_web::rt::System::new().block_on(async move {
-        if redis {
+        if kind == Kind::Cluster {
+            let Some(cluster) = RedisCluster::start() else {
+                return;
+            };
+            let options = RedisOptions {
+                clock: RedisClock::Caller,
+                ..RedisOptions::new(&format!("contract-{}:", unique()), MAX_LIFETIME)
+            };
+            let store = RedisStore::connect(&cluster.url(), options)
+                .await
+                .expect("the cluster is reachable");
+            case(store).await;
+            drop(cluster);
+        } else if kind == Kind::Redis {
             let Some(server) = RedisServer::start() else {
                 return;
             };
@@ -50,10 +73,13 @@ where
 macro_rules! contract {
     ($($case:ident),* $(,)?) => {
         mod memory {
-            $(#[test] fn $case() { super::with_store(false, super::$case) })*
+            $(#[test] fn $case() { super::with_store(super::Kind::Memory, super::$case) })*
         }
         mod redis {
-            $(#[test] fn $case() { super::with_store(true, super::$case) })*
+            $(#[test] fn $case() { super::with_store(super::Kind::Redis, super::$case) })*
+        }
+        mod redis_cluster {
+            $(#[test] fn $case() { super::with_store(super::Kind::Cluster, super::$case) })*
         }
     };
 }

@@ -1,5 +1,6 @@
-//! The node's way to Redis: one server named by its URL, or the master Sentinel names
-//! (`redis+sentinel://`), followed across failovers without a restart.
+//! The node's way to Redis: one server named by its URL, the master Sentinel names
+//! (`redis+sentinel://`), followed across failovers without a restart, or a cluster
+//! (`redis+cluster://`), whose client follows `MOVED`/`ASK` and refreshes its map of slots.
 //!
 //! redis-rs' Sentinel support finds the master when asked; this asks again whenever a call to
 //! the master fails (a dead master, or a demoted one answering `READONLY`), whenever a
@@ -13,8 +14,11 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo};
 use redis::sentinel::{Sentinel, SentinelNodeConnectionInfo};
-use redis::{IntoConnectionInfo, RedisResult, TlsMode};
+use redis::{Cmd, IntoConnectionInfo, Pipeline, RedisFuture, RedisResult, TlsMode, Value};
 
 use super::TIMEOUT;
 use crate::store::outage::Outage;
@@ -33,6 +37,9 @@ pub enum Target {
         master: String,
         node: SentinelNodeConnectionInfo,
     },
+    /// `redis[s]+cluster://[user:pass@]host:port,host:port`: a Redis or Valkey Cluster, found
+    /// from any of the nodes named.
+    Cluster(Vec<redis::ConnectionInfo>),
 }
 
 const SENTINEL_PORT: u16 = 26_379;
@@ -40,6 +47,16 @@ const SENTINEL_PORT: u16 = 26_379;
 impl Target {
     /// Parses a store URL. Errors name what is wrong, never the URL (it may hold a password).
     pub fn parse(url: &str) -> Result<Target, String> {
+        if let Some((tls, rest)) = url
+            .strip_prefix("redis+cluster://")
+            .map(|rest| (false, rest))
+            .or_else(|| {
+                url.strip_prefix("rediss+cluster://")
+                    .map(|rest| (true, rest))
+            })
+        {
+            return Self::cluster(tls, rest);
+        }
         let (tls, rest) = if let Some(rest) = url.strip_prefix("redis+sentinel://") {
             (false, rest)
         } else if let Some(rest) = url.strip_prefix("rediss+sentinel://") {
@@ -101,14 +118,95 @@ impl Target {
     }
 }
 
+impl Target {
+    /// The nodes of a cluster URL, each with the URL's credentials.
+    fn cluster(tls: bool, rest: &str) -> Result<Target, String> {
+        let (credentials, hosts) = match rest.trim_end_matches('/').rsplit_once('@') {
+            Some((credentials, hosts)) => (format!("{credentials}@"), hosts),
+            None => (String::new(), rest.trim_end_matches('/')),
+        };
+        if hosts.contains('/') {
+            return Err("a cluster URL names its nodes only (a cluster has no databases)".into());
+        }
+        if hosts.trim().is_empty() {
+            return Err("a cluster URL names at least one node".into());
+        }
+        let scheme = if tls { "rediss" } else { "redis" };
+        hosts
+            .split(',')
+            .map(|host| {
+                format!("{scheme}://{credentials}{}", host.trim())
+                    .into_connection_info()
+                    .map_err(|e| format!("a cluster node's address is not usable ({:?})", e.kind()))
+            })
+            .collect::<Result<Vec<_>, String>>()
+            .map(Target::Cluster)
+    }
+
+    pub fn is_cluster(&self) -> bool {
+        matches!(self, Target::Cluster(_))
+    }
+}
+
+/// The shared connection requests use: to one server (the master), or to a cluster.
+#[derive(Clone)]
+pub enum Conn {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl redis::aio::ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Conn::Single(conn) => conn.req_packed_command(cmd),
+            Conn::Cluster(conn) => conn.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Conn::Single(conn) => conn.req_packed_commands(pipeline, offset, count),
+            Conn::Cluster(conn) => conn.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Single(conn) => conn.get_db(),
+            Conn::Cluster(conn) => conn.get_db(),
+        }
+    }
+}
+
+impl Conn {
+    /// Runs `cmd` on every master (of a cluster; on one server, there), with each one's answer.
+    pub async fn on_every_master(&mut self, cmd: &Cmd) -> RedisResult<Vec<Value>> {
+        match self {
+            Conn::Single(conn) => Ok(vec![cmd.query_async(conn).await?]),
+            Conn::Cluster(conn) => {
+                let routing = RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, None));
+                Ok(match conn.route_command(cmd.clone(), routing).await? {
+                    Value::Map(answers) => answers.into_iter().map(|(_, v)| v).collect(),
+                    other => vec![other],
+                })
+            }
+        }
+    }
+}
+
 /// The master in use: a client (for connections of their own, such as subscriptions) and the
 /// shared multiplexed connection requests use.
 struct Master {
     client: redis::Client,
-    conn: ConnectionManager,
+    conn: Conn,
     /// With replicas to wait for, a second connection for the writes that wait (`WAIT` blocks
     /// its connection, so validations do not queue behind it).
-    waited: Option<ConnectionManager>,
+    waited: Option<Conn>,
 }
 
 pub struct Link {
@@ -118,6 +216,8 @@ pub struct Link {
     sentinel: tokio::sync::Mutex<Option<Sentinel>>,
     master: RwLock<Master>,
     outage: Outage,
+    /// On a cluster, the node the next subscription goes to.
+    next_node: std::sync::atomic::AtomicUsize,
 }
 
 /// How often the node asks Sentinel where the master is while calls to it fail.
@@ -128,7 +228,7 @@ impl Link {
     /// writes will wait for replicas.
     pub async fn connect(target: Target, waits: bool) -> Result<Arc<Link>, StoreError> {
         let mut sentinel = match &target {
-            Target::Direct(_) => None,
+            Target::Direct(_) | Target::Cluster(_) => None,
             Target::Sentinel { sentinels, .. } => {
                 Some(Sentinel::build(sentinels.clone()).map_err(unavailable)?)
             }
@@ -139,15 +239,23 @@ impl Link {
                 .await
                 .map_err(|e| StoreError::Unavailable(format!("Sentinel: {e}")))?,
             (Target::Direct(client), _) => client.clone(),
+            (Target::Cluster(nodes), _) => {
+                redis::Client::open(nodes[0].clone()).map_err(unavailable)?
+            }
             (Target::Sentinel { .. }, None) => unreachable!("a Sentinel target has sentinels"),
         };
-        let master = Master::open(client, waits).await.map_err(unavailable)?;
+        let master = match &target {
+            Target::Cluster(nodes) => Master::cluster(client, nodes).await,
+            _ => Master::open(client, waits).await,
+        }
+        .map_err(unavailable)?;
         let link = Arc::new(Link {
             target,
             waits,
             sentinel: tokio::sync::Mutex::new(sentinel),
             master: RwLock::new(master),
             outage: Outage::new("Redis"),
+            next_node: std::sync::atomic::AtomicUsize::new(0),
         });
         if matches!(link.target, Target::Sentinel { .. }) {
             link.clone().watch_sentinels();
@@ -163,19 +271,48 @@ impl Link {
         pick(&self.master.read().unwrap_or_else(|e| e.into_inner())).clone()
     }
 
-    /// The shared connection to the master.
-    pub fn conn(&self) -> ConnectionManager {
+    /// The shared connection to the master (or the cluster).
+    pub fn conn(&self) -> Conn {
         self.current(|m| &m.conn)
     }
 
     /// The connection for writes that wait for replicas.
-    pub fn waited(&self) -> ConnectionManager {
+    pub fn waited(&self) -> Conn {
         self.current(|m| m.waited.as_ref().unwrap_or(&m.conn))
     }
 
-    /// A client of the master, for connections of their own.
+    /// A client of the master, for connections of their own; on a cluster, of one of the
+    /// nodes named, the next one at each call (a subscription to any node hears every node's
+    /// messages, and one that drops goes on at the next node).
     pub fn client(&self) -> redis::Client {
+        if let Target::Cluster(nodes) = &self.target {
+            let next = self
+                .next_node
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if let Ok(client) = redis::Client::open(nodes[next % nodes.len()].clone()) {
+                return client;
+            }
+        }
         self.current(|m| &m.client)
+    }
+
+    /// Whether this is a cluster.
+    pub fn is_cluster(&self) -> bool {
+        self.target.is_cluster()
+    }
+
+    /// A blocking connection of its own, for work done off the request path (webhook claims).
+    pub fn blocking(&self) -> RedisResult<Box<dyn redis::ConnectionLike + Send>> {
+        if let Target::Cluster(nodes) = &self.target {
+            let client = redis::cluster::ClusterClientBuilder::new(nodes.clone())
+                .connection_timeout(TIMEOUT)
+                .response_timeout(TIMEOUT)
+                .build()?;
+            return Ok(Box::new(client.get_connection()?));
+        }
+        let connection = self.client().get_connection_with_timeout(TIMEOUT)?;
+        connection.set_read_timeout(Some(TIMEOUT))?;
+        Ok(Box::new(connection))
     }
 
     /// Records a call's outcome: an error is `Unavailable` (and may mean the master moved).
@@ -284,6 +421,25 @@ impl Link {
 }
 
 impl Master {
+    /// A cluster, through a client of one of its nodes (for subscriptions).
+    async fn cluster(
+        client: redis::Client,
+        nodes: &[redis::ConnectionInfo],
+    ) -> RedisResult<Master> {
+        let cluster = ClusterClient::builder(nodes.to_vec())
+            .connection_timeout(TIMEOUT)
+            .response_timeout(TIMEOUT)
+            .retries(3)
+            .min_retry_wait(50)
+            .max_retry_wait(500)
+            .build()?;
+        Ok(Master {
+            client,
+            conn: Conn::Cluster(cluster.get_async_connection().await?),
+            waited: None,
+        })
+    }
+
     async fn open(client: redis::Client, waits: bool) -> RedisResult<Master> {
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(TIMEOUT))
@@ -299,8 +455,8 @@ impl Master {
         };
         Ok(Master {
             client,
-            conn,
-            waited,
+            conn: Conn::Single(conn),
+            waited: waited.map(Conn::Single),
         })
     }
 }
@@ -321,7 +477,7 @@ mod tests {
                 sentinels.iter().map(|s| s.addr().to_string()).collect(),
                 master,
             ),
-            Target::Direct(_) => panic!("{url} is a Sentinel URL"),
+            _ => panic!("{url} is a Sentinel URL"),
         }
     }
 

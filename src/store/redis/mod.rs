@@ -20,6 +20,7 @@ pub mod keys;
 mod link;
 mod replica;
 mod scripts;
+mod seats;
 
 pub use fields::lua_prelude;
 pub use keys::Keys;
@@ -31,8 +32,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures_util::future::try_join_all;
 use redis::streams::StreamRangeReply;
-use redis::{AsyncCommands, Script};
+use redis::{AsyncCommands, Script, ScriptInvocation};
 use subtle::ConstantTimeEq;
 
 use super::{
@@ -139,6 +141,10 @@ pub struct RedisStore {
     amend: Script,
     seats: Script,
     sweep: Script,
+    /// On a cluster: an organisation's seats, in their own slot, and whether a user still
+    /// holds one (see [`seats`]).
+    seat: Script,
+    holds: Script,
 }
 
 impl RedisStore {
@@ -154,11 +160,26 @@ impl RedisStore {
             clock,
         } = options;
         let target = Target::parse(url).map_err(StoreError::Unavailable)?;
+        let keys = match target.is_cluster() {
+            false => Keys::new(&prefix),
+            // A brace in the prefix would be every key's hash tag: all in one slot.
+            true if prefix.contains('{') => {
+                return Err(StoreError::Unavailable(
+                    "on a cluster, SESSIOND_REDIS_PREFIX may not hold '{' (it would put every key in one slot)".into(),
+                ))
+            }
+            true if min_replicas > 0 => {
+                return Err(StoreError::Unavailable(
+                    "SESSIOND_REDIS_MIN_REPLICAS is for one Redis or Sentinel: a cluster's writes go to many masters".into(),
+                ))
+            }
+            true => Keys::clustered(&prefix),
+        };
         let link = Link::connect(target, min_replicas > 0).await?;
         let store = Arc::new(RedisStore {
             clock,
             link,
-            keys: Keys::new(&prefix),
+            keys,
             max_lifetime_seconds,
             activity_interval_ms: u64::try_from(activity_interval.as_millis()).unwrap_or(u64::MAX),
             min_replicas,
@@ -177,6 +198,8 @@ impl RedisStore {
             amend: script(include_str!("lua/amend.lua")),
             seats: script(include_str!("lua/seats.lua")),
             sweep: script(include_str!("lua/sweep.lua")),
+            seat: Script::new(include_str!("lua/seat.lua")),
+            holds: script(include_str!("lua/holds.lua")),
         });
         store.clone().follow();
         // Serve only once the replica is loaded, so the first list is complete.
@@ -196,8 +219,29 @@ impl RedisStore {
         self.link.clone()
     }
 
+    fn clustered(&self) -> bool {
+        self.keys.groups() > 1
+    }
+
     fn max_ms(&self) -> u64 {
         self.max_lifetime_seconds.saturating_mul(1000)
+    }
+
+    /// A call of one of the group scripts for `group`: the group's keys and the arguments every
+    /// one takes first (prelude.lua); its own follow.
+    fn call<'s>(&self, script: &'s Script, group: u32, now: Millis) -> ScriptInvocation<'s> {
+        let mut invocation = script.prepare_invoke();
+        for key in self.keys.group_keys(group) {
+            invocation.key(key);
+        }
+        for arg in self.keys.script_args(group) {
+            invocation.arg(arg);
+        }
+        invocation
+            .arg(self.keys.changes())
+            .arg(self.clock.arg(now))
+            .arg(self.max_ms());
+        invocation
     }
 
     fn record(&self, saved: SavedSession) -> SessionRecord {
@@ -266,6 +310,10 @@ impl RedisStore {
 
 #[async_trait]
 impl SessionStore for RedisStore {
+    fn new_session_id(&self, user_id: &str) -> SessionId {
+        self.keys.new_session_id(user_id)
+    }
+
     async fn create(
         &self,
         insert: Insert,
@@ -279,24 +327,52 @@ impl SessionStore for RedisStore {
         } = insert;
         let args = LoginArgs {
             rules: &rules,
-            now: self.clock.arg(now),
-            max_ms: self.max_ms(),
             keys: &self.keys,
             id,
             digest: &digest,
             session: &session,
         };
-        let reply: Vec<String> = self.change(&args.invocation(&self.create)).await?;
-        let (made_at, ended) = match LoginReply::parse(reply)? {
-            LoginReply::SeatLimit => {
-                return Err(StoreError::SeatLimit {
-                    organisation: session.organisation.clone(),
-                    limit: rules.seats.unwrap_or_default(),
-                })
+        let group = self.keys.group_of_user(&session.user_id);
+        // On a cluster, a seat is reserved in the organisation's slot first.
+        let reserved = self.clustered() && rules.seats.is_some();
+        if reserved {
+            self.reserve_seat(&session.organisation, &session.user_id, rules.seats, now)
+                .await?;
+        }
+        let invocation = args.invocation(self.call(&self.create, group, now));
+        let reply = self
+            .change::<Vec<String>>(&invocation)
+            .await
+            .and_then(LoginReply::parse);
+        let (made_at, ended, vacated) = match reply {
+            Ok(LoginReply::Admitted {
+                made_at,
+                ended,
+                vacated,
+            }) => (made_at, ended, vacated),
+            refused => {
+                if reserved {
+                    self.cancel_seat(&session.organisation, &session.user_id)
+                        .await;
+                }
+                return Err(match refused? {
+                    LoginReply::Denied(existing) => StoreError::LoginDenied(existing),
+                    _ => StoreError::SeatLimit {
+                        organisation: session.organisation.clone(),
+                        limit: rules.seats.unwrap_or_default(),
+                    },
+                });
             }
-            LoginReply::Denied(existing) => return Err(StoreError::LoginDenied(existing)),
-            LoginReply::Admitted { made_at, ended } => (made_at, ended),
         };
+        if self.clustered() {
+            self.confirm_seat(&session.organisation, &session.user_id, made_at)
+                .await?;
+            let vacated: Vec<(String, String)> = vacated
+                .into_iter()
+                .map(|org| (session.user_id.to_string(), org))
+                .collect();
+            self.release_seats(&vacated, made_at).await;
+        }
         // The session was made at Redis' time, which every node goes by.
         let saved = SavedSession {
             digest,
@@ -330,17 +406,17 @@ impl SessionStore for RedisStore {
         if !record.activity_due(now, self.activity_interval_ms) {
             return Ok(Some(record));
         }
-        let reply: Option<Vec<Option<String>>> = self.link.check(
-            self.authenticate
-                .key(self.keys.session(token.id))
-                .arg(self.clock.arg(now))
-                .arg(self.max_ms())
-                .arg(self.keys.prefix())
-                .arg(self.keys.changes())
-                .arg(to_hex(&token.digest.0))
-                .invoke_async(&mut self.link.conn())
-                .await,
-        )?;
+        let mut invocation = self.call(
+            &self.authenticate,
+            self.keys.group_of_session(token.id),
+            now,
+        );
+        invocation
+            .key(self.keys.session(token.id))
+            .arg(to_hex(&token.digest.0));
+        let reply: Option<Vec<Option<String>>> = self
+            .link
+            .check(invocation.invoke_async(&mut self.link.conn()).await)?;
         Ok(reply.and_then(|row| parse(&row)).map(|saved| {
             self.replica.touch(saved.data.id, saved.last_active_at);
             self.record(saved)
@@ -374,23 +450,34 @@ impl SessionStore for RedisStore {
             Scope::All => String::new(),
             Scope::Organisation(org) => org.to_string(),
         };
-        let mut invocation = self.delete.prepare_invoke();
-        invocation
-            .arg(self.clock.arg(now))
-            .arg(self.max_ms())
-            .arg(self.keys.prefix())
-            .arg(self.keys.changes())
-            .arg(organisation)
-            .arg(reason.as_str());
+        // One call per group (per slot on a cluster), made side by side.
+        let mut groups: HashMap<u32, Vec<SessionId>> = HashMap::new();
         for id in ids {
-            invocation.arg(id.to_string());
+            groups
+                .entry(self.keys.group_of_session(*id))
+                .or_default()
+                .push(*id);
         }
-        let reply: Vec<Option<String>> = self.change(&invocation).await?;
-        let ended: Vec<SessionRecord> = reply
-            .chunks(FIELDS.len() + 1)
-            .filter_map(parse)
-            .map(|saved| self.record(saved))
-            .collect();
+        let calls = groups.into_iter().map(|(group, ids)| {
+            let mut invocation = self.call(&self.delete, group, now);
+            invocation.arg(&organisation).arg(reason.as_str());
+            for id in ids {
+                invocation.arg(id.to_string());
+            }
+            async move {
+                self.change::<(Vec<Option<String>>, Vec<String>, String)>(&invocation)
+                    .await
+            }
+        });
+        let mut ended: Vec<SessionRecord> = Vec::new();
+        for (rows, vacated, at) in try_join_all(calls).await? {
+            ended.extend(
+                rows.chunks(FIELDS.len() + 1)
+                    .filter_map(parse)
+                    .map(|saved| self.record(saved)),
+            );
+            self.release_vacated(&vacated, &at).await;
+        }
         let ended_ids: Vec<SessionId> = ended.iter().map(|r| r.data.id).collect();
         self.replica.forget(&ended_ids);
         Ok(ended)
@@ -410,7 +497,7 @@ impl SessionStore for RedisStore {
         }
         let kept: Option<String> = self.link.check(
             redis::cmd("HGET")
-                .arg(self.keys.stopped())
+                .arg(self.keys.stopped(self.keys.group_of_session(token.id)))
                 .arg(token.id.to_string())
                 .query_async(&mut self.link.conn())
                 .await,
@@ -439,13 +526,9 @@ impl SessionStore for RedisStore {
     ) -> Result<Option<SessionRecord>, StoreError> {
         let hex = |digest: Option<&TokenDigest>| digest.map(|d| to_hex(&d.0)).unwrap_or_default();
         let auth = amendment.authentication;
-        let mut invocation = self.amend.prepare_invoke();
+        let mut invocation = self.call(&self.amend, self.keys.group_of_session(id), now);
         invocation
             .key(self.keys.session(id))
-            .arg(self.clock.arg(now))
-            .arg(self.max_ms())
-            .arg(self.keys.prefix())
-            .arg(self.keys.changes())
             .arg(id.to_string())
             .arg(hex(presented))
             .arg(hex(amendment.digest.as_ref()))
@@ -504,25 +587,27 @@ impl SessionStore for RedisStore {
     async fn reap(&self, now: Millis) -> Result<usize, StoreError> {
         // Expired sessions are ended (and announced) by the sweep, a step at a time; Redis
         // removes any hash left past EXPIRED_KEPT itself.
-        let mut cursor = "0".to_string();
         let mut ended = 0;
-        loop {
-            let (next, swept): (String, usize) = self.link.check(
-                self.sweep
-                    .arg(self.clock.arg(now))
-                    .arg(self.max_ms())
-                    .arg(self.keys.prefix())
-                    .arg(self.keys.changes())
-                    .arg(&cursor)
-                    .arg(500)
-                    .invoke_async(&mut self.link.conn())
-                    .await,
-            )?;
-            ended += swept;
-            if next == "0" {
-                break;
+        for group in 0..self.keys.groups() {
+            let mut cursor = "0".to_string();
+            loop {
+                let mut invocation = self.call(&self.sweep, group, now);
+                invocation.arg(&cursor).arg(500);
+                let reply: Vec<String> = self
+                    .link
+                    .check(invocation.invoke_async(&mut self.link.conn()).await)?;
+                let [next, swept, at, vacated @ ..] = &reply[..] else {
+                    return Err(StoreError::Unavailable(
+                        "Redis answered a sweep with too little".into(),
+                    ));
+                };
+                ended += swept.parse::<usize>().unwrap_or_default();
+                self.release_vacated(vacated, at).await;
+                if next == "0" {
+                    break;
+                }
+                cursor.clone_from(next);
             }
-            cursor = next;
         }
         self.replica.reap(now).await?;
         Ok(ended)
@@ -543,7 +628,7 @@ impl SessionStore for RedisStore {
         hub.fed_elsewhere();
         let reader = EventReader {
             link: self.link.clone(),
-            key: self.keys.event_log(),
+            keys: self.keys.clone(),
             max_lifetime_seconds: self.max_lifetime_seconds,
             hub,
         };
@@ -571,56 +656,48 @@ impl SessionCounts for RedisStore {
     }
 
     async fn seats_in_use(&self, organisation: &str, now: Millis) -> Result<u64, StoreError> {
-        self.link.check(
-            self.seats
-                .key(self.keys.organisation(organisation))
-                .arg(self.clock.arg(now))
-                .arg(self.max_ms())
-                .arg(self.keys.prefix())
-                .arg(organisation)
-                .invoke_async(&mut self.link.conn())
-                .await,
-        )
+        if self.clustered() {
+            return self.seats_held(organisation, now).await;
+        }
+        let mut invocation = self.call(&self.seats, 0, now);
+        invocation
+            .key(self.keys.organisation(organisation))
+            .arg(organisation);
+        self.link
+            .check(invocation.invoke_async(&mut self.link.conn()).await)
     }
 
     async fn check_indexes(&self) -> Result<IndexReport, StoreError> {
         let mut conn = self.link.conn();
-        let scan = |pattern: String| {
-            let mut conn = conn.clone();
-            async move {
-                let mut all = Vec::new();
-                let mut iter = conn
-                    .scan_match::<_, String>(pattern)
-                    .await
-                    .map_err(unavailable)?;
-                while let Some(key) = iter.next_item().await {
-                    all.push(key.map_err(unavailable)?);
-                }
-                Ok::<_, StoreError>(all)
-            }
+        let mut report = IndexReport {
+            rows: 0,
+            by_id: 0,
+            by_user: 0,
+            orphans: 0,
         };
-        let sessions = scan(self.keys.every_session()).await?;
-        let users = scan(self.keys.every_user()).await?;
-        let mut orphans = 0;
-        let mut by_user = 0;
-        for user in &users {
-            let members: Vec<String> = conn.smembers(user).await.map_err(unavailable)?;
-            let name = self.keys.user_id(user).unwrap_or_default();
-            for id in &members {
-                let owner: Option<String> = conn
-                    .hget(self.keys.session(id), field("user_id"))
+        for group in 0..self.keys.groups() {
+            let users: Vec<String> = conn
+                .smembers(self.keys.users(group))
+                .await
+                .map_err(unavailable)?;
+            for user in &users {
+                let members: Vec<String> = conn
+                    .smembers(self.keys.user(user))
                     .await
                     .map_err(unavailable)?;
-                orphans += usize::from(owner.as_deref() != Some(name));
+                for id in members.iter().filter_map(|id| SessionId::parse(id)) {
+                    let owner: Option<String> = conn
+                        .hget(self.keys.session(id), field("user_id"))
+                        .await
+                        .map_err(unavailable)?;
+                    report.rows += usize::from(owner.is_some());
+                    report.orphans += usize::from(owner.as_deref() != Some(user));
+                }
+                report.by_user += members.len();
             }
-            by_user += members.len();
         }
-        Ok(IndexReport {
-            rows: sessions.len(),
-            by_id: sessions.len(),
-            by_user,
-            orphans,
-        })
+        report.by_id = report.rows;
+        Ok(report)
     }
 }
 

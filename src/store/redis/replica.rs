@@ -10,10 +10,10 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use redis::AsyncCommands;
 use serde::Deserialize;
-use tokio::sync::oneshot;
+use tokio::sync::Semaphore;
 
 use super::fields::{field_names, parse};
-use super::link::unavailable;
+use super::link::{unavailable, Conn};
 use super::{RedisStore, TIMEOUT};
 use crate::domain::{Millis, SessionId};
 use crate::events::EventId;
@@ -23,7 +23,8 @@ use crate::store::StoreError;
 pub(super) struct Markers {
     pub(super) node: String,
     pub(super) next: AtomicU64,
-    pub(super) waiting: Mutex<HashMap<u64, oneshot::Sender<()>>>,
+    /// Each marker's arrivals (one from each master it was published on).
+    pub(super) waiting: Mutex<HashMap<u64, Arc<Semaphore>>>,
     /// Whether the change feed is subscribed and the replica caught up.
     pub(super) following: AtomicBool,
     /// The newest event whose change the replica holds (the feed's messages carry their
@@ -82,66 +83,96 @@ impl RedisStore {
         Err(StoreError::Unavailable("the subscription ended".into()))
     }
 
-    /// Loads every session from Redis into the replica.
+    /// Loads every session from Redis into the replica, group by group (slot by slot).
     async fn reload(&self) -> Result<usize, StoreError> {
         let mut conn = self.link.conn();
+        if !self.clustered() {
+            self.list_earlier_users(&mut conn).await?;
+        }
         // Read before the sessions: every change up to the newest event is in what follows.
-        let newest: Vec<(String, redis::Value)> = redis::cmd("XREVRANGE")
-            .arg(self.keys.event_log())
-            .arg("+")
-            .arg("-")
-            .arg("COUNT")
-            .arg(1)
-            .query_async(&mut conn)
-            .await
-            .map_err(unavailable)?;
+        let mut newest = EventId::default();
+        for group in 0..self.keys.groups() {
+            let last: Vec<(String, redis::Value)> = redis::cmd("XREVRANGE")
+                .arg(self.keys.event_log(group))
+                .arg("+")
+                .arg("-")
+                .arg("COUNT")
+                .arg(1)
+                .query_async(&mut conn)
+                .await
+                .map_err(unavailable)?;
+            if let Some(id) = last.first().and_then(|(id, _)| EventId::parse(id)) {
+                newest = newest.max(id);
+            }
+        }
         *self
             .markers
             .position
             .lock()
-            .unwrap_or_else(PoisonError::into_inner) = newest
-            .first()
-            .and_then(|(id, _)| EventId::parse(id))
-            .unwrap_or_default();
-        let pattern = self.keys.every_session();
-        let mut cursor: u64 = 0;
+            .unwrap_or_else(PoisonError::into_inner) = newest;
         let mut saved = Vec::new();
-        loop {
-            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(&pattern)
-                .arg("COUNT")
-                .arg(1000)
-                .query_async(&mut conn)
+        for group in 0..self.keys.groups() {
+            let users: Vec<String> = conn
+                .smembers(self.keys.users(group))
                 .await
                 .map_err(unavailable)?;
-            cursor = next;
-            if keys.is_empty() {
-                if cursor == 0 {
-                    break;
+            for users in users.chunks(500) {
+                let mut pipe = redis::pipe();
+                for user in users {
+                    pipe.smembers(self.keys.user(user));
                 }
-                continue;
-            }
-            let mut pipe = redis::pipe();
-            for key in &keys {
-                pipe.cmd("HMGET").arg(key).arg(&field_names());
-            }
-            let rows: Vec<Vec<Option<String>>> =
-                pipe.query_async(&mut conn).await.map_err(unavailable)?;
-            for (key, fields) in keys.iter().zip(rows) {
-                let id = self.keys.session_id(key).unwrap_or_default().to_string();
-                let mut row = vec![Some(id)];
-                row.extend(fields);
-                if let Some(s) = parse(&row) {
-                    saved.push(s);
+                let sets: Vec<Vec<String>> =
+                    pipe.query_async(&mut conn).await.map_err(unavailable)?;
+                let ids: Vec<SessionId> = sets
+                    .iter()
+                    .flatten()
+                    .filter_map(|id| SessionId::parse(id))
+                    .collect();
+                for ids in ids.chunks(1000) {
+                    let mut pipe = redis::pipe();
+                    for id in ids {
+                        pipe.cmd("HMGET")
+                            .arg(self.keys.session(*id))
+                            .arg(&field_names());
+                    }
+                    let rows: Vec<Vec<Option<String>>> =
+                        pipe.query_async(&mut conn).await.map_err(unavailable)?;
+                    for (id, fields) in ids.iter().zip(rows) {
+                        let mut row = vec![Some(id.to_string())];
+                        row.extend(fields);
+                        saved.extend(parse(&row));
+                    }
                 }
-            }
-            if cursor == 0 {
-                break;
             }
         }
         Ok(self.replica.replace_all(saved, Millis::now()))
+    }
+
+    /// On one Redis, users whose sessions an earlier release made are listed in the group's
+    /// set of users (which listing and the reaper walk), once.
+    async fn list_earlier_users(&self, conn: &mut Conn) -> Result<(), StoreError> {
+        let users = self.keys.users(0);
+        let listed: bool = conn.exists(&users).await.map_err(unavailable)?;
+        if listed {
+            return Ok(());
+        }
+        let mut found = Vec::new();
+        let mut iter = conn
+            .scan_match::<_, String>(self.keys.every_user())
+            .await
+            .map_err(unavailable)?;
+        while let Some(key) = iter.next_item().await {
+            found.extend(
+                self.keys
+                    .user_id(&key.map_err(unavailable)?)
+                    .map(String::from),
+            );
+        }
+        drop(iter);
+        for batch in found.chunks(1000) {
+            let _: () = conn.sadd(&users, batch).await.map_err(unavailable)?;
+        }
+        Ok(())
     }
 
     /// Applies one change event to the replica.
@@ -181,17 +212,19 @@ impl RedisStore {
                             .waiting
                             .lock()
                             .unwrap_or_else(PoisonError::into_inner)
-                            .remove(&n)
+                            .get(&n)
+                            .cloned()
                     });
-                    if let Some(sender) = waiting {
-                        let _ = sender.send(());
+                    if let Some(arrivals) = waiting {
+                        arrivals.add_permits(1);
                     }
                 }
             }
         }
     }
 
-    /// Returns once every change published before this call has reached the replica.
+    /// Returns once every change published before this call has reached the replica: a marker
+    /// published on every master comes back after each one's earlier changes.
     pub(super) async fn catch_up(&self) -> Result<(), StoreError> {
         if !self.markers.following.load(Ordering::SeqCst) {
             return Err(StoreError::Unavailable(
@@ -199,23 +232,27 @@ impl RedisStore {
             ));
         }
         let n = self.markers.next.fetch_add(1, Ordering::Relaxed);
-        let (sender, receiver) = oneshot::channel();
+        let arrivals = Arc::new(Semaphore::new(0));
         self.markers
             .waiting
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(n, sender);
+            .insert(n, arrivals.clone());
         let marker = serde_json::json!({"op": "m", "node": self.markers.node, "n": n.to_string()});
-        let mut conn = self.link.conn();
-        let published: Result<(), _> = conn.publish(self.keys.changes(), marker.to_string()).await;
+        let mut publish = redis::cmd("PUBLISH");
+        publish.arg(self.keys.changes()).arg(marker.to_string());
+        let published = self.link.conn().on_every_master(&publish).await;
         let outcome = match published {
             Err(e) => Err(unavailable(e)),
-            Ok(()) => match actix_web::rt::time::timeout(TIMEOUT, receiver).await {
-                Ok(Ok(())) => Ok(()),
-                _ => Err(StoreError::Unavailable(
-                    "the Redis change feed did not answer in time".into(),
-                )),
-            },
+            Ok(masters) => {
+                let all = arrivals.acquire_many(masters.len() as u32);
+                match actix_web::rt::time::timeout(TIMEOUT, all).await {
+                    Ok(Ok(_)) => Ok(()),
+                    _ => Err(StoreError::Unavailable(
+                        "the Redis change feed did not answer in time".into(),
+                    )),
+                }
+            }
         };
         self.markers
             .waiting

@@ -12,9 +12,6 @@ use crate::store::{BlockingSession, LoginRules, StoreError};
 /// What `create.lua` is called with.
 pub(super) struct LoginArgs<'a> {
     pub rules: &'a LoginRules,
-    /// `''` for Redis' clock, or the caller's time.
-    pub now: String,
-    pub max_ms: u64,
     pub keys: &'a Keys,
     pub id: SessionId,
     pub digest: &'a TokenDigest,
@@ -22,12 +19,8 @@ pub(super) struct LoginArgs<'a> {
 }
 
 /// The argument names, in `ARGV` order.
-const LOGIN_ARGS: [&str; 20] = [
+const LOGIN_ARGS: [&str; 16] = [
     "policy",
-    "now",
-    "max_ms",
-    "prefix",
-    "channel",
     "id",
     "digest",
     "user_id",
@@ -48,15 +41,11 @@ const LOGIN_ARGS: [&str; 20] = [
 impl LoginArgs<'_> {
     /// Each argument with its name, in the order of [`LOGIN_ARGS`] (a unit test holds them
     /// to it).
-    fn pairs(&self) -> [(&'static str, String); 20] {
+    fn pairs(&self) -> [(&'static str, String); 16] {
         let s = self.session;
         let roles: Vec<&str> = s.roles.iter().map(|r| &**r).collect();
         [
             ("policy", self.rules.policy.name().to_string()),
-            ("now", self.now.clone()),
-            ("max_ms", self.max_ms.to_string()),
-            ("prefix", self.keys.prefix().to_string()),
-            ("channel", self.keys.changes()),
             ("id", self.id.to_string()),
             ("digest", to_hex(&self.digest.0)),
             ("user_id", s.user_id.to_string()),
@@ -96,13 +85,15 @@ impl LoginArgs<'_> {
         ]
     }
 
-    /// The call of `script` (the login script) with these arguments and their keys.
-    pub fn invocation<'s>(&self, script: &'s Script) -> ScriptInvocation<'s> {
-        let mut invocation = script.prepare_invoke();
+    /// Completes `invocation` (the login script's, with its group's keys and the common
+    /// arguments): the user's keys, the seat set on one Redis, and the login's arguments.
+    pub fn invocation<'s>(&self, mut invocation: ScriptInvocation<'s>) -> ScriptInvocation<'s> {
         invocation
             .key(self.keys.user(&self.session.user_id))
-            .key(self.keys.session(self.id))
-            .key(self.keys.organisation(&self.session.organisation));
+            .key(self.keys.session(self.id));
+        if self.keys.groups() == 1 {
+            invocation.key(self.keys.organisation(&self.session.organisation));
+        }
         for (_, value) in self.pairs() {
             invocation.arg(value);
         }
@@ -120,7 +111,7 @@ impl LoginArgs<'_> {
 pub(super) fn login_script() -> Script {
     let names: Vec<String> = LOGIN_ARGS.iter().map(|n| format!("'{n}'")).collect();
     let header = format!(
-        "local ARG = {{}}\nfor i, name in ipairs({{{}, 'has_user_agent'}}) do ARG[name] = ARGV[i] end\n",
+        "local ARG = {{}}\nfor i, name in ipairs({{{}, 'has_user_agent'}}) do ARG[name] = ARGV[7 + i] end\n",
         names.join(", ")
     );
     Script::new(&format!(
@@ -140,6 +131,8 @@ pub(super) enum LoginReply {
     Admitted {
         made_at: Millis,
         ended: Vec<(SessionId, EndReason)>,
+        /// The organisations where the user has no live session left.
+        vacated: Vec<String>,
     },
 }
 
@@ -164,7 +157,14 @@ impl LoginReply {
                 .map(LoginReply::Denied)
                 .ok_or_else(|| bad("denied with an unreadable session")),
             "ok" => {
-                let (made_at, ended) = rest.split_first().ok_or_else(|| bad("without a time"))?;
+                let (made_at, rest) = rest.split_first().ok_or_else(|| bad("without a time"))?;
+                let at = rest.iter().position(|s| s == "vacated");
+                let (ended, vacated) =
+                    rest.split_at(at.ok_or_else(|| bad("without what it vacated"))?);
+                let vacated = vacated[1..]
+                    .chunks(2)
+                    .filter_map(|c| c.get(1).cloned())
+                    .collect();
                 let made_at = made_at
                     .parse()
                     .map(Millis)
@@ -181,7 +181,11 @@ impl LoginReply {
                     })
                     .collect::<Option<Vec<_>>>()
                     .ok_or_else(|| bad("with an unreadable ended session"))?;
-                Ok(LoginReply::Admitted { made_at, ended })
+                Ok(LoginReply::Admitted {
+                    made_at,
+                    ended,
+                    vacated,
+                })
             }
             other => Err(bad(&format!("with {other:?}"))),
         }
@@ -211,8 +215,6 @@ mod tests {
         let rules = LoginRules::from(crate::domain::ConcurrentSessions::Allow);
         let args = LoginArgs {
             rules: &rules,
-            now: String::new(),
-            max_ms: 1,
             keys: &keys,
             id: SessionId::generate(),
             digest: &TokenDigest([0; 32]),
@@ -227,10 +229,12 @@ mod tests {
         let id = SessionId::generate().to_string();
         let ok = |v: &[&str]| LoginReply::parse(v.iter().map(|s| s.to_string()).collect());
         assert!(matches!(
-            ok(&["ok", "5", "evicted", &id]),
-            Ok(LoginReply::Admitted { made_at: Millis(5), ended }) if ended.len() == 1
+            ok(&["ok", "5", "evicted", &id, "vacated", "u", "O"]),
+            Ok(LoginReply::Admitted { made_at: Millis(5), ended, vacated })
+                if ended.len() == 1 && vacated == ["O"]
         ));
-        assert!(ok(&["ok", "5", "vanished", &id]).is_err());
+        assert!(ok(&["ok", "5", "vanished", &id, "vacated"]).is_err());
+        assert!(ok(&["ok", "5", "evicted", &id]).is_err());
         assert!(ok(&["maybe"]).is_err());
         assert!(ok(&[]).is_err());
         assert_eq!(ok(&["seat-limit"]).unwrap(), LoginReply::SeatLimit);

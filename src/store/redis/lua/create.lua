@@ -1,39 +1,38 @@
 -- Log a user in: apply the concurrent-session policy and the per-user limit, and insert,
 -- atomically.
--- KEYS: user set, session hash, the organisation's seat set (its users).
--- ARG (by name, as scripts.rs passes them): policy, now ('' = Redis' clock), max_ms, prefix,
---       channel, id, digest, user_id, name, organisation, ip, server, roles (JSON), timeout
---       (seconds), user_agent, has_user_agent ('1'/'0'), max_per_user (0 = no limit), seats
---       ('' = no limit), assurance_level, reauthenticate_by ('' = none), device (JSON, '' =
---       none).
--- Returns {'denied', id, ip, server, organisation, holds admin ('1'/'0'), ...}, {'seat-limit'}, or {'ok', now, reason, id, ...} for the
--- sessions this login ended ('replaced' or 'evicted').
-local policy, now, max_ms, prefix, channel = ARG.policy, clock(ARG.now), tonumber(ARG.max_ms), ARG.prefix, ARG.channel
-local id, digest, ip = ARG.id, ARG.digest, ARG.ip
-local now_text = string.format('%d', now)
+-- KEYS: the group's keys, then the user's set, the session's hash and, on one Redis, the
+--       organisation's seat set (a cluster keeps seats in their own slot: seats.rs).
+-- ARG (by name, as scripts.rs passes them): the common ones (see prelude.lua), then id,
+--       digest, user_id, name, organisation, ip, server, roles (JSON), timeout (seconds),
+--       user_agent, max_per_user (0 = no limit), seats ('' = no limit), assurance_level,
+--       reauthenticate_by ('' = none), device (JSON, '' = none), has_user_agent ('1'/'0').
+-- Returns {'denied', id, ip, server, organisation, holds admin ('1'/'0'), ...}, {'seat-limit'},
+-- or {'ok', now, reason, id, ..., 'vacated', user, organisation, ...}: the sessions this login
+-- ended ('replaced' or 'evicted'), and the organisations where the user has none left.
+local policy, id, digest, ip = ARG.policy, ARG.id, ARG.digest, ARG.ip
+local user_set, session, seats_set = KEYS[5], KEYS[6], KEYS[7]
+local now_text = string.format('%d', NOW)
 
 -- The user's live sessions; expired ones and stale index entries are cleaned on the way.
-local live = {}
-for _, sid in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  local key = session_key(prefix, sid)
-  local s = read_session(key)
+local live, left = {}, {}
+for _, sid in ipairs(redis.call('SMEMBERS', user_set)) do
+  local s = read_session(session_key(sid))
   if not s[USER_ID] then
-    redis.call('SREM', KEYS[1], sid)
-  elseif session_expires_at(s, max_ms) <= now then
-    redis.call('DEL', key)
-    redis.call('SREM', KEYS[1], sid)
-    announce_end(prefix, channel, 'expired', now, sid, s)
+    unlist(ARG.user_id, sid)
+  elseif session_expires_at(s) <= NOW then
+    end_session(sid, s, 'expired')
+    left[s[ORGANISATION]] = true
   else
     table.insert(live, {sid, s[IP_ADDRESS], s[SERVER_NAME], tonumber(s[LAST_ACTIVE_AT]),
       s[ORGANISATION] == ARG.organisation, s})
   end
 end
 
-local function end_session(live_session, reason, ended)
-  local sid = live_session[1]
-  redis.call('DEL', session_key(prefix, sid))
-  redis.call('SREM', KEYS[1], sid)
-  announce_end(prefix, channel, reason, now, sid, live_session[6])
+local ended = {'ok', now_text}
+local function end_live(live_session, reason)
+  local sid, s = live_session[1], live_session[6]
+  end_session(sid, s, reason)
+  left[s[ORGANISATION]] = true
   table.insert(ended, reason); table.insert(ended, sid)
 end
 
@@ -41,11 +40,9 @@ end
 local function deny(reason)
   local attempt = {}
   attempt[USER_ID], attempt[ORGANISATION], attempt[IP_ADDRESS], attempt[ROLES] = ARG.user_id, ARG.organisation, ip, ARG.roles
-  emit(prefix, 'denied', reason, now, '', attempt)
+  emit('denied', reason, '', attempt)
 end
 
--- The time the session was made at comes back first: the caller's record must agree with Redis.
-local ended = {'ok', now_text}
 if policy == 'deny-other-ip' then
   for _, s in ipairs(live) do
     if s[2] ~= ip then
@@ -60,29 +57,31 @@ if policy == 'deny-other-ip' then
   end
 end
 
--- A user new to a limited organisation takes a seat: decided before anything ends. Every
--- organisation's users are kept (a limit set later counts them all); a full one is first
--- cleared of users who no longer have a live session there.
-local here = false
-for _, s in ipairs(live) do here = here or s[5] end
-if ARG.seats ~= '' and not here and redis.call('SISMEMBER', KEYS[3], ARG.user_id) == 0 then
-  local seats = tonumber(ARG.seats)
-  if redis.call('SCARD', KEYS[3]) >= seats then
-    for _, user in ipairs(redis.call('SMEMBERS', KEYS[3])) do
-      if not seated(prefix, user, ARG.organisation, now, max_ms) then redis.call('SREM', KEYS[3], user) end
-    end
-    if redis.call('SCARD', KEYS[3]) >= seats then
-      deny('seat-limit')
-      return {'seat-limit'}
+-- On one Redis, a user new to a limited organisation takes a seat: decided before anything
+-- ends. Every organisation's users are kept (a limit set later counts them all); a full one is
+-- first cleared of users who no longer have a live session there.
+if seats_set then
+  local here = false
+  for _, s in ipairs(live) do here = here or s[5] end
+  if ARG.seats ~= '' and not here and redis.call('SISMEMBER', seats_set, ARG.user_id) == 0 then
+    local seats = tonumber(ARG.seats)
+    if redis.call('SCARD', seats_set) >= seats then
+      for _, user in ipairs(redis.call('SMEMBERS', seats_set)) do
+        if not seated(user, ARG.organisation) then redis.call('SREM', seats_set, user) end
+      end
+      if redis.call('SCARD', seats_set) >= seats then
+        deny('seat-limit')
+        return {'seat-limit'}
+      end
     end
   end
+  redis.call('SADD', seats_set, ARG.user_id)
+  redis.call('PEXPIREAT', seats_set, NOW + MAX_MS, 'NX')
+  redis.call('PEXPIREAT', seats_set, NOW + MAX_MS, 'GT')
 end
-redis.call('SADD', KEYS[3], ARG.user_id)
-redis.call('PEXPIREAT', KEYS[3], now + max_ms, 'NX')
-redis.call('PEXPIREAT', KEYS[3], now + max_ms, 'GT')
 
 if policy == 'replace' then
-  for _, s in ipairs(live) do end_session(s, 'replaced', ended) end
+  for _, s in ipairs(live) do end_live(s, 'replaced') end
   live = {}
 end
 
@@ -90,12 +89,12 @@ end
 local limit = tonumber(ARG.max_per_user)
 if limit > 0 and #live >= limit then
   table.sort(live, function(a, b) return a[4] < b[4] end)
-  for i = 1, #live - limit + 1 do end_session(live[i], 'evicted', ended) end
+  for i = 1, #live - limit + 1 do end_live(live[i], 'evicted') end
 end
 
 local timeout = tonumber(ARG.timeout)
 local by = ARG.reauthenticate_by ~= '' and ARG.reauthenticate_by or false
-local expires = expires_at(now, timeout, now, max_ms, by and tonumber(by))
+local expires = expires_at(NOW, timeout, NOW, MAX_MS, by and tonumber(by))
 local row = {}
 row[USER_ID], row[NAME], row[ORGANISATION], row[IP_ADDRESS] = ARG.user_id, ARG.name, ARG.organisation, ip
 row[SERVER_NAME], row[ROLES], row[TIMEOUT_SECONDS] = ARG.server, ARG.roles, ARG.timeout
@@ -112,12 +111,14 @@ for i = 1, #ROW do
     table.insert(fields, ROW[i]); table.insert(fields, row[i])
   end
 end
-redis.call('HSET', KEYS[2], unpack(fields))
-redis.call('PEXPIREAT', KEYS[2], keep_until(expires))
-redis.call('SADD', KEYS[1], id)
+redis.call('HSET', session, unpack(fields))
+redis.call('PEXPIREAT', session, keep_until(expires))
+redis.call('SADD', user_set, id)
+redis.call('SADD', USERS_KEY, ARG.user_id)
 -- The user index lives as long as the longest session it may hold.
-redis.call('PEXPIREAT', KEYS[1], keep_until(now + max_ms), 'NX')
-redis.call('PEXPIREAT', KEYS[1], keep_until(now + max_ms), 'GT')
-local event = emit(prefix, 'created', '', now, id, row)
-redis.call('PUBLISH', channel, cjson.encode({op = 'c', id = id, row = row, e = event}))
-return ended
+redis.call('PEXPIREAT', user_set, keep_until(NOW + MAX_MS), 'NX')
+redis.call('PEXPIREAT', user_set, keep_until(NOW + MAX_MS), 'GT')
+local event = emit('created', '', id, row)
+redis.call('PUBLISH', CHANNEL, cjson.encode({op = 'c', id = id, row = row, e = event}))
+table.insert(ended, 'vacated')
+return vacated(ARG.user_id, left, ended)

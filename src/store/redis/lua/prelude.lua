@@ -1,11 +1,20 @@
+-- Every script is given, first, the prefix, its group's tag and number and how many groups
+-- there are (see keys.rs), then the change channel, the time ('' = Redis' clock) and the
+-- maximum lifetime in ms; its own arguments follow from ARGV[8]. KEYS begin with its group's
+-- keys.
+local CHANNEL, MAX_MS = ARGV[5], tonumber(ARGV[7])
 
 -- Now, in milliseconds: by Redis' clock, so that every node decides expiry by the same clock
 -- however its own is set; or the time a caller gives (a test travelling in time).
-local function clock(given)
-  if given ~= '' then return tonumber(given) end
+local function redis_now()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
+local function clock(given)
+  if given ~= '' then return tonumber(given) end
+  return redis_now()
+end
+local NOW = clock(ARGV[6])
 
 -- The expiry rule (Rust: domain::session::expires_at), in milliseconds; `by` (the time the
 -- authentication becomes too old for its level) may be false.
@@ -28,55 +37,88 @@ local function holds_admin(roles)
   return false
 end
 
-local function session_expires_at(s, max_ms)
-  return expires_at(tonumber(s[LAST_ACTIVE_AT]), tonumber(s[TIMEOUT_SECONDS]), tonumber(s[CREATED_AT]), max_ms,
+local function session_expires_at(s)
+  return expires_at(tonumber(s[LAST_ACTIVE_AT]), tonumber(s[TIMEOUT_SECONDS]), tonumber(s[CREATED_AT]), MAX_MS,
     s[REAUTHENTICATE_BY] and tonumber(s[REAUTHENTICATE_BY]))
 end
 
--- Whether a user has a live session in an organisation: holds one of its seats.
-local function seated(prefix, user, organisation, now, max_ms)
-  for _, sid in ipairs(redis.call('SMEMBERS', user_key(prefix, user))) do
-    local s = read_session(session_key(prefix, sid))
-    if s[USER_ID] and s[ORGANISATION] == organisation and session_expires_at(s, max_ms) > now then
+-- Whether a user of this group has a live session in an organisation: holds one of its seats.
+local function seated(user, organisation)
+  for _, sid in ipairs(redis.call('SMEMBERS', user_key(user))) do
+    local s = read_session(session_key(sid))
+    if s[USER_ID] and s[ORGANISATION] == organisation and session_expires_at(s) > NOW then
       return true
     end
   end
   return false
 end
 
+-- Takes session `id` out of its user's set, and the user out of the group's once it has none.
+local function unlist(user, id)
+  local set = user_key(user)
+  redis.call('SREM', set, id)
+  if redis.call('SCARD', set) == 0 then redis.call('SREM', USERS_KEY, user) end
+end
 
--- Append an event to the capped event log: its kind, reason, time and session id, and the
--- session's fields `s` (in ROW order; never the digest). Every node reads the log. Returns the
--- event's id.
-local function emit(prefix, kind, reason, now, id, s)
-  local entry = {'kind', kind, 'why', reason, 'at', string.format('%d', now), 'sid', id}
+-- The next id in the group's event log: by Redis' clock (never before the log's newest), its
+-- sequence numbered in steps of GROUPS from the group's number, so that ids made in different
+-- groups' logs never meet and all sort by time.
+local function next_event_id()
+  local ms, step = redis_now(), 0
+  local newest = redis.call('XREVRANGE', EVENT_LOG_KEY, '+', '-', 'COUNT', 1)[1]
+  if newest then
+    local last_ms, last_seq = string.match(newest[1], '^(%d+)-(%d+)$')
+    last_ms, last_seq = tonumber(last_ms), tonumber(last_seq)
+    if last_ms >= ms then ms, step = last_ms, math.floor(last_seq / GROUPS) + 1 end
+  end
+  return string.format('%d-%d', ms, step * GROUPS + GROUP)
+end
+
+-- Append an event to the group's capped event log: its kind, reason, time and session id, and
+-- the session's fields `s` (in ROW order; never the digest). Every node reads the logs.
+-- Returns the event's id.
+local function emit(kind, reason, id, s)
+  local entry = {'kind', kind, 'why', reason, 'at', string.format('%d', NOW), 'sid', id}
   for i = 1, #ROW do
     if ROW[i] ~= F_DIGEST and s[i] then
       table.insert(entry, ROW[i]); table.insert(entry, s[i])
     end
   end
-  return redis.call('XADD', prefix .. EVENT_LOG, 'MAXLEN', '~', EVENT_LOG_LENGTH, '*', unpack(entry))
+  -- A cluster's groups share the length, each keeping a few times its share.
+  local length = GROUPS == 1 and EVENT_LOG_LENGTH or math.max(1000, math.ceil(EVENT_LOG_LENGTH * 4 / GROUPS))
+  return redis.call('XADD', EVENT_LOG_KEY, 'MAXLEN', '~', length, next_event_id(), unpack(entry))
 end
 
 -- Remember why session `id`'s token (whose secret has `digest`) stopped working: its reason,
 -- time and the first half of the digest, so that a 401 tells the real secret's holder (and no
--- guesser) why. The newest STOPPED_KEPT are kept.
-local function remember_stop(prefix, id, why, now, digest)
-  local kept, order = prefix .. STOPPED, prefix .. STOPPED .. ':order'
-  redis.call('HSET', kept, id, why .. ' ' .. string.format('%d', now) .. ' ' .. string.sub(digest or '', 1, 32))
-  redis.call('ZADD', order, now, id)
-  if redis.call('ZCARD', order) > STOPPED_KEPT then
-    local oldest = redis.call('ZPOPMIN', order, 16)
-    for i = 1, #oldest, 2 do redis.call('HDEL', kept, oldest[i]) end
+-- guesser) why. The newest STOPPED_KEPT of all groups are kept (each its share).
+local function remember_stop(id, why, digest)
+  redis.call('HSET', STOPPED_KEY, id, why .. ' ' .. string.format('%d', NOW) .. ' ' .. string.sub(digest or '', 1, 32))
+  redis.call('ZADD', STOPPED_ORDER_KEY, NOW, id)
+  if redis.call('ZCARD', STOPPED_ORDER_KEY) > math.ceil(STOPPED_KEPT / GROUPS) then
+    local oldest = redis.call('ZPOPMIN', STOPPED_ORDER_KEY, 16)
+    for i = 1, #oldest, 2 do redis.call('HDEL', STOPPED_KEY, oldest[i]) end
   end
 end
 
--- Announce that session `id` (fields `s`) ended: its event, then the change feed's message,
--- which carries the event's id so that listings know where they stand in the events.
-local function announce_end(prefix, channel, reason, now, id, s)
-  remember_stop(prefix, id, reason, now, s[DIGEST])
-  local event = emit(prefix, 'ended', reason, now, id, s)
-  redis.call('PUBLISH', channel, cjson.encode({op = 'd', id = id, e = event}))
+-- End session `id` (fields `s`): delete it, unlist it, remember why, and announce it: its
+-- event, then the change feed's message, which carries the event's id so that listings know
+-- where they stand in the events.
+local function end_session(id, s, reason)
+  redis.call('DEL', session_key(id))
+  unlist(s[USER_ID], id)
+  remember_stop(id, reason, s[DIGEST])
+  local event = emit('ended', reason, id, s)
+  redis.call('PUBLISH', CHANNEL, cjson.encode({op = 'd', id = id, e = event}))
+end
+
+-- Of the organisations `orgs` (a set: organisation -> true), those in which `user` has no live
+-- session left: on a cluster, their seats are given back (seats.rs).
+local function vacated(user, orgs, reply)
+  for org in pairs(orgs) do
+    if not seated(user, org) then table.insert(reply, user); table.insert(reply, org) end
+  end
+  return reply
 end
 
 -- How long a session's hash outlives its expiry: the reaper ends it meanwhile, saying so.

@@ -1,9 +1,8 @@
--- Count an organisation's seats in use: its users with a live session there. Users without
--- one any more are cleared from the set on the way.
--- KEYS: the organisation's seat set. ARGV: now ('' = Redis' clock), max lifetime ms, prefix,
--- organisation.
-local now, max_ms, prefix = clock(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
-for _, user in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  if not seated(prefix, user, ARGV[4], now, max_ms) then redis.call('SREM', KEYS[1], user) end
+-- Count an organisation's seats in use on one Redis: its users with a live session there. Users
+-- without one any more are cleared from the set on the way.
+-- KEYS: the group's keys, then the organisation's seat set.
+-- ARGV: the common ones (see prelude.lua), then the organisation.
+for _, user in ipairs(redis.call('SMEMBERS', KEYS[5])) do
+  if not seated(user, ARGV[8]) then redis.call('SREM', KEYS[5], user) end
 end
-return redis.call('SCARD', KEYS[1])
+return redis.call('SCARD', KEYS[5])

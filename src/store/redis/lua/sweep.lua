@@ -1,23 +1,27 @@
--- End expired sessions, for one SCAN step over the user sets: each is deleted, taken out of its
--- user's set and announced (reason 'expired') exactly once, by whichever node's step finds it.
--- Entries whose hash is already gone are dropped silently.
--- ARGV: now ('' = Redis' clock), max lifetime ms, prefix, channel, cursor, count.
--- Returns the next cursor and the number of sessions ended.
-local now, max_ms, prefix, channel = clock(ARGV[1]), tonumber(ARGV[2]), ARGV[3], ARGV[4]
-local step = redis.call('SCAN', ARGV[5], 'MATCH', user_key(prefix, '*'), 'COUNT', ARGV[6])
-local ended = 0
-for _, set in ipairs(step[2]) do
-  for _, id in ipairs(redis.call('SMEMBERS', set)) do
-    local key = session_key(prefix, id)
-    local s = read_session(key)
+-- End expired sessions, for one step over the group's users: each is ended and announced
+-- (reason 'expired') exactly once, by whichever node's step finds it. Entries whose hash is
+-- already gone are dropped silently.
+-- KEYS: the group's keys.
+-- ARGV: the common ones (see prelude.lua), then the cursor and how many users to look at.
+-- Returns the next cursor, the number of sessions ended, the time, and the users and
+-- organisations in which those users have no live session left (user, organisation, ...).
+local step = redis.call('SSCAN', USERS_KEY, ARGV[8], 'COUNT', ARGV[9])
+local reply, count = {step[1], '0', string.format('%d', NOW)}, 0
+for _, user in ipairs(step[2]) do
+  local left = {}
+  local ids = redis.call('SMEMBERS', user_key(user))
+  if #ids == 0 then redis.call('SREM', USERS_KEY, user) end
+  for _, id in ipairs(ids) do
+    local s = read_session(session_key(id))
     if not s[USER_ID] then
-      redis.call('SREM', set, id)
-    elseif session_expires_at(s, max_ms) <= now then
-      redis.call('DEL', key)
-      redis.call('SREM', set, id)
-      announce_end(prefix, channel, 'expired', now, id, s)
-      ended = ended + 1
+      unlist(user, id)
+    elseif session_expires_at(s) <= NOW then
+      end_session(id, s, 'expired')
+      left[s[ORGANISATION]] = true
+      count = count + 1
     end
   end
+  vacated(user, left, reply)
 end
-return {step[1], ended}
+reply[2] = tostring(count)
+return reply

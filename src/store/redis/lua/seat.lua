@@ -1,0 +1,75 @@
+-- An organisation's seats on a cluster, in a slot of their own: a hash of its users, each with
+-- 'p<ms>' (a login reserved a seat until then and is being made) or 'c<ms>' (a session made
+-- then holds it). A login reserves, is made on its user's slot, then confirms; an end that
+-- leaves the user no session there releases, unless a session was made since (so a release
+-- racing a new login of the same user never frees the new login's seat).
+-- KEYS: the organisation's hash. ARGV: what to do, the time ('' = Redis' clock), then:
+--   reserve: user, seats ('' = no limit), how long a reservation holds (ms), keep (ms)
+--            -> {'ok'} or {'full', user, ...} (the users holding a seat by a made session)
+--   confirm: user, when its session was made, keep (ms) -> 'ok'
+--   release: user, when the user was seen without a session there -> 1 if released
+--   cancel:  user (a reservation whose login was refused) -> 1 if cancelled
+--   count:   -> the seats held
+local op, key = ARGV[1], KEYS[1]
+local now
+if ARGV[2] ~= '' then now = tonumber(ARGV[2]) else
+  local t = redis.call('TIME'); now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local function state(value) return string.sub(value, 1, 1), tonumber(string.sub(value, 2)) end
+local function clear_lapsed()
+  local all = redis.call('HGETALL', key)
+  for i = 1, #all, 2 do
+    local kind, at = state(all[i + 1])
+    if kind == 'p' and at <= now then redis.call('HDEL', key, all[i]) end
+  end
+end
+local function keep(ms)
+  redis.call('PEXPIREAT', key, now + tonumber(ms), 'NX')
+  redis.call('PEXPIREAT', key, now + tonumber(ms), 'GT')
+end
+
+if op == 'reserve' then
+  local user, seats, hold = ARGV[3], ARGV[4], tonumber(ARGV[5])
+  local held = redis.call('HGET', key, user)
+  if held then
+    if state(held) == 'p' then redis.call('HSET', key, user, 'p' .. string.format('%d', now + hold)) end
+    return {'ok'}
+  end
+  if seats ~= '' and redis.call('HLEN', key) >= tonumber(seats) then
+    clear_lapsed()
+    if redis.call('HLEN', key) >= tonumber(seats) then
+      local full, all = {'full'}, redis.call('HGETALL', key)
+      for i = 1, #all, 2 do
+        if state(all[i + 1]) == 'c' then table.insert(full, all[i]) end
+      end
+      return full
+    end
+  end
+  redis.call('HSET', key, user, 'p' .. string.format('%d', now + hold))
+  keep(ARGV[6])
+  return {'ok'}
+elseif op == 'confirm' then
+  local user, made = ARGV[3], tonumber(ARGV[4])
+  local held = redis.call('HGET', key, user)
+  if held then
+    local kind, at = state(held)
+    if kind == 'c' and at >= made then return 'ok' end
+  end
+  redis.call('HSET', key, user, 'c' .. string.format('%d', made))
+  keep(ARGV[5])
+  return 'ok'
+elseif op == 'release' then
+  local held = redis.call('HGET', key, ARGV[3])
+  if not held then return 0 end
+  local kind, at = state(held)
+  if kind == 'c' and at < tonumber(ARGV[4]) then return redis.call('HDEL', key, ARGV[3]) end
+  return 0
+elseif op == 'cancel' then
+  local held = redis.call('HGET', key, ARGV[3])
+  if held and state(held) == 'p' then return redis.call('HDEL', key, ARGV[3]) end
+  return 0
+elseif op == 'count' then
+  clear_lapsed()
+  return redis.call('HLEN', key)
+end
+return redis.error_reply('unknown seat operation ' .. op)

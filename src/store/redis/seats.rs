@@ -1,0 +1,165 @@
+//! Organisation seats on a cluster. A user's sessions live in its group's slot, an
+//! organisation's seats in a slot of their own, so no one script sees both: a login reserves a
+//! seat (atomically, in the organisation's slot: the last seat goes to one login however many
+//! race for it), is made in its user's slot, then confirms the seat with the time it was made.
+//! An end that leaves a user no session in an organisation releases the seat, unless a session
+//! was made there since (`seat.lua`). A reservation whose login never confirms lapses.
+//!
+//! A seat whose release was lost (a node stopped between the end and the release) is found
+//! when the organisation is full: each holder's slot is asked whether it still has a session
+//! there, and those without one are released before the login is refused.
+
+use super::{RedisStore, EXPIRED_KEPT};
+use crate::domain::Millis;
+use crate::store::StoreError;
+
+/// How long a reservation holds a seat for a login being made.
+const RESERVATION_MS: u64 = 30_000;
+
+impl RedisStore {
+    fn seat_call(&self, op: &str, organisation: &str, now: Millis) -> redis::ScriptInvocation<'_> {
+        let mut invocation = self.seat.prepare_invoke();
+        invocation
+            .key(self.keys.organisation(organisation))
+            .arg(op)
+            .arg(self.clock.arg(now));
+        invocation
+    }
+
+    /// How long an organisation's seats are kept after their last change.
+    fn seats_kept_ms(&self) -> u64 {
+        self.max_ms() + EXPIRED_KEPT.as_millis() as u64
+    }
+
+    /// Reserves a seat for `user`, or refuses with `SeatLimit`.
+    pub(super) async fn reserve_seat(
+        &self,
+        organisation: &str,
+        user: &str,
+        seats: Option<u32>,
+        now: Millis,
+    ) -> Result<(), StoreError> {
+        for attempt in 0..2 {
+            let mut invocation = self.seat_call("reserve", organisation, now);
+            invocation
+                .arg(user)
+                .arg(seats.map(|n| n.to_string()).unwrap_or_default())
+                .arg(RESERVATION_MS)
+                .arg(self.seats_kept_ms());
+            let reply: Vec<String> = self.change(&invocation).await?;
+            let Some((status, holders)) = reply.split_first() else {
+                return Err(StoreError::Unavailable(
+                    "Redis answered a seat with nothing".into(),
+                ));
+            };
+            if status == "ok" {
+                return Ok(());
+            }
+            // Full: release the seats of holders that no longer have a session there, once.
+            if attempt == 0 && self.release_lost_seats(organisation, holders, now).await? > 0 {
+                continue;
+            }
+            break;
+        }
+        Err(StoreError::SeatLimit {
+            organisation: organisation.into(),
+            limit: seats.unwrap_or_default(),
+        })
+    }
+
+    /// Asks each holder's slot whether it still has a session in the organisation, releasing
+    /// the seats of those without; how many were released.
+    async fn release_lost_seats(
+        &self,
+        organisation: &str,
+        holders: &[String],
+        now: Millis,
+    ) -> Result<usize, StoreError> {
+        let mut released = 0;
+        for user in holders {
+            let mut invocation = self.call(&self.holds, self.keys.group_of_user(user), now);
+            invocation.arg(user).arg(organisation);
+            let (at, holds): (String, String) = self
+                .link
+                .check(invocation.invoke_async(&mut self.link.conn()).await)?;
+            if holds == "0" {
+                released += usize::from(self.release(organisation, user, &at, now).await?);
+            }
+        }
+        Ok(released)
+    }
+
+    async fn release(
+        &self,
+        organisation: &str,
+        user: &str,
+        seen_at: &str,
+        now: Millis,
+    ) -> Result<bool, StoreError> {
+        let mut invocation = self.seat_call("release", organisation, now);
+        invocation.arg(user).arg(seen_at);
+        let released: u32 = self.change(&invocation).await?;
+        Ok(released > 0)
+    }
+
+    /// Confirms the seat of a session made at `made_at` (every login on a cluster: a limit set
+    /// later counts every user).
+    pub(super) async fn confirm_seat(
+        &self,
+        organisation: &str,
+        user: &str,
+        made_at: Millis,
+    ) -> Result<(), StoreError> {
+        let mut invocation = self.seat_call("confirm", organisation, made_at);
+        invocation
+            .arg(user)
+            .arg(made_at.0)
+            .arg(self.seats_kept_ms());
+        self.change::<String>(&invocation).await.map(drop)
+    }
+
+    /// Gives back the reservation of a login that was refused.
+    pub(super) async fn cancel_seat(&self, organisation: &str, user: &str) {
+        let mut invocation = self.seat_call("cancel", organisation, Millis::now());
+        invocation.arg(user);
+        if let Err(e) = self.change::<u32>(&invocation).await {
+            log::warn!("a refused login's seat reservation stays until it lapses: {e}");
+        }
+    }
+
+    /// Releases the seats of users left without a session in an organisation (`pairs`: user,
+    /// organisation, ...), seen so at `at` (a script's time). A release that fails is found
+    /// again when the organisation is full.
+    pub(super) async fn release_vacated(&self, pairs: &[String], at: &str) {
+        if !self.clustered() {
+            return;
+        }
+        for pair in pairs.chunks(2) {
+            if let [user, organisation] = pair {
+                if let Err(e) = self.release(organisation, user, at, Millis::now()).await {
+                    log::warn!("a seat stays held until its organisation is full: {e}");
+                }
+            }
+        }
+    }
+
+    /// Releases `vacated` (user, organisation) seats, seen so at `at`.
+    pub(super) async fn release_seats(&self, vacated: &[(String, String)], at: Millis) {
+        let pairs: Vec<String> = vacated
+            .iter()
+            .flat_map(|(user, org)| [user.clone(), org.clone()])
+            .collect();
+        self.release_vacated(&pairs, &at.0.to_string()).await;
+    }
+
+    /// The seats an organisation's users hold.
+    pub(super) async fn seats_held(
+        &self,
+        organisation: &str,
+        now: Millis,
+    ) -> Result<u64, StoreError> {
+        let invocation = self.seat_call("count", organisation, now);
+        self.link
+            .check(invocation.invoke_async(&mut self.link.conn()).await)
+    }
+}

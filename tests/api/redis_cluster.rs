@@ -1,0 +1,157 @@
+//! A real Redis Cluster for one test: three masters on free loopback ports, without
+//! persistence, their slots split evenly; stopped on drop.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crate::helpers::{unique, wait_until};
+use crate::redis_server::{free_port, RedisServer};
+
+pub struct RedisCluster {
+    nodes: Vec<Child>,
+    pub ports: Vec<u16>,
+    dir: PathBuf,
+}
+
+const SLOTS: u16 = 16_384;
+
+impl RedisCluster {
+    /// Starts one with three masters, or `None` where Redis cannot run (said loudly; a failure
+    /// under CI, as for one Redis).
+    pub fn start() -> Option<Self> {
+        RedisServer::start()?;
+        Some(Self::with_masters(3))
+    }
+
+    pub fn with_masters(masters: u16) -> Self {
+        let dir = std::env::temp_dir().join(format!("sessiond-cluster-{}", unique()));
+        std::fs::create_dir_all(&dir).expect("a directory for the cluster's files");
+        let mut cluster = RedisCluster {
+            nodes: Vec::new(),
+            ports: Vec::new(),
+            dir,
+        };
+        for _ in 0..masters {
+            cluster.add_node();
+        }
+        let share = SLOTS / masters;
+        for (i, port) in cluster.ports.clone().into_iter().enumerate() {
+            let first = share * i as u16;
+            let last = if i as u16 == masters - 1 {
+                SLOTS - 1
+            } else {
+                first + share - 1
+            };
+            // Fresh, whatever the node found on start-up.
+            let mut connection = cluster.connection(port);
+            let _: () = redis::cmd("FLUSHALL").query(&mut connection).unwrap();
+            let _: () = redis::cmd("CLUSTER")
+                .arg("RESET")
+                .arg("HARD")
+                .query(&mut connection)
+                .unwrap();
+            let _: () = redis::cmd("CLUSTER")
+                .arg("ADDSLOTSRANGE")
+                .arg(first.to_string())
+                .arg(last.to_string())
+                .query(&mut cluster.connection(port))
+                .unwrap_or_else(|e| panic!("slots {first}-{last} go to {port}: {e}"));
+        }
+        let first = cluster.ports[0];
+        for port in cluster.ports.clone().into_iter().skip(1) {
+            cluster.meet(port, first);
+        }
+        cluster.wait_until_ok();
+        cluster
+    }
+
+    /// Starts one more node, empty (no slots), not yet met.
+    pub fn add_node(&mut self) -> u16 {
+        loop {
+            let port = free_port();
+            let mut child = Command::new("redis-server")
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--save", "", "--appendonly", "no", "--loglevel", "warning"])
+                .args(["--cluster-enabled", "yes", "--cluster-node-timeout", "1000"])
+                .arg("--cluster-config-file")
+                .arg(self.dir.join(format!("nodes-{port}.conf")))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("redis-server starts");
+            wait_until(Duration::from_secs(10), "a cluster node answers", || {
+                child.try_wait().ok().flatten().is_some()
+                    || redis::Client::open(format!("redis://127.0.0.1:{port}"))
+                        .and_then(|c| c.get_connection())
+                        .is_ok()
+            });
+            // Another test's server may have taken the port first: then try another.
+            if child.try_wait().ok().flatten().is_none() {
+                self.nodes.push(child);
+                self.ports.push(port);
+                return port;
+            }
+        }
+    }
+
+    pub fn connection(&self, port: u16) -> redis::Connection {
+        redis::Client::open(format!("redis://127.0.0.1:{port}"))
+            .and_then(|c| c.get_connection())
+            .expect("a cluster node answers")
+    }
+
+    pub fn meet(&self, port: u16, known: u16) {
+        let _: () = redis::cmd("CLUSTER")
+            .arg("MEET")
+            .arg("127.0.0.1")
+            .arg(known)
+            .query(&mut self.connection(port))
+            .expect("nodes meet");
+    }
+
+    /// Waits until every node says the cluster is ok and knows every other node.
+    pub fn wait_until_ok(&self) {
+        wait_until(
+            Duration::from_secs(20),
+            "the cluster is ok on every node",
+            || {
+                self.ports.iter().all(|&port| {
+                    let info: String = redis::cmd("CLUSTER")
+                        .arg("INFO")
+                        .query(&mut self.connection(port))
+                        .unwrap_or_default();
+                    info.contains("cluster_state:ok")
+                        && info.contains(&format!("cluster_known_nodes:{}", self.ports.len()))
+                })
+            },
+        );
+    }
+
+    pub fn url(&self) -> String {
+        let nodes: Vec<String> = self
+            .ports
+            .iter()
+            .map(|p| format!("127.0.0.1:{p}"))
+            .collect();
+        format!("redis+cluster://{}", nodes.join(","))
+    }
+
+    /// A node's id in the cluster.
+    pub fn node_id(&self, port: u16) -> String {
+        redis::cmd("CLUSTER")
+            .arg("MYID")
+            .query(&mut self.connection(port))
+            .expect("a node tells its id")
+    }
+}
+
+impl Drop for RedisCluster {
+    fn drop(&mut self) {
+        for child in &mut self.nodes {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

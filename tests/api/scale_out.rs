@@ -1,0 +1,217 @@
+//! Redis Cluster: sessiond nodes on a three-master cluster started on loopback ports. Every
+//! rule holds across slots and nodes; slots move between masters under load.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::helpers::{race, unique, wait_until, Login};
+use crate::process::Process;
+use crate::redis_cluster::RedisCluster;
+
+fn node(cluster: &RedisCluster, name: &str, prefix: &str, extra: &[(&str, &str)]) -> Process {
+    let mut env = vec![
+        ("SESSIOND_STORE", cluster.url()),
+        ("SESSIOND_SERVER_NAME", name.to_string()),
+        ("SESSIOND_REDIS_PREFIX", prefix.to_string()),
+    ];
+    env.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    Process::start(&env).unwrap_or_else(|e| panic!("node {name} starts: {e}"))
+}
+
+fn admin(node: &Process) -> Login {
+    node.login_as(&json!({"user_id": unique(), "name": "Ada Admin", "ip_address": "10.0.0.1", "roles": ["admin"]}))
+}
+
+#[test]
+fn sessions_made_on_one_node_live_list_and_end_on_another_across_every_master() {
+    let Some(cluster) = RedisCluster::start() else {
+        return;
+    };
+    let prefix = format!("{}:", unique());
+    let (a, b) = (
+        node(&cluster, "NODE-A", &prefix, &[]),
+        node(&cluster, "NODE-B", &prefix, &[]),
+    );
+    let admin_b = admin(&b);
+    // Enough users to land in every group, so on every master.
+    let users: Vec<Login> = (0..200)
+        .map(|i| a.login(&format!("user-{i}-{}", unique()), "10.1.0.1"))
+        .collect();
+    for user in &users {
+        assert!(b.validates(&user.token));
+    }
+    let listed = b.list_all(&admin_b.token, "limit=100");
+    assert_eq!(
+        listed.len(),
+        users.len() + 1,
+        "every session, from every master"
+    );
+    // Bulk delete through B: ids from many slots, one call each.
+    let ids: Vec<&str> = users.iter().take(100).map(|u| u.id.as_str()).collect();
+    let deleted = b.delete_ids(&admin_b.token, &ids);
+    assert_eq!(deleted.status, 200, "{}", deleted.body);
+    for (i, user) in users.iter().enumerate() {
+        assert_eq!(a.validates(&user.token), i >= 100, "user {i}");
+    }
+    assert_eq!(a.list_all(&admin(&a).token, "limit=100").len(), 100 + 2);
+}
+
+#[test]
+fn of_simultaneous_logins_for_the_last_seat_through_two_nodes_on_a_cluster_exactly_one_wins() {
+    let Some(cluster) = RedisCluster::start() else {
+        return;
+    };
+    let prefix = format!("seats-{}:", unique());
+    let seats = [("SESSIOND_ORGANISATION_SEATS", "Acme=4")];
+    let (a, b) = (
+        node(&cluster, "NODE-A", &prefix, &seats),
+        node(&cluster, "NODE-B", &prefix, &seats),
+    );
+    let first: Vec<Login> = [&a, &b, &a]
+        .iter()
+        .map(|node| {
+            node.login_as(&json!({"user_id": unique(), "name": "N", "ip_address": "10.0.0.1", "organisation": "Acme"}))
+        })
+        .collect();
+    let nodes = Arc::new([a, b]);
+    let racing = nodes.clone();
+    race(
+        10,
+        |i| json!({"user_id": unique(), "name": "N", "ip_address": format!("10.2.0.{i}"), "organisation": "Acme"}),
+        move |i, body| racing[i % 2].create(body).status,
+    );
+    // A seat given back by a logout is taken by the next new user, and only one.
+    let (a, b) = (&nodes[0], &nodes[1]);
+    assert_eq!(b.delete("/sessions/current", &first[0].token).status, 204);
+    let next = || json!({"user_id": unique(), "name": "N", "ip_address": "10.3.0.1", "organisation": "Acme"});
+    assert_eq!(a.create(&next()).status, 201);
+    assert_eq!(b.create(&next()).status, 409);
+}
+
+/// Moves `slot` from the master serving it to the one at `to`, key by key, as
+/// `redis-cli --cluster reshard` does.
+fn migrate(cluster: &RedisCluster, slot: u16, from: u16, to: u16) {
+    let (from_id, to_id) = (cluster.node_id(from), cluster.node_id(to));
+    let setslot = |port: u16, state: &str, id: &str| {
+        let _: () = redis::cmd("CLUSTER")
+            .arg("SETSLOT")
+            .arg(slot)
+            .arg(state)
+            .arg(id)
+            .query(&mut cluster.connection(port))
+            .unwrap();
+    };
+    setslot(to, "IMPORTING", &from_id);
+    setslot(from, "MIGRATING", &to_id);
+    loop {
+        let keys: Vec<String> = redis::cmd("CLUSTER")
+            .arg("GETKEYSINSLOT")
+            .arg(slot)
+            .arg(10)
+            .query(&mut cluster.connection(from))
+            .unwrap();
+        if keys.is_empty() {
+            break;
+        }
+        let _: () = redis::cmd("MIGRATE")
+            .arg("127.0.0.1")
+            .arg(to)
+            .arg("")
+            .arg(0)
+            .arg(5000)
+            .arg("KEYS")
+            .arg(&keys)
+            .query(&mut cluster.connection(from))
+            .unwrap();
+        // Slowly, so that requests meet the slot half moved (ASK).
+        thread::sleep(Duration::from_millis(20));
+    }
+    for port in cluster.ports.clone() {
+        setslot(port, "NODE", &to_id);
+    }
+}
+
+#[test]
+fn sessions_stay_valid_and_logins_go_on_while_a_slot_moves_between_masters() {
+    let Some(cluster) = RedisCluster::start() else {
+        return;
+    };
+    let prefix = format!("{}:", unique());
+    let a = Arc::new(node(&cluster, "NODE-A", &prefix, &[]));
+    let users: Vec<Login> = (0..300)
+        .map(|i| a.login(&format!("user-{i}-{}", unique()), "10.1.0.1"))
+        .collect();
+    let users = Arc::new(users);
+    let moving = Arc::new(AtomicBool::new(true));
+    let (validated, logged_in) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let validator = {
+        let (a, users, moving, validated) =
+            (a.clone(), users.clone(), moving.clone(), validated.clone());
+        thread::spawn(move || {
+            while moving.load(Ordering::SeqCst) {
+                for user in users.iter() {
+                    let response = a.get("/sessions/current", &user.token);
+                    assert_eq!(
+                        response.status, 200,
+                        "a live session during the move: {}",
+                        response.body
+                    );
+                    validated.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        })
+    };
+    let logins = {
+        let (a, moving, logged_in) = (a.clone(), moving.clone(), logged_in.clone());
+        thread::spawn(move || {
+            let mut made = Vec::new();
+            while moving.load(Ordering::SeqCst) {
+                let response =
+                    a.create(&json!({"user_id": unique(), "name": "N", "ip_address": "10.2.0.1"}));
+                // A script whose keys are split between two masters for an instant is retried;
+                // never a 500.
+                assert!(
+                    matches!(response.status, 201 | 503),
+                    "{}: {}",
+                    response.status,
+                    response.body
+                );
+                if response.status == 201 {
+                    made.push(response.json()["token"].as_str().unwrap().to_string());
+                    logged_in.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            made
+        })
+    };
+    wait_until(Duration::from_secs(10), "requests are under way", || {
+        validated.load(Ordering::Relaxed) > 50 && logged_in.load(Ordering::Relaxed) > 5
+    });
+    // The slots of the first groups (each group's slot is in the middle of its 256): from the
+    // first master to the second, while both threads run.
+    let (first, second) = (cluster.ports[0], cluster.ports[1]);
+    for group in 0..4u16 {
+        migrate(&cluster, group * 256 + 128, first, second);
+    }
+    moving.store(false, Ordering::SeqCst);
+    validator
+        .join()
+        .expect("every validation succeeded during the move");
+    let made = logins.join().expect("no login failed with a 500");
+    for user in users.iter() {
+        assert!(a.validates(&user.token));
+    }
+    for token in &made {
+        assert!(a.validates(token), "a login made during the move");
+    }
+    let admin = admin(&a);
+    assert_eq!(
+        a.list_all(&admin.token, "limit=100").len(),
+        users.len() + made.len() + 1
+    );
+}
