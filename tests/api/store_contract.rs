@@ -134,7 +134,8 @@ async fn login_ending(
     rules: impl Into<LoginRules>,
     now: Millis,
 ) -> Result<(SessionId, PresentedToken, Vec<(SessionId, EndReason)>), StoreError> {
-    let id = SessionId::generate();
+    // The store names the id: on a cluster, it leads to the user's slot.
+    let id = store.new_session_id(&new.user_id);
     let token = Token::generate(id);
     let digest = token.digest();
     let insert = Insert {

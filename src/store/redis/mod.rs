@@ -325,20 +325,26 @@ impl SessionStore for RedisStore {
             digest,
             session,
         } = insert;
+        let group = self.keys.group_of_user(&session.user_id);
+        if self.keys.group_of_session(id) != group {
+            return Err(StoreError::Unavailable(
+                "a new session's id must come from the store's new_session_id (it names the user's slot)".into(),
+            ));
+        }
+        // On a cluster, a seat is reserved in the organisation's slot first.
+        let limited = self.clustered() && rules.seats.is_some();
+        let reserved = limited
+            && self
+                .reserve_seat(&session.organisation, &session.user_id, rules.seats, now)
+                .await?;
         let args = LoginArgs {
             rules: &rules,
             keys: &self.keys,
             id,
             digest: &digest,
             session: &session,
+            seat_refused: limited && !reserved,
         };
-        let group = self.keys.group_of_user(&session.user_id);
-        // On a cluster, a seat is reserved in the organisation's slot first.
-        let reserved = self.clustered() && rules.seats.is_some();
-        if reserved {
-            self.reserve_seat(&session.organisation, &session.user_id, rules.seats, now)
-                .await?;
-        }
         let invocation = args.invocation(self.call(&self.create, group, now));
         let reply = self
             .change::<Vec<String>>(&invocation)

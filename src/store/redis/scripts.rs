@@ -16,10 +16,12 @@ pub(super) struct LoginArgs<'a> {
     pub id: SessionId,
     pub digest: &'a TokenDigest,
     pub session: &'a NewSession,
+    /// On a cluster: no seat was free in the organisation's slot.
+    pub seat_refused: bool,
 }
 
 /// The argument names, in `ARGV` order.
-const LOGIN_ARGS: [&str; 16] = [
+const LOGIN_ARGS: [&str; 17] = [
     "policy",
     "id",
     "digest",
@@ -36,12 +38,13 @@ const LOGIN_ARGS: [&str; 16] = [
     "assurance_level",
     "reauthenticate_by",
     "device",
+    "seat_refused",
 ];
 
 impl LoginArgs<'_> {
     /// Each argument with its name, in the order of [`LOGIN_ARGS`] (a unit test holds them
     /// to it).
-    fn pairs(&self) -> [(&'static str, String); 16] {
+    fn pairs(&self) -> [(&'static str, String); 17] {
         let s = self.session;
         let roles: Vec<&str> = s.roles.iter().map(|r| &**r).collect();
         [
@@ -81,6 +84,10 @@ impl LoginArgs<'_> {
                     .as_deref()
                     .map(|d| serde_json::to_string(d).expect("a device serialises"))
                     .unwrap_or_default(),
+            ),
+            (
+                "seat_refused",
+                if self.seat_refused { "1" } else { "0" }.into(),
             ),
         ]
     }
@@ -219,6 +226,7 @@ mod tests {
             id: SessionId::generate(),
             digest: &TokenDigest([0; 32]),
             session: &session,
+            seat_refused: false,
         };
         let names: Vec<&str> = args.pairs().iter().map(|(name, _)| *name).collect();
         assert_eq!(names, LOGIN_ARGS);

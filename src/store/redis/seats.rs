@@ -31,14 +31,15 @@ impl RedisStore {
         self.max_ms() + EXPIRED_KEPT.as_millis() as u64
     }
 
-    /// Reserves a seat for `user`, or refuses with `SeatLimit`.
+    /// Reserves a seat for `user`: whether one was free (the login script then refuses a user
+    /// new to the organisation, after the policy).
     pub(super) async fn reserve_seat(
         &self,
         organisation: &str,
         user: &str,
         seats: Option<u32>,
         now: Millis,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         for attempt in 0..2 {
             let mut invocation = self.seat_call("reserve", organisation, now);
             invocation
@@ -53,7 +54,7 @@ impl RedisStore {
                 ));
             };
             if status == "ok" {
-                return Ok(());
+                return Ok(true);
             }
             // Full: release the seats of holders that no longer have a session there, once.
             if attempt == 0 && self.release_lost_seats(organisation, holders, now).await? > 0 {
@@ -61,10 +62,7 @@ impl RedisStore {
             }
             break;
         }
-        Err(StoreError::SeatLimit {
-            organisation: organisation.into(),
-            limit: seats.unwrap_or_default(),
-        })
+        Ok(false)
     }
 
     /// Asks each holder's slot whether it still has a session in the organisation, releasing
@@ -152,14 +150,26 @@ impl RedisStore {
         self.release_vacated(&pairs, &at.0.to_string()).await;
     }
 
-    /// The seats an organisation's users hold.
+    /// The seats an organisation's users hold: reservations, and users with a live session
+    /// there (each holder's slot is asked; seats of those without are released).
     pub(super) async fn seats_held(
         &self,
         organisation: &str,
         now: Millis,
     ) -> Result<u64, StoreError> {
         let invocation = self.seat_call("count", organisation, now);
-        self.link
-            .check(invocation.invoke_async(&mut self.link.conn()).await)
+        let reply: Vec<redis::Value> = self
+            .link
+            .check(invocation.invoke_async(&mut self.link.conn()).await)?;
+        let Some((reserved, holders)) = reply.split_first() else {
+            return Ok(0);
+        };
+        let reserved: u64 = redis::from_redis_value_ref(reserved).unwrap_or_default();
+        let holders: Vec<String> = holders
+            .iter()
+            .filter_map(|h| redis::from_redis_value_ref(h).ok())
+            .collect();
+        let released = self.release_lost_seats(organisation, &holders, now).await?;
+        Ok(reserved + (holders.len() - released) as u64)
     }
 }

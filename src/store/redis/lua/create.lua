@@ -5,7 +5,8 @@
 -- ARG (by name, as scripts.rs passes them): the common ones (see prelude.lua), then id,
 --       digest, user_id, name, organisation, ip, server, roles (JSON), timeout (seconds),
 --       user_agent, max_per_user (0 = no limit), seats ('' = no limit), assurance_level,
---       reauthenticate_by ('' = none), device (JSON, '' = none), has_user_agent ('1'/'0').
+--       reauthenticate_by ('' = none), device (JSON, '' = none), seat_refused ('1': on a
+--       cluster, no seat was free), has_user_agent ('1'/'0').
 -- Returns {'denied', id, ip, server, organisation, holds admin ('1'/'0'), ...}, {'seat-limit'},
 -- or {'ok', now, reason, id, ..., 'vacated', user, organisation, ...}: the sessions this login
 -- ended ('replaced' or 'evicted'), and the organisations where the user has none left.
@@ -54,6 +55,17 @@ if policy == 'deny-other-ip' then
       end
       return denied
     end
+  end
+end
+
+-- On a cluster, the organisation's slot found no seat free (seats.rs): a user already there
+-- takes none, any other is refused, after the policy (as on one Redis).
+if ARG.seat_refused == '1' then
+  local here = false
+  for _, s in ipairs(live) do here = here or s[5] end
+  if not here then
+    deny('seat-limit')
+    return {'seat-limit'}
   end
 end
 

@@ -9,7 +9,7 @@
 --   confirm: user, when its session was made, keep (ms) -> 'ok'
 --   release: user, when the user was seen without a session there -> 1 if released
 --   cancel:  user (a reservation whose login was refused) -> 1 if cancelled
---   count:   -> the seats held
+--   count:   -> the number of reservations, then the users holding a seat by a made session
 local op, key = ARGV[1], KEYS[1]
 local now
 if ARGV[2] ~= '' then now = tonumber(ARGV[2]) else
@@ -62,7 +62,7 @@ elseif op == 'release' then
   local held = redis.call('HGET', key, ARGV[3])
   if not held then return 0 end
   local kind, at = state(held)
-  if kind == 'c' and at < tonumber(ARGV[4]) then return redis.call('HDEL', key, ARGV[3]) end
+  if kind == 'c' and at <= tonumber(ARGV[4]) then return redis.call('HDEL', key, ARGV[3]) end
   return 0
 elseif op == 'cancel' then
   local held = redis.call('HGET', key, ARGV[3])
@@ -70,6 +70,10 @@ elseif op == 'cancel' then
   return 0
 elseif op == 'count' then
   clear_lapsed()
-  return redis.call('HLEN', key)
+  local reply, all = {0}, redis.call('HGETALL', key)
+  for i = 1, #all, 2 do
+    if state(all[i + 1]) == 'c' then table.insert(reply, all[i]) else reply[1] = reply[1] + 1 end
+  end
+  return reply
 end
 return redis.error_reply('unknown seat operation ' .. op)
