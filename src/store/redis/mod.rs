@@ -14,6 +14,8 @@
 //! replica by then, on whichever node it was made ([`replica`]). Events come to each node's hub
 //! from a shared log ([`event_log`]).
 
+mod audit;
+mod counts;
 mod event_log;
 mod fields;
 pub mod keys;
@@ -33,13 +35,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures_util::future::try_join_all;
-use redis::streams::StreamRangeReply;
-use redis::{AsyncCommands, Script, ScriptInvocation};
+use redis::{Script, ScriptInvocation};
 use subtle::ConstantTimeEq;
 
 use super::{
-    AuditTrail, Census, Created, IndexReport, Insert, LoginRules, MemoryStore, Page, SavedSession,
-    SessionCounts, SessionStore, StoreError, Users,
+    AuditTrail, Created, Insert, LoginRules, MemoryStore, Page, SavedSession, SessionStore,
+    StoreError,
 };
 use crate::domain::{
     Amendment, EndReason, ListQuery, Millis, PresentedToken, Scope, SessionId, SessionRecord,
@@ -47,9 +48,10 @@ use crate::domain::{
 };
 use crate::events::{EventId, Hub};
 use crate::store::outage::Outage;
+use audit::RedisAudit;
 use event_log::EventReader;
-use fields::{field, field_names, parse, script, to_hex, FIELDS};
-use link::{unavailable, Link, Target};
+use fields::{field_names, parse, script, to_hex, FIELDS};
+use link::{Link, Target};
 use replica::Markers;
 use scripts::{LoginArgs, LoginReply};
 
@@ -373,11 +375,7 @@ impl SessionStore for RedisStore {
         if self.clustered() {
             self.confirm_seat(&session.organisation, &session.user_id, made_at)
                 .await?;
-            let vacated: Vec<(String, String)> = vacated
-                .into_iter()
-                .map(|org| (session.user_id.to_string(), org))
-                .collect();
-            self.release_seats(&vacated, made_at).await;
+            self.release_vacated(&vacated, &made_at.0.to_string()).await;
         }
         // The session was made at Redis' time, which every node goes by.
         let saved = SavedSession {
@@ -648,109 +646,5 @@ impl SessionStore for RedisStore {
                 actix_web::rt::time::sleep(Duration::from_millis(250)).await;
             }
         });
-    }
-}
-
-#[async_trait]
-impl SessionCounts for RedisStore {
-    async fn census(&self, now: Millis) -> Result<Vec<Census>, StoreError> {
-        self.replica.census(now).await
-    }
-
-    async fn users(&self, now: Millis) -> Result<Users, StoreError> {
-        self.replica.users(now).await
-    }
-
-    async fn seats_in_use(&self, organisation: &str, now: Millis) -> Result<u64, StoreError> {
-        if self.clustered() {
-            return self.seats_held(organisation, now).await;
-        }
-        let mut invocation = self.call(&self.seats, 0, now);
-        invocation
-            .key(self.keys.organisation(organisation))
-            .arg(organisation);
-        self.link
-            .check(invocation.invoke_async(&mut self.link.conn()).await)
-    }
-
-    async fn check_indexes(&self) -> Result<IndexReport, StoreError> {
-        let mut conn = self.link.conn();
-        let mut report = IndexReport {
-            rows: 0,
-            by_id: 0,
-            by_user: 0,
-            orphans: 0,
-        };
-        for group in 0..self.keys.groups() {
-            let users: Vec<String> = conn
-                .smembers(self.keys.users(group))
-                .await
-                .map_err(unavailable)?;
-            for user in &users {
-                let members: Vec<String> = conn
-                    .smembers(self.keys.user(user))
-                    .await
-                    .map_err(unavailable)?;
-                for id in members.iter().filter_map(|id| SessionId::parse(id)) {
-                    let owner: Option<String> = conn
-                        .hget(self.keys.session(id), field("user_id"))
-                        .await
-                        .map_err(unavailable)?;
-                    report.rows += usize::from(owner.is_some());
-                    report.orphans += usize::from(owner.as_deref() != Some(user));
-                }
-                report.by_user += members.len();
-            }
-        }
-        report.by_id = report.rows;
-        Ok(report)
-    }
-}
-
-/// The audit trail in Redis: a capped stream every node appends to and reads.
-struct RedisAudit {
-    link: Arc<Link>,
-    key: String,
-}
-
-#[async_trait]
-impl AuditTrail for RedisAudit {
-    async fn append(&self, record: &str, capacity: usize) -> Result<String, StoreError> {
-        let appended = redis::cmd("XADD")
-            .arg(&self.key)
-            // Exactly the capacity: the trail is bounded as SESSIOND_AUDIT_CAPACITY says.
-            .arg("MAXLEN")
-            .arg(capacity.max(1))
-            .arg("*")
-            .arg("e")
-            .arg(record)
-            .query_async::<String>(&mut self.link.conn())
-            .await;
-        self.link.check(appended)
-    }
-
-    async fn before(
-        &self,
-        before: Option<&str>,
-        count: usize,
-    ) -> Result<Vec<(String, String)>, StoreError> {
-        let end = before.map_or("+".to_string(), |id| format!("({id}"));
-        let read = redis::cmd("XREVRANGE")
-            .arg(&self.key)
-            .arg(end)
-            .arg("-")
-            .arg("COUNT")
-            .arg(count)
-            .query_async(&mut self.link.conn())
-            .await;
-        let entries: StreamRangeReply = self.link.check(read)?;
-        Ok(entries
-            .ids
-            .into_iter()
-            .filter_map(|entry| {
-                let record: String = entry.get("e")?;
-                Some((entry.id, record))
-            })
-            .collect())
     }
 }

@@ -141,15 +141,6 @@ impl RedisStore {
         }
     }
 
-    /// Releases `vacated` (user, organisation) seats, seen so at `at`.
-    pub(super) async fn release_seats(&self, vacated: &[(String, String)], at: Millis) {
-        let pairs: Vec<String> = vacated
-            .iter()
-            .flat_map(|(user, org)| [user.clone(), org.clone()])
-            .collect();
-        self.release_vacated(&pairs, &at.0.to_string()).await;
-    }
-
     /// The seats an organisation's users hold: reservations, and users with a live session
     /// there (each holder's slot is asked; seats of those without are released).
     pub(super) async fn seats_held(
