@@ -23,7 +23,8 @@ pub struct Client {
 }
 
 /// A sessiond started in this process, with its store at hand. With
-/// `SESSIOND_TEST_STORE=redis` every test runs against its own `redis-server`.
+/// `SESSIOND_TEST_STORE=redis` every test runs against its own `redis-server`; with
+/// `redis-cluster`, under a prefix of its own on the process's shared three-master cluster.
 /// Dropping it stops the server and waits for its thread, so a test run's threads, sockets and
 /// actix systems do not pile up.
 pub struct TestApp {
@@ -32,14 +33,7 @@ pub struct TestApp {
     server: ServerHandle,
     thread: Option<thread::JoinHandle<std::io::Result<()>>>,
     // Dropped after the server, which may still be talking to it.
-    _redis: Option<Redis>,
-}
-
-/// What a test's app keeps its sessions in, beside memory.
-#[allow(dead_code)]
-enum Redis {
-    Server(RedisServer),
-    Cluster(RedisCluster),
+    _redis: Option<RedisServer>,
 }
 
 impl Drop for TestApp {
@@ -133,14 +127,14 @@ pub fn spawn_app_with(edit: impl FnOnce(&mut Settings)) -> TestApp {
                 RedisServer::start().expect("SESSIOND_TEST_STORE=redis needs redis-server");
             settings.store = StoreSetting::Redis(server.url());
             settings.redis_prefix = format!("test-{}:", unique());
-            Some(Redis::Server(server))
+            Some(server)
         }
         (true, true) => {
-            let cluster = RedisCluster::start()
+            let cluster = RedisCluster::shared()
                 .expect("SESSIOND_TEST_STORE=redis-cluster needs redis-server");
             settings.store = StoreSetting::Redis(cluster.url());
             settings.redis_prefix = format!("test-{}:", unique());
-            Some(Redis::Cluster(cluster))
+            None
         }
         _ => None,
     };

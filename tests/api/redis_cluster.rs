@@ -1,8 +1,9 @@
-//! A real Redis Cluster for one test: three masters on free loopback ports, without
+//! A real Redis Cluster for one test (or shared by a process's tests): three masters on free loopback ports, without
 //! persistence, their slots split evenly; stopped on drop.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use crate::helpers::{unique, wait_until};
@@ -12,6 +13,7 @@ pub struct RedisCluster {
     nodes: Vec<Child>,
     pub ports: Vec<u16>,
     dir: PathBuf,
+    watchdog: Option<Child>,
 }
 
 const SLOTS: u16 = 16_384;
@@ -20,8 +22,37 @@ impl RedisCluster {
     /// Starts one with three masters, or `None` where Redis cannot run (said loudly; a failure
     /// under CI, as for one Redis).
     pub fn start() -> Option<Self> {
-        RedisServer::start()?;
-        Some(Self::with_masters(3))
+        RedisServer::available().then(|| Self::with_masters(3))
+    }
+
+    /// One three-master cluster for every test of this process that needs a cluster but not
+    /// one of its own (each keeps its keys under a prefix of its own): a cluster takes about two
+    /// seconds to start (a master waits before it takes writes). Its nodes stop when the
+    /// process ends, however it ends.
+    pub fn shared() -> Option<&'static RedisCluster> {
+        static SHARED: OnceLock<Option<RedisCluster>> = OnceLock::new();
+        SHARED
+            .get_or_init(|| {
+                let mut cluster = Self::start()?;
+                cluster.stop_with_this_process();
+                Some(cluster)
+            })
+            .as_ref()
+    }
+
+    /// A static is never dropped: a watchdog stops the nodes when this process's end closes
+    /// the pipe it reads (its write end is held by the cluster, so open as long as it lives).
+    fn stop_with_this_process(&mut self) {
+        let pids: Vec<String> = self.nodes.iter().map(|n| n.id().to_string()).collect();
+        let watchdog = Command::new("sh")
+            .arg("-c")
+            .arg(format!("cat >/dev/null; kill {}", pids.join(" ")))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("sh starts");
+        self.watchdog = Some(watchdog);
     }
 
     pub fn with_masters(masters: u16) -> Self {
@@ -31,6 +62,7 @@ impl RedisCluster {
             nodes: Vec::new(),
             ports: Vec::new(),
             dir,
+            watchdog: None,
         };
         for _ in 0..masters {
             cluster.add_node();
@@ -148,7 +180,7 @@ impl RedisCluster {
 
 impl Drop for RedisCluster {
     fn drop(&mut self) {
-        for child in &mut self.nodes {
+        for child in self.nodes.iter_mut().chain(&mut self.watchdog) {
             let _ = child.kill();
             let _ = child.wait();
         }

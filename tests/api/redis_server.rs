@@ -35,19 +35,25 @@ impl RedisServer {
     /// Starts one, or returns `None` after saying loudly why Redis tests cannot run here.
     /// Under CI a missing `redis-server` fails the test instead.
     pub fn start() -> Option<Self> {
+        Self::available().then(|| Self::start_with(Vec::new()))
+    }
+
+    /// Whether `redis-server` can run here; if not, says so loudly (and fails under CI).
+    pub fn available() -> bool {
         if Command::new("redis-server")
             .arg("--version")
             .output()
-            .is_err()
+            .is_ok()
         {
-            let why = "redis-server is not installed (scripts/test installs the Debian package redis-server)";
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!("Redis tests cannot be skipped in CI: {why}");
-            }
-            eprintln!("\n*** SKIPPED Redis test: {why} ***\n");
-            return None;
+            return true;
         }
-        Some(Self::start_with(Vec::new()))
+        let why =
+            "redis-server is not installed (scripts/test installs the Debian package redis-server)";
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("Redis tests cannot be skipped in CI: {why}");
+        }
+        eprintln!("\n*** SKIPPED Redis test: {why} ***\n");
+        false
     }
 
     /// Starts one with `extra` arguments too (TLS, ACL users), on a plain port that still

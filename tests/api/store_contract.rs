@@ -37,7 +37,7 @@ where
 {
     actix_web::rt::System::new().block_on(async move {
         if kind == Kind::Cluster {
-            let Some(cluster) = RedisCluster::start() else {
+            let Some(cluster) = RedisCluster::shared() else {
                 return;
             };
             let options = RedisOptions {
@@ -48,7 +48,6 @@ where
                 .await
                 .expect("the cluster is reachable");
             case(store).await;
-            drop(cluster);
         } else if kind == Kind::Redis {
             let Some(server) = RedisServer::start() else {
                 return;

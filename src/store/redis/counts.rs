@@ -1,5 +1,5 @@
-//! The counts and checks every store answers: the census and users from the node's replica,
-//! seats from Redis, and the consistency of the indexes group by group.
+//! The counts and checks every store answers: the census and users from the node's replica
+//! (caught up first), seats from Redis, and the consistency of the indexes group by group.
 
 use async_trait::async_trait;
 use redis::AsyncCommands;
@@ -12,11 +12,15 @@ use crate::store::{Census, IndexReport, SessionCounts, StoreError, Users};
 
 #[async_trait]
 impl SessionCounts for RedisStore {
+    // Like a list, a count first waits for every change made before it (on any node, through
+    // any master) to reach this node's replica.
     async fn census(&self, now: Millis) -> Result<Vec<Census>, StoreError> {
+        self.catch_up().await?;
         self.replica.census(now).await
     }
 
     async fn users(&self, now: Millis) -> Result<Users, StoreError> {
+        self.catch_up().await?;
         self.replica.users(now).await
     }
 
