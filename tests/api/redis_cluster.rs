@@ -98,6 +98,97 @@ impl RedisCluster {
         cluster
     }
 
+    /// Starts one with three masters and a replica of each (for failover), once every replica
+    /// follows its master.
+    pub fn with_replicas() -> Option<Self> {
+        let mut cluster = Self::start()?;
+        let masters = cluster.ports.clone();
+        for master in masters {
+            let replica = cluster.add_node();
+            cluster.meet(replica, master);
+            let id = cluster.node_id(master);
+            // A node replicates only a master it already knows of.
+            wait_until(
+                Duration::from_secs(10),
+                "the replica knows its master",
+                || {
+                    redis::cmd("CLUSTER")
+                        .arg("REPLICATE")
+                        .arg(&id)
+                        .query::<()>(&mut cluster.connection(replica))
+                        .is_ok()
+                },
+            );
+        }
+        cluster.wait_until_ok();
+        wait_until(Duration::from_secs(20), "every replica is in sync", || {
+            cluster.replicas_in_sync()
+        });
+        Some(cluster)
+    }
+
+    /// Whether every replica has everything its master wrote.
+    pub fn replicas_in_sync(&self) -> bool {
+        self.ports.iter().all(|&port| {
+            let info: String = redis::cmd("INFO")
+                .arg("replication")
+                .query(&mut self.connection(port))
+                .unwrap_or_default();
+            let field = |name: &str| {
+                info.lines()
+                    .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+                    .map(str::trim)
+                    .map(String::from)
+            };
+            match field("role").as_deref() {
+                Some("master") => true,
+                Some("slave") => {
+                    field("master_link_status").as_deref() == Some("up")
+                        && field("slave_repl_offset").is_some()
+                        && self.master_offset(&field("master_port").unwrap_or_default())
+                            == field("slave_repl_offset")
+                }
+                _ => false,
+            }
+        })
+    }
+
+    fn master_offset(&self, port: &str) -> Option<String> {
+        let info: String = redis::cmd("INFO")
+            .arg("replication")
+            .query(&mut self.connection(port.parse().ok()?))
+            .ok()?;
+        info.lines()
+            .find_map(|l| l.strip_prefix("master_repl_offset:"))
+            .map(|v| v.trim().to_string())
+    }
+
+    /// Kills the node at `port` at once (`SIGKILL`), as a crash would.
+    pub fn kill(&mut self, port: u16) {
+        let i = self.ports.iter().position(|&p| p == port).expect("a node");
+        let _ = self.nodes[i].kill();
+        let _ = self.nodes[i].wait();
+    }
+
+    /// Whether the node at `port` serves `slot` as its master now.
+    pub fn serves(&self, port: u16, slot: u16) -> bool {
+        let slots: Vec<redis::Value> = redis::cmd("CLUSTER")
+            .arg("SLOTS")
+            .query(&mut self.connection(port))
+            .unwrap_or_default();
+        let port = i64::from(port);
+        slots.iter().any(|range| match range {
+            redis::Value::Array(range) => match range.as_slice() {
+                [redis::Value::Int(first), redis::Value::Int(last), redis::Value::Array(master), ..] => {
+                    (*first..=*last).contains(&i64::from(slot))
+                        && matches!(master.get(1), Some(redis::Value::Int(p)) if *p == port)
+                }
+                _ => false,
+            },
+            _ => false,
+        })
+    }
+
     /// Starts one more node, empty (no slots), not yet met.
     pub fn add_node(&mut self) -> u16 {
         loop {
@@ -108,6 +199,10 @@ impl RedisCluster {
                 .args(["--cluster-enabled", "yes", "--cluster-node-timeout", "1000"])
                 .arg("--cluster-config-file")
                 .arg(self.dir.join(format!("nodes-{port}.conf")))
+                // A replica's full sync writes its master's data here, not where tests run.
+                .arg("--dir")
+                .arg(&self.dir)
+                .args(["--dbfilename", &format!("dump-{port}.rdb")])
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()

@@ -2,15 +2,19 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use crate::helpers::wait_until;
+use crate::helpers::{unique, wait_until};
 
 pub struct RedisServer {
     child: Option<Child>,
     pub port: u16,
     extra: Vec<String>,
+    /// Its working directory: a replica's full sync writes the master's data there, which
+    /// must not be loaded by another test's server.
+    dir: PathBuf,
 }
 
 pub fn free_port() -> u16 {
@@ -59,10 +63,13 @@ impl RedisServer {
     /// Starts one with `extra` arguments too (TLS, ACL users), on a plain port that still
     /// answers an unauthenticated PING.
     pub fn start_with(extra: Vec<String>) -> Self {
+        let dir = std::env::temp_dir().join(format!("sessiond-redis-{}", unique()));
+        std::fs::create_dir_all(&dir).expect("a directory for redis-server");
         let mut server = RedisServer {
             child: None,
             port: free_port(),
             extra,
+            dir,
         };
         server.restart();
         server
@@ -78,6 +85,8 @@ impl RedisServer {
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no", "--loglevel", "warning"])
+            .arg("--dir")
+            .arg(&self.dir)
             .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -102,5 +111,6 @@ impl RedisServer {
 impl Drop for RedisServer {
     fn drop(&mut self) {
         self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

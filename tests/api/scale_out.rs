@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::json;
 
@@ -213,5 +213,106 @@ fn sessions_stay_valid_and_logins_go_on_while_a_slot_moves_between_masters() {
     assert_eq!(
         a.list_all(&admin.token, "limit=100").len(),
         users.len() + made.len() + 1
+    );
+}
+
+#[test]
+fn when_a_master_dies_its_replica_takes_over_and_only_its_slots_answer_503_meanwhile() {
+    let Some(mut cluster) = RedisCluster::with_replicas() else {
+        return;
+    };
+    let prefix = format!("{}:", unique());
+    let a = Arc::new(node(&cluster, "NODE-A", &prefix, &[]));
+    let users: Arc<Vec<Login>> = Arc::new(
+        (0..200)
+            .map(|i| a.login(&format!("user-{i}-{}", unique()), "10.1.0.1"))
+            .collect(),
+    );
+    // What was acknowledged has reached the replicas (replication is asynchronous).
+    wait_until(
+        Duration::from_secs(10),
+        "the replicas have every session",
+        || cluster.replicas_in_sync(),
+    );
+    let (dead, replica) = (cluster.ports[0], cluster.ports[3]);
+    let failing_over = Arc::new(AtomicBool::new(true));
+    // Validations without a pause, each with the moment it was answered and its status.
+    let validator = {
+        let (a, users, failing_over) = (a.clone(), users.clone(), failing_over.clone());
+        thread::spawn(move || {
+            let mut answers = Vec::new();
+            while failing_over.load(Ordering::SeqCst) {
+                for user in users.iter() {
+                    let response = a.get("/sessions/current", &user.token);
+                    // Never 401 (a live session is not lost) nor 500.
+                    assert!(
+                        matches!(response.status, 200 | 503),
+                        "{}: {}",
+                        response.status,
+                        response.body
+                    );
+                    if response.status == 503 {
+                        assert_eq!(
+                            response.header("content-type"),
+                            Some("application/problem+json")
+                        );
+                    }
+                    answers.push((Instant::now(), response.status));
+                }
+            }
+            answers
+        })
+    };
+    wait_until(Duration::from_secs(10), "validations are under way", || {
+        a.validates(&users[0].token)
+    });
+    let killed = Instant::now();
+    cluster.kill(dead);
+    // The replica is elected once the master has been unreachable for the node timeout (1 s).
+    wait_until(
+        Duration::from_secs(30),
+        "the replica serves the dead master's slots",
+        || cluster.serves(replica, 128),
+    );
+    let promoted = Instant::now();
+    failing_over.store(false, Ordering::SeqCst);
+    let answers = validator.join().expect("no validation failed otherwise");
+    let during = |status: u16| {
+        answers
+            .iter()
+            .filter(|(at, s)| *s == status && *at > killed && *at < promoted)
+            .count()
+    };
+    assert!(
+        during(503) > 0,
+        "the dead master's sessions were asked for while it had no successor"
+    );
+    assert!(
+        during(200) > 0,
+        "sessions on the other masters answered meanwhile"
+    );
+    assert!(answers.iter().all(|(at, s)| *s == 200 || *at > killed));
+    // Every session made before is still there, on every master, and new ones are made.
+    wait_until(
+        Duration::from_secs(20),
+        "every session validates again",
+        || users.iter().all(|user| a.validates(&user.token)),
+    );
+    let fresh = a.login(&unique(), "10.2.0.1");
+    assert!(a.validates(&fresh.token));
+    let admin = admin(&a);
+    wait_until(Duration::from_secs(20), "the list answers again", || {
+        a.get("/sessions?limit=1", &admin.token).status == 200
+    });
+    assert_eq!(
+        a.list_all(&admin.token, "limit=100").len(),
+        users.len() + 2,
+        "every session, listed from every master, after the failover"
+    );
+    eprintln!(
+        "failover after {:?}: {} validations answered 200 and {} answered 503 meanwhile",
+        promoted - killed,
+        during(200),
+        during(503)
     );
 }
