@@ -216,24 +216,33 @@ fn sessions_stay_valid_and_logins_go_on_while_a_slot_moves_between_masters() {
     );
 }
 
+/// A login, or a login then its logout, as the service acknowledged it.
+enum Acknowledged {
+    On(String),
+    Ended(String),
+}
+
 #[test]
-fn when_a_master_dies_its_replica_takes_over_and_only_its_slots_answer_503_meanwhile() {
+fn when_a_master_dies_its_replica_takes_over_losing_nothing_acknowledged_and_only_its_slots_answer_503(
+) {
     let Some(mut cluster) = RedisCluster::with_replicas() else {
         return;
     };
     let prefix = format!("{}:", unique());
-    let a = Arc::new(node(&cluster, "NODE-A", &prefix, &[]));
+    // Every change is confirmed by its master's replica before it is acknowledged.
+    let a = Arc::new(node(
+        &cluster,
+        "NODE-A",
+        &prefix,
+        &[("SESSIOND_REDIS_MIN_REPLICAS", "1")],
+    ));
+    let status = |token: &str| a.get("/sessions/current", token).status;
     let users: Arc<Vec<Login>> = Arc::new(
         (0..200)
             .map(|i| a.login(&format!("user-{i}-{}", unique()), "10.1.0.1"))
             .collect(),
     );
-    // What was acknowledged has reached the replicas (replication is asynchronous).
-    wait_until(
-        Duration::from_secs(10),
-        "the replicas have every session",
-        || cluster.replicas_in_sync(),
-    );
+    let admin = admin(&a);
     let (dead, replica) = (cluster.ports[0], cluster.ports[3]);
     let failing_over = Arc::new(AtomicBool::new(true));
     // Validations without a pause, each with the moment it was answered and its status.
@@ -263,8 +272,35 @@ fn when_a_master_dies_its_replica_takes_over_and_only_its_slots_answer_503_meanw
             answers
         })
     };
+    // Logins, every other one logged out again, right up to and through the kill.
+    let changes = {
+        let (a, failing_over) = (a.clone(), failing_over.clone());
+        thread::spawn(move || {
+            let mut acknowledged = Vec::new();
+            while failing_over.load(Ordering::SeqCst) {
+                let response =
+                    a.create(&json!({"user_id": unique(), "name": "N", "ip_address": "10.2.0.1"}));
+                assert!(matches!(response.status, 201 | 503), "{}", response.body);
+                if response.status != 201 {
+                    continue;
+                }
+                let token = response.json()["token"].as_str().unwrap().to_string();
+                if acknowledged.len() % 2 == 0 {
+                    acknowledged.push(Acknowledged::On(token));
+                    continue;
+                }
+                let status = a.delete("/sessions/current", &token).status;
+                assert!(matches!(status, 204 | 503), "a logout: {status}");
+                acknowledged.push(match status {
+                    204 => Acknowledged::Ended(token),
+                    _ => Acknowledged::On(token),
+                });
+            }
+            acknowledged
+        })
+    };
     wait_until(Duration::from_secs(10), "validations are under way", || {
-        a.validates(&users[0].token)
+        status(&users[0].token) == 200
     });
     let killed = Instant::now();
     cluster.kill(dead);
@@ -277,6 +313,7 @@ fn when_a_master_dies_its_replica_takes_over_and_only_its_slots_answer_503_meanw
     let promoted = Instant::now();
     failing_over.store(false, Ordering::SeqCst);
     let answers = validator.join().expect("no validation failed otherwise");
+    let acknowledged = changes.join().expect("no login failed otherwise");
     let during = |status: u16| {
         answers
             .iter()
@@ -292,27 +329,60 @@ fn when_a_master_dies_its_replica_takes_over_and_only_its_slots_answer_503_meanw
         "sessions on the other masters answered meanwhile"
     );
     assert!(answers.iter().all(|(at, s)| *s == 200 || *at > killed));
-    // Every session made before is still there, on every master, and new ones are made.
+    // Nothing acknowledged was lost: every session made before and during is there, on every
+    // master, and no logout is undone.
     wait_until(
         Duration::from_secs(20),
         "every session validates again",
-        || users.iter().all(|user| a.validates(&user.token)),
+        || users.iter().all(|user| status(&user.token) == 200),
     );
-    let fresh = a.login(&unique(), "10.2.0.1");
-    assert!(a.validates(&fresh.token));
-    let admin = admin(&a);
-    wait_until(Duration::from_secs(20), "the list answers again", || {
-        a.get("/sessions?limit=1", &admin.token).status == 200
-    });
+    for change in &acknowledged {
+        match change {
+            Acknowledged::On(token) => assert_eq!(status(token), 200, "an acknowledged login"),
+            Acknowledged::Ended(token) => {
+                assert_eq!(status(token), 401, "an acknowledged logout")
+            }
+        }
+    }
+    // The promoted master has no replica left to confirm a change: a login that changes a key
+    // there answers 503 — its user's, or its organisation's seats (every login confirms its
+    // seat in the organisation's slot); the others 201.
+    let answers: Vec<u16> = (0..24)
+        .map(|_| {
+            a.create(&json!({"user_id": unique(), "name": "N", "ip_address": "10.3.0.1"}))
+                .status
+        })
+        .collect();
+    let seats_slot: u16 = redis::cmd("CLUSTER")
+        .arg("KEYSLOT")
+        .arg(format!("{prefix}o:Default"))
+        .query(&mut cluster.connection(replica))
+        .unwrap();
+    let seats_without_replica = cluster.serves(replica, seats_slot);
+    assert!(answers.contains(&503), "{answers:?}");
     assert_eq!(
-        a.list_all(&admin.token, "limit=100").len(),
-        users.len() + 2,
+        answers.contains(&201),
+        !seats_without_replica,
+        "{answers:?}"
+    );
+    assert!(
+        answers.iter().all(|s| matches!(s, 201 | 503)),
+        "{answers:?}"
+    );
+    let listed: std::collections::HashSet<String> = a
+        .list_all(&admin.token, "limit=100")
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        users.iter().all(|user| listed.contains(&user.id)),
         "every session, listed from every master, after the failover"
     );
     eprintln!(
-        "failover after {:?}: {} validations answered 200 and {} answered 503 meanwhile",
+        "failover after {:?}: {} validations answered 200 and {} answered 503 meanwhile; {} changes acknowledged around it",
         promoted - killed,
         during(200),
-        during(503)
+        during(503),
+        acknowledged.len()
     );
 }

@@ -16,7 +16,9 @@ use futures_util::StreamExt;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
-use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo};
+use redis::cluster_routing::{
+    MultipleNodeRoutingInfo, Route, RoutingInfo, SingleNodeRoutingInfo, Slot, SlotAddr,
+};
 use redis::sentinel::{Sentinel, SentinelNodeConnectionInfo};
 use redis::{Cmd, IntoConnectionInfo, Pipeline, RedisFuture, RedisResult, TlsMode, Value};
 
@@ -197,6 +199,30 @@ impl Conn {
             }
         }
     }
+
+    /// Waits until `replicas` replicas confirm this connection's writes (`WAIT`), or `timeout`
+    /// passes; the number that did. On a cluster, asked of the master of `key`'s slot: the one
+    /// that ran a script declaring `key`, over the same connection.
+    pub async fn wait_for_replicas(
+        &mut self,
+        key: &str,
+        replicas: u32,
+        timeout: Duration,
+    ) -> RedisResult<u32> {
+        let mut wait = redis::cmd("WAIT");
+        wait.arg(replicas)
+            .arg(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX));
+        match self {
+            Conn::Single(conn) => wait.query_async(conn).await,
+            Conn::Cluster(conn) => {
+                let route = Route::with_slot(Slot::for_key(key), SlotAddr::Master);
+                let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route));
+                Ok(redis::from_redis_value(
+                    conn.route_command(wait, routing).await?,
+                )?)
+            }
+        }
+    }
 }
 
 /// The master in use: a client (for connections of their own, such as subscriptions) and the
@@ -245,7 +271,7 @@ impl Link {
             (Target::Sentinel { .. }, None) => unreachable!("a Sentinel target has sentinels"),
         };
         let master = match &target {
-            Target::Cluster(nodes) => Master::cluster(client, nodes).await,
+            Target::Cluster(nodes) => Master::cluster(client, nodes, waits).await,
             _ => Master::open(client, waits).await,
         }
         .map_err(unavailable)?;
@@ -425,6 +451,7 @@ impl Master {
     async fn cluster(
         client: redis::Client,
         nodes: &[redis::ConnectionInfo],
+        waits: bool,
     ) -> RedisResult<Master> {
         let cluster = ClusterClient::builder(nodes.to_vec())
             .connection_timeout(TIMEOUT)
@@ -433,10 +460,14 @@ impl Master {
             .min_retry_wait(50)
             .max_retry_wait(500)
             .build()?;
+        let waited = match waits {
+            true => Some(Conn::Cluster(cluster.get_async_connection().await?)),
+            false => None,
+        };
         Ok(Master {
             client,
             conn: Conn::Cluster(cluster.get_async_connection().await?),
-            waited: None,
+            waited,
         })
     }
 

@@ -170,11 +170,6 @@ impl RedisStore {
                     "on a cluster, SESSIOND_REDIS_PREFIX may not hold '{' (it would put every key in one slot)".into(),
                 ))
             }
-            true if min_replicas > 0 => {
-                return Err(StoreError::Unavailable(
-                    "SESSIOND_REDIS_MIN_REPLICAS is for one Redis or Sentinel: a cluster's writes go to many masters".into(),
-                ))
-            }
             true => Keys::clustered(&prefix),
         };
         let link = Link::connect(target, min_replicas > 0).await?;
@@ -275,12 +270,14 @@ impl RedisStore {
         Ok((parse(&row), now))
     }
 
-    /// Runs a change's script. With replicas required, on the connection that then waits for
-    /// them (`WAIT` blocks its connection, so validations go on the other one): an answer
-    /// means the change is on the master and, if they confirmed in time, on the replicas.
+    /// Runs a change's script, one declaring `key`. With replicas required, on the connection
+    /// that then waits for them (`WAIT` blocks its connection, so validations go on the other
+    /// one), on the master of `key`'s slot: an answer means the change is on the master and,
+    /// if they confirmed in time, on its replicas.
     async fn change<T: redis::FromRedisValue>(
         &self,
         invocation: &redis::ScriptInvocation<'_>,
+        key: &str,
     ) -> Result<T, StoreError> {
         if self.min_replicas == 0 {
             return self
@@ -289,11 +286,8 @@ impl RedisStore {
         }
         let mut conn = self.link.waited();
         let reply = self.link.check(invocation.invoke_async(&mut conn).await)?;
-        let confirmed: u32 = self.link.check(
-            redis::cmd("WAIT")
-                .arg(self.min_replicas)
-                .arg(REPLICA_WAIT.as_millis() as u64)
-                .query_async(&mut conn)
+        let confirmed = self.link.check(
+            conn.wait_for_replicas(key, self.min_replicas, REPLICA_WAIT)
                 .await,
         )?;
         if confirmed < self.min_replicas {
@@ -349,7 +343,7 @@ impl SessionStore for RedisStore {
         };
         let invocation = args.invocation(self.call(&self.create, group, now));
         let reply = self
-            .change::<Vec<String>>(&invocation)
+            .change::<Vec<String>>(&invocation, &self.keys.users(group))
             .await
             .and_then(LoginReply::parse);
         let (made_at, ended, vacated) = match reply {
@@ -469,8 +463,11 @@ impl SessionStore for RedisStore {
                 invocation.arg(id.to_string());
             }
             async move {
-                self.change::<(Vec<Option<String>>, Vec<String>, String)>(&invocation)
-                    .await
+                self.change::<(Vec<Option<String>>, Vec<String>, String)>(
+                    &invocation,
+                    &self.keys.users(group),
+                )
+                .await
             }
         });
         let mut ended: Vec<SessionRecord> = Vec::new();
@@ -559,7 +556,8 @@ impl SessionStore for RedisStore {
                     .unwrap_or_default(),
             )
             .arg(if amendment.report { "1" } else { "0" });
-        let reply: Option<Vec<Option<String>>> = self.change(&invocation).await?;
+        let reply: Option<Vec<Option<String>>> =
+            self.change(&invocation, &self.keys.session(id)).await?;
         Ok(reply.as_deref().and_then(parse).map(|saved| {
             self.replica.amend(&saved, now);
             self.record(saved)

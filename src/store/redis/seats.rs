@@ -26,6 +26,16 @@ impl RedisStore {
         invocation
     }
 
+    /// Runs a seat script (on the organisation's slot).
+    async fn seat_change<T: redis::FromRedisValue>(
+        &self,
+        invocation: &redis::ScriptInvocation<'_>,
+        organisation: &str,
+    ) -> Result<T, StoreError> {
+        self.change(invocation, &self.keys.organisation(organisation))
+            .await
+    }
+
     /// How long an organisation's seats are kept after their last change.
     fn seats_kept_ms(&self) -> u64 {
         self.max_ms() + EXPIRED_KEPT.as_millis() as u64
@@ -47,7 +57,7 @@ impl RedisStore {
                 .arg(seats.map(|n| n.to_string()).unwrap_or_default())
                 .arg(RESERVATION_MS)
                 .arg(self.seats_kept_ms());
-            let reply: Vec<String> = self.change(&invocation).await?;
+            let reply: Vec<String> = self.seat_change(&invocation, organisation).await?;
             let Some((status, holders)) = reply.split_first() else {
                 return Err(StoreError::Unavailable(
                     "Redis answered a seat with nothing".into(),
@@ -96,7 +106,7 @@ impl RedisStore {
     ) -> Result<bool, StoreError> {
         let mut invocation = self.seat_call("release", organisation, now);
         invocation.arg(user).arg(seen_at);
-        let released: u32 = self.change(&invocation).await?;
+        let released: u32 = self.seat_change(&invocation, organisation).await?;
         Ok(released > 0)
     }
 
@@ -113,14 +123,16 @@ impl RedisStore {
             .arg(user)
             .arg(made_at.0)
             .arg(self.seats_kept_ms());
-        self.change::<String>(&invocation).await.map(drop)
+        self.seat_change::<String>(&invocation, organisation)
+            .await
+            .map(drop)
     }
 
     /// Gives back the reservation of a login that was refused.
     pub(super) async fn cancel_seat(&self, organisation: &str, user: &str) {
         let mut invocation = self.seat_call("cancel", organisation, Millis::now());
         invocation.arg(user);
-        if let Err(e) = self.change::<u32>(&invocation).await {
+        if let Err(e) = self.seat_change::<u32>(&invocation, organisation).await {
             log::warn!("a refused login's seat reservation stays until it lapses: {e}");
         }
     }
