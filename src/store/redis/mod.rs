@@ -346,12 +346,13 @@ impl SessionStore for RedisStore {
             .change::<Vec<String>>(&invocation, &self.keys.users(group))
             .await
             .and_then(LoginReply::parse);
-        let (made_at, ended, vacated) = match reply {
+        let (made_at, made_by, ended, vacated) = match reply {
             Ok(LoginReply::Admitted {
                 made_at,
+                made_by,
                 ended,
                 vacated,
-            }) => (made_at, ended, vacated),
+            }) => (made_at, made_by, ended, vacated),
             refused => {
                 if reserved {
                     self.cancel_seat(&session.organisation, &session.user_id)
@@ -367,9 +368,9 @@ impl SessionStore for RedisStore {
             }
         };
         if self.clustered() {
-            self.confirm_seat(&session.organisation, &session.user_id, made_at)
+            self.confirm_seat(&session.organisation, &session.user_id, &made_by, made_at)
                 .await?;
-            self.release_vacated(&vacated, &made_at.0.to_string()).await;
+            self.release_vacated(&vacated, &made_by).await;
         }
         // The session was made at Redis' time, which every node goes by.
         let saved = SavedSession {

@@ -134,9 +134,10 @@ pub(super) enum LoginReply {
     /// The policy refused it; the user's live sessions that stood in the way.
     Denied(Vec<BlockingSession>),
     SeatLimit,
-    /// Made at Redis' time, ending these sessions.
+    /// Made at Redis' time by the event `made_by` (its id), ending these sessions.
     Admitted {
         made_at: Millis,
+        made_by: String,
         ended: Vec<(SessionId, EndReason)>,
         /// Where the user has no live session left: user, organisation, ... (as `seats.rs`
         /// releases them).
@@ -169,7 +170,9 @@ impl LoginReply {
                 let at = rest.iter().position(|s| s == "vacated");
                 let (ended, vacated) =
                     rest.split_at(at.ok_or_else(|| bad("without what it vacated"))?);
-                let vacated = vacated[1..].to_vec();
+                let (made_by, vacated) = vacated[1..]
+                    .split_first()
+                    .ok_or_else(|| bad("without its event"))?;
                 let made_at = made_at
                     .parse()
                     .map(Millis)
@@ -188,8 +191,9 @@ impl LoginReply {
                     .ok_or_else(|| bad("with an unreadable ended session"))?;
                 Ok(LoginReply::Admitted {
                     made_at,
+                    made_by: made_by.clone(),
                     ended,
-                    vacated,
+                    vacated: vacated.to_vec(),
                 })
             }
             other => Err(bad(&format!("with {other:?}"))),
@@ -235,11 +239,12 @@ mod tests {
         let id = SessionId::generate().to_string();
         let ok = |v: &[&str]| LoginReply::parse(v.iter().map(|s| s.to_string()).collect());
         assert!(matches!(
-            ok(&["ok", "5", "evicted", &id, "vacated", "u", "O"]),
-            Ok(LoginReply::Admitted { made_at: Millis(5), ended, vacated })
-                if ended.len() == 1 && vacated == ["u", "O"]
+            ok(&["ok", "5", "evicted", &id, "vacated", "5-1", "u", "O"]),
+            Ok(LoginReply::Admitted { made_at: Millis(5), made_by, ended, vacated })
+                if made_by == "5-1" && ended.len() == 1 && vacated == ["u", "O"]
         ));
-        assert!(ok(&["ok", "5", "vanished", &id, "vacated"]).is_err());
+        assert!(ok(&["ok", "5", "vanished", &id, "vacated", "5-1"]).is_err());
+        assert!(ok(&["ok", "5", "vacated"]).is_err());
         assert!(ok(&["ok", "5", "evicted", &id]).is_err());
         assert!(ok(&["maybe"]).is_err());
         assert!(ok(&[]).is_err());

@@ -87,11 +87,11 @@ impl RedisStore {
         for user in holders {
             let mut invocation = self.call(&self.holds, self.keys.group_of_user(user), now);
             invocation.arg(user).arg(organisation);
-            let (at, holds): (String, String) = self
+            let (seen_by, holds): (String, String) = self
                 .link
                 .check(invocation.invoke_async(&mut self.link.conn()).await)?;
             if holds == "0" {
-                released += usize::from(self.release(organisation, user, &at, now).await?);
+                released += usize::from(self.release(organisation, user, &seen_by, now).await?);
             }
         }
         Ok(released)
@@ -101,28 +101,26 @@ impl RedisStore {
         &self,
         organisation: &str,
         user: &str,
-        seen_at: &str,
+        seen_by: &str,
         now: Millis,
     ) -> Result<bool, StoreError> {
         let mut invocation = self.seat_call("release", organisation, now);
-        invocation.arg(user).arg(seen_at);
+        invocation.arg(user).arg(seen_by);
         let released: u32 = self.seat_change(&invocation, organisation).await?;
         Ok(released > 0)
     }
 
-    /// Confirms the seat of a session made at `made_at` (every login on a cluster: a limit set
-    /// later counts every user).
+    /// Confirms the seat of a session made by the event `made_by` at `made_at` (every login on
+    /// a cluster: a limit set later counts every user).
     pub(super) async fn confirm_seat(
         &self,
         organisation: &str,
         user: &str,
+        made_by: &str,
         made_at: Millis,
     ) -> Result<(), StoreError> {
         let mut invocation = self.seat_call("confirm", organisation, made_at);
-        invocation
-            .arg(user)
-            .arg(made_at.0)
-            .arg(self.seats_kept_ms());
+        invocation.arg(user).arg(made_by).arg(self.seats_kept_ms());
         self.seat_change::<String>(&invocation, organisation)
             .await
             .map(drop)
@@ -138,8 +136,8 @@ impl RedisStore {
     }
 
     /// Releases the seats of users left without a session in an organisation (`pairs`: user,
-    /// organisation, ...), seen so at `at` (a script's time). A release that fails is found
-    /// again when the organisation is full.
+    /// organisation, ...), seen so when `at` was their group's newest event. A release that
+    /// fails is found again when the organisation is full.
     pub(super) async fn release_vacated(&self, pairs: &[String], at: &str) {
         if !self.clustered() {
             return;

@@ -5,7 +5,7 @@
 --       why they end (the event's reason), ids...
 -- Returns two lists: per session ended, its id followed by its ROW fields; and the users and
 -- organisations in which those users have no live session left (user, organisation, ...); and
--- the time they were ended at.
+-- the group's newest event then.
 local scope, reason = ARGV[8], ARGV[9]
 local ended, left = {}, {}
 for n = 10, #ARGV do
@@ -22,4 +22,4 @@ for n = 10, #ARGV do
 end
 local gone = {}
 for user, orgs in pairs(left) do vacated(user, orgs, gone) end
-return {ended, gone, string.format('%d', NOW)}
+return {ended, gone, newest_event()}

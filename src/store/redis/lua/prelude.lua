@@ -60,14 +60,22 @@ local function unlist(user, id)
   if redis.call('SCARD', set) == 0 then redis.call('SREM', USERS_KEY, user) end
 end
 
+-- The id of the newest event in the group's log ('0-0' before the first). Every change of the
+-- group's sessions makes an event, so it orders changes in the group strictly, even those made
+-- in the same millisecond: a cluster's seats go by it.
+local function newest_event()
+  local newest = redis.call('XREVRANGE', EVENT_LOG_KEY, '+', '-', 'COUNT', 1)[1]
+  return newest and newest[1] or '0-0'
+end
+
 -- The next id in the group's event log: by Redis' clock (never before the log's newest), its
 -- sequence numbered in steps of GROUPS from the group's number, so that ids made in different
 -- groups' logs never meet and all sort by time.
 local function next_event_id()
   local ms, step = redis_now(), 0
-  local newest = redis.call('XREVRANGE', EVENT_LOG_KEY, '+', '-', 'COUNT', 1)[1]
-  if newest then
-    local last_ms, last_seq = string.match(newest[1], '^(%d+)-(%d+)$')
+  local newest = newest_event()
+  if newest ~= '0-0' then
+    local last_ms, last_seq = string.match(newest, '^(%d+)-(%d+)$')
     last_ms, last_seq = tonumber(last_ms), tonumber(last_seq)
     if last_ms >= ms then ms, step = last_ms, math.floor(last_seq / GROUPS) + 1 end
   end

@@ -3,10 +3,11 @@
 -- already gone are dropped silently.
 -- KEYS: the group's keys.
 -- ARGV: the common ones (see prelude.lua), then the cursor and how many users to look at.
--- Returns the next cursor, the number of sessions ended, the time, and the users and
--- organisations in which those users have no live session left (user, organisation, ...).
+-- Returns the next cursor, the number of sessions ended, the group's newest event then, and the
+-- users and organisations in which those users have no live session left (user, organisation,
+-- ...).
 local step = redis.call('SSCAN', USERS_KEY, ARGV[8], 'COUNT', ARGV[9])
-local reply, count = {step[1], '0', string.format('%d', NOW)}, 0
+local reply, count = {step[1], '0', ''}, 0
 for _, user in ipairs(step[2]) do
   local left = {}
   local ids = redis.call('SMEMBERS', user_key(user))
@@ -24,4 +25,5 @@ for _, user in ipairs(step[2]) do
   vacated(user, left, reply)
 end
 reply[2] = tostring(count)
+reply[3] = newest_event()
 return reply
