@@ -386,3 +386,40 @@ fn when_a_master_dies_its_replica_takes_over_losing_nothing_acknowledged_and_onl
         acknowledged.len()
     );
 }
+
+#[test]
+fn a_login_whose_node_died_before_confirming_its_seat_still_holds_it() {
+    let Some(cluster) = RedisCluster::shared() else {
+        return;
+    };
+    let prefix = format!("lapsed-{}:", unique());
+    let a = node(
+        cluster,
+        "NODE-A",
+        &prefix,
+        &[("SESSIOND_ORGANISATION_SEATS", "Acme=2")],
+    );
+    let acme = |user: &str| json!({"user_id": user, "name": user, "ip_address": "10.0.0.1", "organisation": "Acme"});
+    let ann = a.login_as(&acme("ann"));
+    // As if her node had died between making her session and confirming its seat: the
+    // organisation's seats (a hash in their own slot) hold only her reservation, long lapsed.
+    let nodes: Vec<String> = cluster
+        .ports
+        .iter()
+        .map(|p| format!("redis://127.0.0.1:{p}"))
+        .collect();
+    let mut redis = redis::cluster::ClusterClient::new(nodes)
+        .and_then(|c| c.get_connection())
+        .expect("the cluster answers");
+    let _: () = redis::cmd("HSET")
+        .arg(format!("{prefix}o:Acme"))
+        .arg("ann")
+        .arg("p1")
+        .query(&mut redis)
+        .unwrap();
+    assert_eq!(a.create(&acme("bob")).status, 201);
+    // Full: Ann's slot is asked, her session vouches for her seat.
+    a.create(&acme("cara")).problem(409, "seat-limit");
+    assert_eq!(a.delete("/sessions/current", &ann.token).status, 204);
+    assert_eq!(a.create(&acme("cara")).status, 201);
+}

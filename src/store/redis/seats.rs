@@ -67,7 +67,7 @@ impl RedisStore {
                 return Ok(true);
             }
             // Full: release the seats of holders that no longer have a session there, once.
-            if attempt == 0 && self.release_lost_seats(organisation, holders, now).await? > 0 {
+            if attempt == 0 && self.check_holders(organisation, holders, now).await? > 0 {
                 continue;
             }
             break;
@@ -75,9 +75,11 @@ impl RedisStore {
         Ok(false)
     }
 
-    /// Asks each holder's slot whether it still has a session in the organisation, releasing
-    /// the seats of those without; how many were released.
-    async fn release_lost_seats(
+    /// Asks each holder's slot whether it still has a session in the organisation: the seats
+    /// of those without are released, those with keep theirs (a reservation that lapsed
+    /// because its node died before confirming becomes their session's seat); how many were
+    /// released.
+    async fn check_holders(
         &self,
         organisation: &str,
         holders: &[String],
@@ -92,6 +94,11 @@ impl RedisStore {
                 .check(invocation.invoke_async(&mut self.link.conn()).await)?;
             if holds == "0" {
                 released += usize::from(self.release(organisation, user, &seen_by, now).await?);
+            } else {
+                let mut invocation = self.seat_call("settle", organisation, now);
+                invocation.arg(user).arg(&seen_by);
+                self.seat_change::<String>(&invocation, organisation)
+                    .await?;
             }
         }
         Ok(released)
@@ -170,7 +177,7 @@ impl RedisStore {
             .iter()
             .filter_map(|h| redis::from_redis_value_ref(h).ok())
             .collect();
-        let released = self.release_lost_seats(organisation, &holders, now).await?;
+        let released = self.check_holders(organisation, &holders, now).await?;
         Ok(reserved + (holders.len() - released) as u64)
     }
 }

@@ -3,15 +3,20 @@
 -- by the event with that id in its user's group holds it). A login reserves, is made on its
 -- user's slot, then confirms; an end that leaves the user no session there releases, unless a
 -- session was made since (so a release racing a new login of the same user never frees the new
--- login's seat). Event ids order a group's changes strictly, even within a millisecond.
+-- login's seat). Event ids order a group's changes strictly, even within a millisecond. A
+-- reservation that lapsed unconfirmed (its node died between making the session and confirming)
+-- still holds its seat until its user's slot is asked whether the session was made.
 -- KEYS: the organisation's hash. ARGV: what to do, the time ('' = Redis' clock), then:
 --   reserve: user, seats ('' = no limit), how long a reservation holds (ms), keep (ms)
---            -> {'ok'} or {'full', user, ...} (the users holding a seat by a made session)
+--            -> {'ok'} or {'full', user, ...} (the users to ask about: those holding a seat by
+--            a made session or by a lapsed reservation)
 --   confirm: user, the event that made its session, keep (ms) -> 'ok'
 --   release: user, the newest event when the user was seen without a session there
 --            -> 1 if released
+--   settle:  user, the newest event when the user was seen with a session there: a lapsed
+--            reservation becomes a made session's seat -> 'ok'
 --   cancel:  user (a reservation whose login was refused) -> 1 if cancelled
---   count:   -> the number of reservations, then the users holding a seat by a made session
+--   count:   -> the number of reservations still pending, then the users to ask about
 local op, key = ARGV[1], KEYS[1]
 local now
 if ARGV[2] ~= '' then now = tonumber(ARGV[2]) else
@@ -25,12 +30,15 @@ local function not_after(a, b)
   a_ms, b_ms = tonumber(a_ms), tonumber(b_ms)
   return a_ms < b_ms or (a_ms == b_ms and (tonumber(a_seq) or 0) <= (tonumber(b_seq) or 0))
 end
-local function clear_lapsed()
-  local all = redis.call('HGETALL', key)
+local function lapsed(kind, at) return kind == 'p' and tonumber(at) <= now end
+-- Pending reservations, and the users whose seat only their user's slot can vouch for.
+local function holders()
+  local pending, doubtful, all = 0, {}, redis.call('HGETALL', key)
   for i = 1, #all, 2 do
     local kind, at = state(all[i + 1])
-    if kind == 'p' and tonumber(at) <= now then redis.call('HDEL', key, all[i]) end
+    if kind == 'p' and not lapsed(kind, at) then pending = pending + 1 else table.insert(doubtful, all[i]) end
   end
+  return pending, doubtful
 end
 local function keep(ms)
   redis.call('PEXPIREAT', key, now + tonumber(ms), 'NX')
@@ -45,14 +53,9 @@ if op == 'reserve' then
     return {'ok'}
   end
   if seats ~= '' and redis.call('HLEN', key) >= tonumber(seats) then
-    clear_lapsed()
-    if redis.call('HLEN', key) >= tonumber(seats) then
-      local full, all = {'full'}, redis.call('HGETALL', key)
-      for i = 1, #all, 2 do
-        if state(all[i + 1]) == 'c' then table.insert(full, all[i]) end
-      end
-      return full
-    end
+    local _, doubtful = holders()
+    table.insert(doubtful, 1, 'full')
+    return doubtful
   end
   redis.call('HSET', key, user, 'p' .. string.format('%d', now + hold))
   keep(ARGV[6])
@@ -71,18 +74,21 @@ elseif op == 'release' then
   local held = redis.call('HGET', key, ARGV[3])
   if not held then return 0 end
   local kind, at = state(held)
-  if kind == 'c' and not_after(at, ARGV[4]) then return redis.call('HDEL', key, ARGV[3]) end
+  if (kind == 'c' and not_after(at, ARGV[4])) or lapsed(kind, at) then
+    return redis.call('HDEL', key, ARGV[3])
+  end
   return 0
+elseif op == 'settle' then
+  local held = redis.call('HGET', key, ARGV[3])
+  if held and lapsed(state(held)) then redis.call('HSET', key, ARGV[3], 'c' .. ARGV[4]) end
+  return 'ok'
 elseif op == 'cancel' then
   local held = redis.call('HGET', key, ARGV[3])
   if held and state(held) == 'p' then return redis.call('HDEL', key, ARGV[3]) end
   return 0
 elseif op == 'count' then
-  clear_lapsed()
-  local reply, all = {0}, redis.call('HGETALL', key)
-  for i = 1, #all, 2 do
-    if state(all[i + 1]) == 'c' then table.insert(reply, all[i]) else reply[1] = reply[1] + 1 end
-  end
-  return reply
+  local pending, doubtful = holders()
+  table.insert(doubtful, 1, pending)
+  return doubtful
 end
 return redis.error_reply('unknown seat operation ' .. op)
