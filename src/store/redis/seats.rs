@@ -3,11 +3,14 @@
 //! seat (atomically, in the organisation's slot: the last seat goes to one login however many
 //! race for it), is made in its user's slot, then confirms the seat with the time it was made.
 //! An end that leaves a user no session in an organisation releases the seat, unless a session
-//! was made there since (`seat.lua`). A reservation whose login never confirms lapses.
+//! was made there since (`seat.lua`).
 //!
-//! A seat whose release was lost (a node stopped between the end and the release) is found
-//! when the organisation is full: each holder's slot is asked whether it still has a session
-//! there, and those without one are released before the login is refused.
+//! A seat whose release was lost (a node stopped between the end and the release), or whose
+//! reservation lapsed unconfirmed (a node stopped between the login and the confirm), is
+//! settled when the organisation is full: each holder's slot is asked whether it still has a
+//! session there, and those without one are released before the login is refused.
+
+use futures_util::{stream, StreamExt, TryStreamExt};
 
 use super::{RedisStore, EXPIRED_KEPT};
 use crate::domain::Millis;
@@ -15,6 +18,9 @@ use crate::store::StoreError;
 
 /// How long a reservation holds a seat for a login being made.
 const RESERVATION_MS: u64 = 30_000;
+
+/// How many holders' slots a full organisation asks at once.
+const HOLDERS_ASKED_AT_ONCE: usize = 16;
 
 impl RedisStore {
     fn seat_call(&self, op: &str, organisation: &str, now: Millis) -> redis::ScriptInvocation<'_> {
@@ -75,33 +81,51 @@ impl RedisStore {
         Ok(false)
     }
 
-    /// Asks each holder's slot whether it still has a session in the organisation: the seats
-    /// of those without are released, those with keep theirs (a reservation that lapsed
-    /// because its node died before confirming becomes their session's seat); how many were
-    /// released.
+    /// Asks each holder's slot whether it still has a session in the organisation (`holders`:
+    /// user, kind, ... as `seat.lua` names them), a few side by side: the seats of those
+    /// without are released, those with keep theirs (a reservation that lapsed because its
+    /// node died before confirming becomes their session's seat); how many were released.
     async fn check_holders(
         &self,
         organisation: &str,
         holders: &[String],
         now: Millis,
     ) -> Result<usize, StoreError> {
-        let mut released = 0;
-        for user in holders {
-            let mut invocation = self.call(&self.holds, self.keys.group_of_user(user), now);
-            invocation.arg(user).arg(organisation);
-            let (seen_by, holds): (String, String) = self
-                .link
-                .check(invocation.invoke_async(&mut self.link.conn()).await)?;
-            if holds == "0" {
-                released += usize::from(self.release(organisation, user, &seen_by, now).await?);
-            } else {
-                let mut invocation = self.seat_call("settle", organisation, now);
-                invocation.arg(user).arg(&seen_by);
-                self.seat_change::<String>(&invocation, organisation)
-                    .await?;
-            }
+        let mut checks = Vec::new();
+        for pair in holders.chunks_exact(2) {
+            checks.push(self.check_holder(organisation, &pair[0], pair[1] == "p", now));
         }
-        Ok(released)
+        let released: Vec<bool> = stream::iter(checks)
+            .buffer_unordered(HOLDERS_ASKED_AT_ONCE)
+            .try_collect()
+            .await?;
+        Ok(released.into_iter().filter(|r| *r).count())
+    }
+
+    /// Asks `user`'s slot whether it holds a session in the organisation; whether its seat was
+    /// released.
+    async fn check_holder(
+        &self,
+        organisation: &str,
+        user: &str,
+        lapsed: bool,
+        now: Millis,
+    ) -> Result<bool, StoreError> {
+        let mut invocation = self.call(&self.holds, self.keys.group_of_user(user), now);
+        invocation.arg(user).arg(organisation);
+        let (seen_by, holds): (String, String) = self
+            .link
+            .check(invocation.invoke_async(&mut self.link.conn()).await)?;
+        if holds == "0" {
+            return self.release(organisation, user, &seen_by, now).await;
+        }
+        if lapsed {
+            let mut invocation = self.seat_call("settle", organisation, now);
+            invocation.arg(user).arg(&seen_by);
+            self.seat_change::<String>(&invocation, organisation)
+                .await?;
+        }
+        Ok(false)
     }
 
     async fn release(
@@ -178,6 +202,6 @@ impl RedisStore {
             .filter_map(|h| redis::from_redis_value_ref(h).ok())
             .collect();
         let released = self.check_holders(organisation, &holders, now).await?;
-        Ok(reserved + (holders.len() - released) as u64)
+        Ok(reserved + (holders.len() / 2 - released) as u64)
     }
 }

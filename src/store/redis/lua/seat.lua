@@ -8,15 +8,16 @@
 -- still holds its seat until its user's slot is asked whether the session was made.
 -- KEYS: the organisation's hash. ARGV: what to do, the time ('' = Redis' clock), then:
 --   reserve: user, seats ('' = no limit), how long a reservation holds (ms), keep (ms)
---            -> {'ok'} or {'full', user, ...} (the users to ask about: those holding a seat by
---            a made session or by a lapsed reservation)
+--            -> {'ok'} or {'full', user, kind, ...} (the users to ask about: those holding a
+--            seat by a made session, kind 'c', or by a lapsed reservation, kind 'p')
 --   confirm: user, the event that made its session, keep (ms) -> 'ok'
 --   release: user, the newest event when the user was seen without a session there
 --            -> 1 if released
 --   settle:  user, the newest event when the user was seen with a session there: a lapsed
 --            reservation becomes a made session's seat -> 'ok'
 --   cancel:  user (a reservation whose login was refused) -> 1 if cancelled
---   count:   -> the number of reservations still pending, then the users to ask about
+--   count:   -> the number of reservations still pending, then the users to ask about (user,
+--            kind, ...)
 local op, key = ARGV[1], KEYS[1]
 local now
 if ARGV[2] ~= '' then now = tonumber(ARGV[2]) else
@@ -36,7 +37,11 @@ local function holders()
   local pending, doubtful, all = 0, {}, redis.call('HGETALL', key)
   for i = 1, #all, 2 do
     local kind, at = state(all[i + 1])
-    if kind == 'p' and not lapsed(kind, at) then pending = pending + 1 else table.insert(doubtful, all[i]) end
+    if kind == 'p' and not lapsed(kind, at) then
+      pending = pending + 1
+    else
+      table.insert(doubtful, all[i]); table.insert(doubtful, kind)
+    end
   end
   return pending, doubtful
 end
