@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use crate::helpers::{unique, wait_until};
-use crate::redis_server::{free_port, RedisServer};
+use crate::redis_server::{free_port, server_binary, RedisServer};
 
 pub struct RedisCluster {
     nodes: Vec<Child>,
@@ -193,7 +193,7 @@ impl RedisCluster {
     pub fn add_node(&mut self) -> u16 {
         loop {
             let port = free_port();
-            let mut child = Command::new("redis-server")
+            let mut child = Command::new(server_binary())
                 .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
                 .args(["--save", "", "--appendonly", "no", "--loglevel", "warning"])
                 .args(["--cluster-enabled", "yes", "--cluster-node-timeout", "1000"])

@@ -17,6 +17,12 @@ pub struct RedisServer {
     dir: PathBuf,
 }
 
+/// The server the Redis tests run: `redis-server`, or another that speaks the same protocol
+/// (`SESSIOND_TEST_REDIS_SERVER=/path/to/valkey-server`).
+pub fn server_binary() -> String {
+    std::env::var("SESSIOND_TEST_REDIS_SERVER").unwrap_or_else(|_| "redis-server".into())
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -44,7 +50,7 @@ impl RedisServer {
 
     /// Whether `redis-server` can run here; if not, says so loudly (and fails under CI).
     pub fn available() -> bool {
-        if Command::new("redis-server")
+        if Command::new(server_binary())
             .arg("--version")
             .output()
             .is_ok()
@@ -82,7 +88,7 @@ impl RedisServer {
     /// Starts (again) on the same port, empty.
     pub fn restart(&mut self) {
         self.stop();
-        let child = Command::new("redis-server")
+        let child = Command::new(server_binary())
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no", "--loglevel", "warning"])
             .arg("--dir")
