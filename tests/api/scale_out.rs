@@ -11,6 +11,7 @@ use serde_json::json;
 use crate::helpers::{race, unique, wait_until, Login, Response};
 use crate::process::Process;
 use crate::redis_cluster::RedisCluster;
+use crate::sse::EventStream;
 
 fn node(cluster: &RedisCluster, name: &str, prefix: &str, extra: &[(&str, &str)]) -> Process {
     let mut env = vec![
@@ -251,6 +252,7 @@ fn when_a_master_dies_its_replica_takes_over_losing_nothing_acknowledged_and_onl
             .collect(),
     );
     let admin = admin(&a);
+    let events = EventStream::open(&a, &admin.token, "?types=session-ended", None);
     let (dead, replica) = (cluster.ports[0], cluster.ports[3]);
     let failing_over = Arc::new(AtomicBool::new(true));
     // Validations without a pause, each with the moment it was answered and its status.
@@ -270,11 +272,13 @@ fn when_a_master_dies_its_replica_takes_over_losing_nothing_acknowledged_and_onl
         })
     };
     // Logins, every other one logged out again, right up to and through the kill.
+    let made = Arc::new(AtomicUsize::new(0));
     let changes = {
-        let (a, failing_over) = (a.clone(), failing_over.clone());
+        let (a, failing_over, made) = (a.clone(), failing_over.clone(), made.clone());
         thread::spawn(move || {
             let mut acknowledged = Vec::new();
             while failing_over.load(Ordering::SeqCst) {
+                made.store(acknowledged.len(), Ordering::SeqCst);
                 let response =
                     a.create(&json!({"user_id": unique(), "name": "N", "ip_address": "10.2.0.1"}));
                 expect_one_of(&response, &[201, 503]);
@@ -296,8 +300,8 @@ fn when_a_master_dies_its_replica_takes_over_losing_nothing_acknowledged_and_onl
             acknowledged
         })
     };
-    wait_until(Duration::from_secs(10), "validations are under way", || {
-        status(&users[0].token) == 200
+    wait_until(Duration::from_secs(10), "changes are under way", || {
+        made.load(Ordering::SeqCst) >= 10
     });
     let killed = Instant::now();
     cluster.kill(dead);
@@ -375,12 +379,22 @@ fn when_a_master_dies_its_replica_takes_over_losing_nothing_acknowledged_and_onl
         users.iter().all(|user| listed.contains(&user.id)),
         "every session, listed from every master, after the failover"
     );
+    // The event stream opened before the kill goes on: a logout on a master with its replica
+    // arrives in it.
+    let logged_out = users[1..]
+        .iter()
+        .find(|user| a.delete("/sessions/current", &user.token).status == 204)
+        .expect("a user on a master with its replica logs out");
+    let arrived = std::iter::from_fn(|| events.next_event(Duration::from_secs(20)))
+        .any(|(_, event)| event["data"]["id"] == logged_out.id.as_str());
+    assert!(arrived, "the logout's event arrives after the failover");
     eprintln!(
-        "failover after {:?}: {} validations answered 200 and {} answered 503 meanwhile; {} changes acknowledged around it",
+        "failover after {:?}: {} validations answered 200 and {} answered 503 meanwhile; {} changes acknowledged around it; the node connected to the cluster afresh {} times",
         promoted - killed,
         during(200),
         during(503),
-        acknowledged.len()
+        acknowledged.len(),
+        a.log().matches("connected to the cluster afresh").count()
     );
 }
 

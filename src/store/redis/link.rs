@@ -157,11 +157,29 @@ pub enum Conn {
     Cluster(ClusterConnection),
 }
 
+/// How long a call to a cluster may take, retries included, before it fails: the cluster
+/// client can be left waiting on a node that died (its own timeouts do not always end the
+/// wait), and a failed call is what makes the link connect afresh.
+const CLUSTER_CALL_LIMIT: Duration = Duration::from_millis(TIMEOUT.as_millis() as u64 * 3);
+
+/// `call`, failing with a timeout past [`CLUSTER_CALL_LIMIT`].
+async fn bounded<T>(call: impl std::future::Future<Output = RedisResult<T>>) -> RedisResult<T> {
+    tokio::time::timeout(CLUSTER_CALL_LIMIT, call)
+        .await
+        .unwrap_or_else(|_| {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the cluster did not answer in time",
+            )
+            .into())
+        })
+}
+
 impl redis::aio::ConnectionLike for Conn {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match self {
             Conn::Single(conn) => conn.req_packed_command(cmd),
-            Conn::Cluster(conn) => conn.req_packed_command(cmd),
+            Conn::Cluster(conn) => Box::pin(bounded(conn.req_packed_command(cmd))),
         }
     }
 
@@ -173,7 +191,9 @@ impl redis::aio::ConnectionLike for Conn {
     ) -> RedisFuture<'a, Vec<Value>> {
         match self {
             Conn::Single(conn) => conn.req_packed_commands(pipeline, offset, count),
-            Conn::Cluster(conn) => conn.req_packed_commands(pipeline, offset, count),
+            Conn::Cluster(conn) => {
+                Box::pin(bounded(conn.req_packed_commands(pipeline, offset, count)))
+            }
         }
     }
 
@@ -192,10 +212,12 @@ impl Conn {
             Conn::Single(conn) => Ok(vec![cmd.query_async(conn).await?]),
             Conn::Cluster(conn) => {
                 let routing = RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, None));
-                Ok(match conn.route_command(cmd.clone(), routing).await? {
-                    Value::Map(answers) => answers.into_iter().map(|(_, v)| v).collect(),
-                    other => vec![other],
-                })
+                Ok(
+                    match bounded(conn.route_command(cmd.clone(), routing)).await? {
+                        Value::Map(answers) => answers.into_iter().map(|(_, v)| v).collect(),
+                        other => vec![other],
+                    },
+                )
             }
         }
     }
@@ -218,7 +240,7 @@ impl Conn {
                 let route = Route::with_slot(Slot::for_key(key), SlotAddr::Master);
                 let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route));
                 Ok(redis::from_redis_value(
-                    conn.route_command(wait, routing).await?,
+                    bounded(conn.route_command(wait, routing)).await?,
                 )?)
             }
         }
@@ -248,6 +270,9 @@ pub struct Link {
 
 /// How often the node asks Sentinel where the master is while calls to it fail.
 const RESOLVE_SPACING: Duration = Duration::from_millis(250);
+
+/// How often the node connects to a cluster afresh while calls to it fail.
+const CLUSTER_RECONNECT_SPACING: Duration = Duration::from_secs(1);
 
 impl Link {
     /// Connects to the target (through Sentinel, to the master it names now); `waits`: some
@@ -283,8 +308,10 @@ impl Link {
             outage: Outage::new("Redis"),
             next_node: std::sync::atomic::AtomicUsize::new(0),
         });
-        if matches!(link.target, Target::Sentinel { .. }) {
-            link.clone().watch_sentinels();
+        match link.target {
+            Target::Sentinel { .. } => link.clone().watch_sentinels(),
+            Target::Cluster(_) => link.clone().watch_cluster(),
+            Target::Direct(_) => {}
         }
         Ok(link)
     }
@@ -426,6 +453,37 @@ impl Link {
                 }
             }
         });
+    }
+
+    /// While calls to a cluster fail, connects to it afresh every [`CLUSTER_RECONNECT_SPACING`]:
+    /// a new connection learns the slots from the nodes that answer, where the one in use may
+    /// still be waiting on a master that died.
+    fn watch_cluster(self: Arc<Self>) {
+        let link = Arc::downgrade(&self);
+        actix_web::rt::spawn(async move {
+            loop {
+                actix_web::rt::time::sleep(CLUSTER_RECONNECT_SPACING).await;
+                let Some(this) = link.upgrade() else { return };
+                if this.outage.is_down() {
+                    this.reconnect().await;
+                }
+            }
+        });
+    }
+
+    async fn reconnect(&self) {
+        let Target::Cluster(nodes) = &self.target else {
+            return;
+        };
+        let fresh = Master::cluster(self.client(), nodes, self.waits);
+        match tokio::time::timeout(CLUSTER_CALL_LIMIT, fresh).await {
+            Ok(Ok(fresh)) => {
+                *self.master.write().unwrap_or_else(|e| e.into_inner()) = fresh;
+                log::warn!("connected to the cluster afresh while calls to it fail");
+            }
+            Ok(Err(e)) => log::debug!("cannot connect to the cluster afresh: {e}"),
+            Err(_) => log::debug!("connecting to the cluster afresh timed out"),
+        }
     }
 
     async fn follow_switches(&self, sentinel: redis::ConnectionInfo) -> RedisResult<()> {
