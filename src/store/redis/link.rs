@@ -309,8 +309,11 @@ impl Link {
             next_node: std::sync::atomic::AtomicUsize::new(0),
         });
         match link.target {
-            Target::Sentinel { .. } => link.clone().watch_sentinels(),
-            Target::Cluster(_) => link.clone().watch_cluster(),
+            Target::Sentinel { .. } => {
+                link.clone().watch_sentinels();
+                link.clone().recover_while_down(RESOLVE_SPACING);
+            }
+            Target::Cluster(_) => link.clone().recover_while_down(CLUSTER_RECONNECT_SPACING),
             Target::Direct(_) => {}
         }
         Ok(link)
@@ -422,8 +425,7 @@ impl Link {
         }
     }
 
-    /// Follows `+switch-master` on the sentinels, and asks again every [`RESOLVE_SPACING`]
-    /// while calls fail (a dead or demoted master; a switch no sentinel was heard announcing).
+    /// Follows `+switch-master` on the sentinels.
     fn watch_sentinels(self: Arc<Self>) {
         let Target::Sentinel { sentinels, .. } = &self.target else {
             return;
@@ -443,34 +445,27 @@ impl Link {
                 actix_web::rt::time::sleep(RESOLVE_SPACING).await;
             }
         });
+    }
+
+    /// While calls fail, tries every `spacing` to find Redis again: asks Sentinel where the
+    /// master is (a dead or demoted master; a switch no sentinel was heard announcing), or
+    /// connects to a cluster afresh (a new connection learns the slots from the nodes that
+    /// answer, where the one in use may still be waiting on a master that died).
+    fn recover_while_down(self: Arc<Self>, spacing: Duration) {
         let link = Arc::downgrade(&self);
         actix_web::rt::spawn(async move {
             loop {
-                actix_web::rt::time::sleep(RESOLVE_SPACING).await;
+                actix_web::rt::time::sleep(spacing).await;
                 let Some(this) = link.upgrade() else { return };
                 if this.outage.is_down() {
                     this.resolve().await;
-                }
-            }
-        });
-    }
-
-    /// While calls to a cluster fail, connects to it afresh every [`CLUSTER_RECONNECT_SPACING`]:
-    /// a new connection learns the slots from the nodes that answer, where the one in use may
-    /// still be waiting on a master that died.
-    fn watch_cluster(self: Arc<Self>) {
-        let link = Arc::downgrade(&self);
-        actix_web::rt::spawn(async move {
-            loop {
-                actix_web::rt::time::sleep(CLUSTER_RECONNECT_SPACING).await;
-                let Some(this) = link.upgrade() else { return };
-                if this.outage.is_down() {
                     this.reconnect().await;
                 }
             }
         });
     }
 
+    /// Connects to a cluster afresh.
     async fn reconnect(&self) {
         let Target::Cluster(nodes) = &self.target else {
             return;
