@@ -286,15 +286,24 @@ fn a_failover_loses_no_acknowledged_session_and_needs_no_restart() {
         // An outage is told once as it starts and once as it ends (a loaded machine may add a
         // short one of its own), not once per 503.
         let log = node.log();
+        let followed = log
+            .find("as master \"sessiond\"; following it")
+            .unwrap_or_else(|| panic!("{log}"));
+        let (before, after) = log.split_at(followed);
         let (starts, ends) = (
             log.matches("Redis unreachable").count(),
             log.matches("Redis reachable again after").count(),
         );
-        assert!(starts == ends && (1..=3).contains(&starts), "{log}");
+        assert!(starts == ends, "{log}");
         assert!(
-            log.contains("as master \"sessiond\"; following it"),
+            (1..=3).contains(&before.matches("Redis unreachable").count()),
             "{log}"
         );
+        // After the switch only calls already on their way to the old master may still fail:
+        // each such outage is over at once.
+        let brief = after.matches("Redis reachable again after 0.0 s").count()
+            + after.matches("Redis reachable again after 0.1 s").count();
+        assert!(after.matches("Redis unreachable").count() <= brief, "{log}");
     }
 }
 
