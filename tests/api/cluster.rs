@@ -348,13 +348,7 @@ fn renewals_and_revocations_hold_on_every_node() {
     let user = unique();
     let first = a.login_as(&json!({"user_id": user, "name": "Nia", "ip_address": "10.8.1.1",
         "user_agent": "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1"}));
-    let bearer = format!("Bearer {}", first.token);
-    let rotated = a.send(
-        "POST",
-        "/sessions/current/rotate",
-        &[("Authorization", &bearer)],
-        b"",
-    );
+    let rotated = a.rotate(&first.token);
     assert_eq!(rotated.status, 200, "{}", rotated.body);
     let token = rotated.json()["token"].as_str().unwrap().to_string();
     let old = b

@@ -283,6 +283,16 @@ impl Client {
         )
     }
 
+    /// `POST /sessions/current/rotate` with `token`.
+    pub fn rotate(&self, token: &str) -> Response {
+        self.send(
+            "POST",
+            "/sessions/current/rotate",
+            &[("Authorization", &format!("Bearer {token}"))],
+            b"",
+        )
+    }
+
     pub fn delete(&self, path: &str, token: &str) -> Response {
         self.send(
             "DELETE",

@@ -379,13 +379,7 @@ fn a_rotated_token_and_a_reauthentication_survive_kill_9() {
     let dir = data_dir();
     let server = start(&dir, &[("SESSIOND_SNAPSHOT_INTERVAL", "3600")]);
     let user = server.login(&unique(), "10.0.0.9");
-    let bearer = format!("Bearer {}", user.token);
-    let rotated = server.send(
-        "POST",
-        "/sessions/current/rotate",
-        &[("Authorization", &bearer)],
-        b"",
-    );
+    let rotated = server.rotate(&user.token);
     assert_eq!(rotated.status, 200, "{}", rotated.body);
     let path = format!("/sessions/{}/reauthenticated", user.id);
     let renewed = server.send(
@@ -435,13 +429,7 @@ fn a_401_still_says_why_after_kill_9() {
         server.login(&unique(), "10.0.0.11"),
     );
     assert_eq!(server.delete("/sessions/current", &gone.token).status, 204);
-    let bearer = format!("Bearer {}", rotated.token);
-    let renewed = server.send(
-        "POST",
-        "/sessions/current/rotate",
-        &[("Authorization", &bearer)],
-        b"",
-    );
+    let renewed = server.rotate(&rotated.token);
     assert_eq!(renewed.status, 200);
     server.kill();
     let server = start(&dir, &[]);

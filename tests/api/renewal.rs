@@ -41,13 +41,7 @@ fn a_rotated_token_replaces_the_old_one_at_once() {
     let admin = app.admin();
     let stream = EventStream::open(&app, &admin.token, "?type=session-rotated", None);
     let (old, session) = someone(&app);
-    let bearer = format!("Bearer {old}");
-    let rotated = post(
-        &app,
-        "/sessions/current/rotate",
-        &[("Authorization", &bearer)],
-        "",
-    );
+    let rotated = app.rotate(&old);
     assert_eq!(rotated.status, 200, "{}", rotated.body);
     let rotated = rotated.json();
     let new = rotated["token"].as_str().unwrap();
@@ -59,13 +53,7 @@ fn a_rotated_token_replaces_the_old_one_at_once() {
     assert_eq!(rotated["session"]["created_at"], session["created_at"]);
     assert!(!app.validates(&old), "the old token stops at once");
     assert!(app.validates(new));
-    post(
-        &app,
-        "/sessions/current/rotate",
-        &[("Authorization", &bearer)],
-        "",
-    )
-    .problem(401, "unauthorized");
+    app.rotate(&old).problem(401, "unauthorized");
     let (_, event) = stream.event();
     assert_eq!(
         event["data"],
@@ -310,13 +298,7 @@ fn a_stopped_token_is_told_why_and_a_guess_is_told_nothing() {
     assert_eq!(reason(&token), "revoked");
 
     let (token, _) = someone(&app);
-    let bearer = format!("Bearer {token}");
-    let rotated = post(
-        &app,
-        "/sessions/current/rotate",
-        &[("Authorization", &bearer)],
-        "",
-    );
+    let rotated = app.rotate(&token);
     assert_eq!(reason(&token), "rotated");
     // The new token, ended by a replacing login: its own reason.
     let new = rotated.json()["token"].as_str().unwrap().to_string();
