@@ -434,3 +434,38 @@ fn a_login_whose_node_died_before_confirming_its_seat_still_holds_it() {
     assert_eq!(a.delete("/sessions/current", &ann.token).status, 204);
     assert_eq!(a.create(&acme("cara")).status, 201);
 }
+
+/// What a node acknowledges is in the cluster the moment it answers: killed (`SIGKILL`) right
+/// after, another node finds every login, every logout and every seat as acknowledged.
+#[test]
+fn what_a_node_acknowledged_survives_its_kill_9() {
+    let Some(cluster) = RedisCluster::shared() else {
+        return;
+    };
+    let prefix = format!("killed-{}:", unique());
+    let seats = [("SESSIOND_ORGANISATION_SEATS", "Acme=3")];
+    let a = node(cluster, "NODE-A", &prefix, &seats);
+    let acme = |user: &str| json!({"user_id": user, "name": user, "ip_address": "10.0.0.1", "organisation": "Acme"});
+    let on: Vec<Login> = (0..40)
+        .map(|i| a.login(&format!("on-{i}-{}", unique()), "10.1.0.1"))
+        .collect();
+    let ended: Vec<Login> = (0..20)
+        .map(|i| a.login(&format!("off-{i}-{}", unique()), "10.1.0.1"))
+        .collect();
+    for login in &ended {
+        assert_eq!(a.delete("/sessions/current", &login.token).status, 204);
+    }
+    let seated = [a.login_as(&acme("ann")), a.login_as(&acme("bob"))];
+    a.kill();
+
+    let b = node(cluster, "NODE-B", &prefix, &seats);
+    assert!(on.iter().all(|login| b.validates(&login.token)));
+    for login in &ended {
+        b.get("/sessions/current", &login.token)
+            .problem(401, "unauthorized");
+    }
+    assert!(seated.iter().all(|login| b.validates(&login.token)));
+    // Ann's and Bob's seats were kept: one is left, for one new user.
+    assert_eq!(b.create(&acme("cara")).status, 201);
+    b.create(&acme("dan")).problem(409, "seat-limit");
+}
